@@ -1,0 +1,68 @@
+import { readFileSync } from 'node:fs';
+import type { z } from 'zod';
+import { ConfigError, UnknownClusterError } from '../errors.ts';
+import { type ClusterConfig, ConfigSchema, type FailoverConfig } from './schema.ts';
+
+/** Formats zod issues as "clusters[0].nodes[1].port: expected number" lines. */
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues
+    .map((i) => {
+      const path = i.path
+        .map((p, idx) => (typeof p === 'number' ? `[${p}]` : `${idx === 0 ? '' : '.'}${String(p)}`))
+        .join('');
+      const keys = i.code === 'unrecognized_keys' ? ` (${i.keys.join(', ')}: unknown key, remove it or check its spelling)` : '';
+      return `${path || '(top level)'}: ${i.message}${keys}`;
+    })
+    .join('\n');
+}
+
+/** Validates a parsed config object; throws ConfigError naming every bad key. */
+export function parseConfig(raw: unknown, source = 'config'): FailoverConfig {
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    throw new ConfigError(`Invalid failover configuration in ${source}:\n${formatIssues(result.error.issues)}`, {
+      source,
+    });
+  }
+  return result.data;
+}
+
+/**
+ * Loads the configuration: FAILOVER_CONFIG (the JSON itself, as serverless.yml injects it)
+ * or FAILOVER_CONFIG_FILE (a path, as the sandbox uses).
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): FailoverConfig {
+  if (env.FAILOVER_CONFIG) return parseJson(env.FAILOVER_CONFIG, 'FAILOVER_CONFIG');
+  if (env.FAILOVER_CONFIG_FILE) {
+    let text: string;
+    try {
+      text = readFileSync(env.FAILOVER_CONFIG_FILE, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`Cannot read FAILOVER_CONFIG_FILE ${env.FAILOVER_CONFIG_FILE}: ${(err as Error).message}`);
+    }
+    return parseJson(text, env.FAILOVER_CONFIG_FILE);
+  }
+  throw new ConfigError('No configuration: set FAILOVER_CONFIG (JSON) or FAILOVER_CONFIG_FILE (a path to JSON).');
+}
+
+function parseJson(text: string, source: string): FailoverConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${source} is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseConfig(raw, source);
+}
+
+/** Finds a cluster by name or throws UnknownClusterError listing the known ones. */
+export function findCluster(config: FailoverConfig, name: string): ClusterConfig {
+  const c = config.clusters.find((x) => x.name === name);
+  if (!c) {
+    throw new UnknownClusterError(
+      `Unknown cluster "${name}". Known clusters: ${config.clusters.map((x) => x.name).join(', ')}.`,
+      { cluster: name },
+    );
+  }
+  return c;
+}

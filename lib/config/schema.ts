@@ -1,0 +1,148 @@
+import { z } from 'zod';
+
+/**
+ * Where a password or key comes from. Never the value itself: serverless.yml, the state
+ * table and logs only ever see the reference.
+ */
+export const SecretRefSchema = z.union([
+  z.object({ env: z.string().min(1) }).strict(),
+  z.object({ file: z.string().min(1) }).strict(),
+  z.object({ secretsManager: z.string().min(1), key: z.string().min(1).optional() }).strict(),
+]);
+
+export const CredentialSchema = z.object({ user: z.string().min(1), password: SecretRefSchema }).strict();
+
+export const NodeSchema = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only (1-64)'),
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535).default(3306),
+    promotionRule: z.enum(['prefer', 'neutral', 'must_not']).default('neutral'),
+    /** EC2 ENI holding the VIP when this node is primary (aws-secondary-ip, aws-route-table). */
+    networkInterfaceId: z.string().regex(/^eni-[0-9a-f]{8,17}$/, 'an ENI id like eni-0123456789abcdef0').optional(),
+    /** ECS instance id (aliyun-havip). */
+    instanceId: z.string().min(1).optional(),
+  })
+  .strict();
+
+const ipv4 = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, 'an IPv4 address');
+
+export const VipSchema = z.discriminatedUnion('provider', [
+  z
+    .object({
+      provider: z.literal('aws-secondary-ip'),
+      address: ipv4,
+      region: z.string().min(1).optional(),
+      /** How long to wait for DescribeNetworkInterfaces to show the move. */
+      verifyTimeoutMs: z.number().int().min(100).max(120_000).default(15_000),
+    })
+    .strict(),
+  z
+    .object({
+      provider: z.literal('aws-route-table'),
+      address: ipv4,
+      routeTableIds: z.array(z.string().regex(/^rtb-[0-9a-f]{8,17}$/, 'a route table id like rtb-0123abcd')).min(1),
+      region: z.string().min(1).optional(),
+      verifyTimeoutMs: z.number().int().min(100).max(120_000).default(15_000),
+    })
+    .strict(),
+  z
+    .object({
+      provider: z.literal('aliyun-havip'),
+      address: ipv4,
+      haVipId: z.string().regex(/^havip-[0-9a-z]+$/, 'a HaVip id like havip-bp1...'),
+      regionId: z.string().min(1),
+      endpoint: z.string().url().optional(),
+      accessKeyId: SecretRefSchema,
+      accessKeySecret: SecretRefSchema,
+      verifyTimeoutMs: z.number().int().min(100).max(120_000).default(15_000),
+    })
+    .strict(),
+  z.object({ provider: z.literal('none') }).strict(),
+]);
+
+export const DetectionSchema = z
+  .object({
+    /** Time between probe rounds inside one invocation. */
+    intervalMs: z.number().int().min(100).max(60_000).default(1000),
+    connectTimeoutMs: z.number().int().min(100).max(30_000).default(1000),
+    queryTimeoutMs: z.number().int().min(100).max(30_000).default(1000),
+    /** Ambiguous evidence (timeouts, stalled positions) must hold this long before failover. */
+    confirmWindowMs: z.number().int().min(0).max(600_000).default(2000),
+    /** Unambiguous evidence (refused + every replica reports the source down): rounds needed. */
+    crashConfirmRounds: z.number().int().min(1).max(20).default(2),
+    /** Pause before the quick re-probe that confirms a crash. */
+    crashReprobeMs: z.number().int().min(0).max(10_000).default(150),
+    replicaLagAlertSeconds: z.number().min(0).default(5),
+    longTransactionAlertSeconds: z.number().min(0).default(60),
+    /** The state item is rewritten at least this often even when nothing changes. */
+    stateHeartbeatMs: z.number().int().min(1000).default(60_000),
+  })
+  .strict();
+
+export const FailoverPolicySchema = z
+  .object({
+    mode: z.enum(['auto', 'elect', 'fail']).default('auto'),
+    maxLagSeconds: z.number().min(0).default(3600),
+    relayLogTimeoutSeconds: z.number().min(1).max(3600).default(60),
+    blockPeriodSeconds: z.number().int().min(0).default(3600),
+    /** Enable semi-sync (AFTER_SYNC) on the new primary. */
+    semiSync: z.boolean().default(true),
+    semiSyncTimeoutMs: z.number().int().min(100).default(10_000),
+  })
+  .strict();
+
+export const ClusterSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, 'letters, digits, _ - only (1-40)'),
+    /** The primary when the cluster is first seen; afterwards the state table is the truth. */
+    primary: z.string().min(1),
+    nodes: z.array(NodeSchema).min(2),
+    credentials: z.object({ admin: CredentialSchema, replication: CredentialSchema }).strict(),
+    vip: VipSchema,
+    /** What clients connect to (shown by status). */
+    clientEndpoint: z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict().optional(),
+    detection: DetectionSchema.default(DetectionSchema.parse({})),
+    failover: FailoverPolicySchema.default(FailoverPolicySchema.parse({})),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const ids = new Set<string>();
+    c.nodes.forEach((n, i) => {
+      if (ids.has(n.id)) ctx.addIssue({ code: 'custom', path: ['nodes', i, 'id'], message: `duplicate node id "${n.id}"` });
+      ids.add(n.id);
+      const need =
+        c.vip.provider === 'aliyun-havip' ? 'instanceId' : c.vip.provider === 'none' ? null : 'networkInterfaceId';
+      if (need && n[need] === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['nodes', i, need],
+          message: `required by vip.provider "${c.vip.provider}"`,
+        });
+    });
+    if (!ids.has(c.primary))
+      ctx.addIssue({ code: 'custom', path: ['primary'], message: `"${c.primary}" is not one of the nodes' ids` });
+  });
+
+export const ConfigSchema = z
+  .object({
+    version: z.literal(1),
+    clusters: z.array(ClusterSchema).min(1),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const names = new Set<string>();
+    cfg.clusters.forEach((c, i) => {
+      if (names.has(c.name))
+        ctx.addIssue({ code: 'custom', path: ['clusters', i, 'name'], message: `duplicate cluster "${c.name}"` });
+      names.add(c.name);
+    });
+  });
+
+export type SecretRef = z.infer<typeof SecretRefSchema>;
+export type NodeConfig = z.infer<typeof NodeSchema>;
+export type VipConfig = z.infer<typeof VipSchema>;
+export type DetectionConfig = z.infer<typeof DetectionSchema>;
+export type FailoverPolicyConfig = z.infer<typeof FailoverPolicySchema>;
+export type ClusterConfig = z.infer<typeof ClusterSchema>;
+export type FailoverConfig = z.infer<typeof ConfigSchema>;

@@ -1,0 +1,154 @@
+/**
+ * The facts the decision core works on. Adapters (lib/adapters/mysql) fill these in from
+ * real servers; the core (analyze, confirm, elect, plan) only reads them. Nothing here
+ * knows about SQL, SDKs or clocks: time arrives as `takenAt` / `now` parameters.
+ */
+
+/** How a probe of one node failed, as far as the prober can tell. */
+export type ProbeErrorKind =
+  /** TCP refused / reset: the process is gone (crash) — unambiguous. */
+  | 'refused'
+  /** Connect or query timed out: hung server or network partition — ambiguous. */
+  | 'timeout'
+  /** Authentication or privilege error: the server is up, our account is wrong. */
+  | 'auth'
+  | 'other';
+
+export interface ProbeError {
+  kind: ProbeErrorKind;
+  /** Driver error code, e.g. ECONNREFUSED, ETIMEDOUT, ER_ACCESS_DENIED_ERROR. */
+  code: string;
+  message: string;
+}
+
+/** Replication state of a replica (SHOW SLAVE STATUS, SHOW ALL SLAVES STATUS). */
+export interface ReplicationStatus {
+  sourceHost: string;
+  sourcePort: number;
+  /** Slave_IO_Running: 'Yes' | 'No' | 'Connecting' / 'Preparing'. */
+  ioState: 'Yes' | 'No' | 'Connecting' | 'Preparing';
+  sqlRunning: boolean;
+  lastIoErrno: number;
+  lastIoError: string;
+  lastSqlErrno: number;
+  lastSqlError: string;
+  secondsBehindMaster: number | null;
+  /** Gtid_IO_Pos: what this replica has RECEIVED from its source (per-domain positions). */
+  gtidIoPos: string;
+  /** Slave_received_heartbeats from SHOW ALL SLAVES STATUS; grows while the source is alive. */
+  heartbeatsReceived: number | null;
+  usingGtid: string;
+}
+
+export interface SemiSyncStatus {
+  /** rpl_semi_sync_master_enabled */
+  masterEnabled: boolean;
+  /** Rpl_semi_sync_master_status: ON while the primary really waits for acks. */
+  masterActive: boolean;
+  /** Rpl_semi_sync_master_clients */
+  masterClients: number;
+  /** rpl_semi_sync_slave_enabled */
+  slaveEnabled: boolean;
+  /** Rpl_semi_sync_slave_status */
+  slaveActive: boolean;
+}
+
+/** One node as seen by one probe. */
+export interface NodeProbe {
+  nodeId: string;
+  reachable: boolean;
+  error?: ProbeError;
+  /** Round trip of the probe in milliseconds. */
+  probeMs: number;
+  serverId?: number;
+  version?: string;
+  readOnly?: boolean;
+  /** The primary probe writes a heartbeat row; true when that write committed. */
+  writable?: boolean;
+  /** Lag measured from the heartbeat table (pt-heartbeat style), in ms, replicas only. */
+  heartbeatLagMs?: number | null;
+  logBin?: boolean;
+  logSlaveUpdates?: boolean;
+  gtidBinlogPos?: string;
+  gtidCurrentPos?: string;
+  gtidSlavePos?: string;
+  /** Undefined when the node is not configured as a replica. */
+  replication?: ReplicationStatus;
+  semiSync?: SemiSyncStatus;
+  /** Age in seconds of the oldest open transaction (information_schema.innodb_trx). */
+  longestTrxSeconds?: number;
+}
+
+/** Everything one probe round saw of one cluster. */
+export interface ClusterSnapshot {
+  cluster: string;
+  /** Epoch milliseconds at which the round started. */
+  takenAt: number;
+  /** The node the state table believes is the primary. */
+  primaryId: string;
+  nodes: NodeProbe[];
+}
+
+/** Named states of a cluster, after orchestrator's analysis codes. */
+export type AnalysisCode =
+  | 'NoProblem'
+  | 'DeadPrimary'
+  | 'DeadPrimaryAndSomeReplicas'
+  | 'UnreachablePrimary'
+  | 'AllUnreachable'
+  | 'PrimaryNotWritable'
+  | 'ReplicaDown'
+  | 'ReplicationStopped'
+  | 'ReplicaLagging'
+  | 'SemiSyncDegraded'
+  | 'LongRunningTransaction';
+
+export type Evidence =
+  /** Refused connections and every reachable replica reports the source down: a crash. */
+  | 'unambiguous'
+  /** Timeouts or stalled positions: a hang or a partition, needs the full window. */
+  | 'ambiguous';
+
+export interface Finding {
+  code: AnalysisCode;
+  /** One line for people. */
+  description: string;
+  nodeId?: string;
+}
+
+export interface Analysis {
+  cluster: string;
+  takenAt: number;
+  /** The most severe finding's code; NoProblem when there is none. */
+  code: AnalysisCode;
+  description: string;
+  /** Whether this code may lead to an automatic failover (after confirmation). */
+  actionable: boolean;
+  evidence?: Evidence;
+  findings: Finding[];
+  primaryId: string;
+}
+
+export type PromotionRule = 'prefer' | 'neutral' | 'must_not';
+
+export type FailoverMode = 'auto' | 'elect' | 'fail';
+
+export interface ElectionPolicy {
+  mode: FailoverMode;
+  /** Node ids in configured order (ties broken by this order). */
+  order: string[];
+  rules: Record<string, PromotionRule>;
+  /** Replicas further behind than this (seconds) are not eligible. */
+  maxLagSeconds: number;
+}
+
+export interface CandidateVerdict {
+  nodeId: string;
+  eligible: boolean;
+  /** Why the node was or was not chosen, for the report. */
+  reasons: string[];
+}
+
+export type Election =
+  | { kind: 'candidate'; nodeId: string; receivedGtid: string; verdicts: CandidateVerdict[] }
+  | { kind: 'veto'; reason: string; verdicts: CandidateVerdict[] };

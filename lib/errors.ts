@@ -1,0 +1,74 @@
+/**
+ * Typed errors. Their `name`s are the contract with the failover state machine
+ * (infra/state-machine.yml): Retry lists the transient names, Catch routes the terminal ones.
+ * Keep a name once it has shipped.
+ */
+
+export class FailoverError extends Error {
+  /** Whether the state machine retries the step that threw it. */
+  readonly transient: boolean = false;
+  readonly details: Record<string, unknown>;
+
+  constructor(message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.details = details;
+  }
+}
+
+/** Base of errors a retry may cure (throttling, a connection that timed out). */
+export class TransientFailoverError extends FailoverError {
+  override readonly transient = true;
+}
+
+// ---- input and configuration (terminal, change nothing) ----
+export class ConfigError extends FailoverError {}
+export class InvalidRequestError extends FailoverError {}
+export class UnknownClusterError extends FailoverError {}
+export class SecretNotFoundError extends FailoverError {}
+
+// ---- coordination ----
+/** Another failover for this cluster holds the epoch, or ours is stale. Terminal for this execution. */
+export class StaleEpochError extends FailoverError {}
+export class FailoverBlockedError extends FailoverError {}
+
+// ---- database ----
+/** A node did not answer in time or refused; retried. */
+export class NodeUnreachableError extends TransientFailoverError {}
+/** The admin account lacks a privilege the step needs. */
+export class MissingPrivilegeError extends FailoverError {}
+export class NoEligibleCandidateError extends FailoverError {}
+export class ErrantTransactionsError extends FailoverError {}
+/** The candidate did not apply its relay log within the configured time. */
+export class RelayLogTimeoutError extends FailoverError {}
+export class PromotionFailedError extends FailoverError {}
+
+// ---- cloud ----
+export class ProviderThrottledError extends TransientFailoverError {}
+export class ProviderTransientError extends TransientFailoverError {}
+export class VipMoveFailedError extends FailoverError {}
+export class VipNotVerifiedError extends FailoverError {}
+
+/** Names retried by the state machine; kept next to the classes so they cannot drift. */
+export const TRANSIENT_ERROR_NAMES = [
+  'NodeUnreachableError',
+  'ProviderThrottledError',
+  'ProviderTransientError',
+  'TransientFailoverError',
+] as const;
+
+/** Removes credentials and signed URLs from a message before it is logged or stored. */
+export function redact(text: string, secrets: readonly string[] = []): string {
+  let out = text;
+  for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('***');
+  return out
+    .replace(/(Signature|AccessKeyId|SecurityToken|X-Amz-Signature|X-Amz-Credential)=([^&\s"']+)/gi, '$1=***')
+    .replace(/(Credential=)[^,\s]+/g, '$1***')
+    .replace(/(password["']?\s*[:=]\s*["']?)[^"'\s,}]+/gi, '$1***');
+}
+
+/** A JSON-safe view of an error for state records and task outputs (never includes secrets). */
+export function describeError(err: unknown, secrets: readonly string[] = []): { name: string; message: string } {
+  if (err instanceof Error) return { name: err.name, message: redact(err.message, secrets) };
+  return { name: 'Error', message: redact(String(err), secrets) };
+}
