@@ -20,6 +20,12 @@ export const NodeSchema = z
     promotionRule: z.enum(['prefer', 'neutral', 'must_not']).default('neutral'),
     /** EC2 ENI holding the VIP when this node is primary (aws-secondary-ip, aws-route-table). */
     networkInterfaceId: z.string().regex(/^eni-[0-9a-f]{8,17}$/, 'an ENI id like eni-0123456789abcdef0').optional(),
+    /**
+     * Where the prober reaches the node when that differs from host/port, which replicas and
+     * the failover steps use (e.g. a per-node proxy in front of the prober's network path).
+     */
+    probeHost: z.string().min(1).optional(),
+    probePort: z.number().int().min(1).max(65535).optional(),
     /** ECS instance id (aliyun-havip). */
     instanceId: z.string().min(1).optional(),
   })

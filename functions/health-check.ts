@@ -1,0 +1,21 @@
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { runHealthCheck } from '../lib/health/monitor.ts';
+import { getRuntime } from '../lib/runtime.ts';
+
+/** Stop probing this long before the invocation's own timeout (flush state, release leases). */
+const SAFETY_MARGIN_MS = 4000;
+
+/** Scheduled (rate 1 minute): probes every cluster at detection.intervalMs until shortly before the timeout. */
+export async function plain(
+  _event: unknown,
+  context: Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>,
+  signal?: AbortSignal,
+) {
+  const rt = getRuntime();
+  const deadline = rt.now() + context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS;
+  const results = await runHealthCheck(rt, { owner: context.awsRequestId, deadline, ...(signal ? { signal } : {}) });
+  return { results };
+}
+
+export const handler = middy().handler((event: unknown, context: Context) => plain(event, context));

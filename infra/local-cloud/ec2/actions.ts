@@ -1,0 +1,225 @@
+/**
+ * The EC2 actions the emulator serves, validated as EC2 validates them. Each returns the inner XML of
+ * its `<ActionResponse>` or throws Ec2ApiError.
+ */
+import {
+  type Ec2Model,
+  isEniId,
+  isRouteTableId,
+  type NetworkInterface,
+  parseCidr,
+  parseIpv4,
+  type RouteTable,
+} from './model.ts';
+import {
+  bool,
+  Ec2ApiError,
+  el,
+  filters,
+  list,
+  matchFilters,
+  OWNER_ID,
+  type Params,
+  paginate,
+  required,
+} from './query.ts';
+
+export type ActionHandler = (model: Ec2Model, params: Params) => string;
+
+function findEni(model: Ec2Model, id: string): NetworkInterface {
+  if (!isEniId(id)) {
+    throw new Ec2ApiError('InvalidNetworkInterfaceID.Malformed', `Invalid id: "${id}" (expecting "eni-...")`);
+  }
+  const eni = model.networkInterface(id);
+  if (!eni) {
+    throw new Ec2ApiError(
+      'InvalidNetworkInterfaceID.NotFound',
+      `The networkInterface ID '${id}' does not exist`,
+    );
+  }
+  return eni;
+}
+
+function findTable(model: Ec2Model, id: string): RouteTable {
+  if (!isRouteTableId(id)) {
+    throw new Ec2ApiError('InvalidRouteTableId.Malformed', `Invalid id: "${id}" (expecting "rtb-...")`);
+  }
+  const table = model.routeTable(id);
+  if (!table)
+    throw new Ec2ApiError('InvalidRouteTableID.NotFound', `The routeTable ID '${id}' does not exist`);
+  return table;
+}
+
+function addressList(params: Params): string[] {
+  const ips = list(params, 'PrivateIpAddress');
+  if (ips.length === 0) {
+    throw new Ec2ApiError('MissingParameter', 'The request must contain the parameter PrivateIpAddress');
+  }
+  for (const ip of ips) {
+    if (parseIpv4(ip) === undefined) {
+      throw new Ec2ApiError('InvalidParameterValue', `Invalid value '${ip}' for IP address. Malformed.`);
+    }
+  }
+  return ips;
+}
+
+const assignPrivateIpAddresses: ActionHandler = (model, params) => {
+  const eni = findEni(model, required(params, 'NetworkInterfaceId'));
+  if (params.has('SecondaryPrivateIpAddressCount')) {
+    throw new Ec2ApiError('InvalidParameterValue', 'SecondaryPrivateIpAddressCount is not supported here');
+  }
+  const ips = addressList(params);
+  const reassign = bool(params, 'AllowReassignment');
+  const subnet = model.subnet(eni.subnetId);
+  // Validate everything first: EC2 applies all addresses of a call or none.
+  for (const ip of ips) {
+    if (!subnet || !model.subnetContains(subnet, ip)) {
+      throw new Ec2ApiError(
+        'InvalidParameterValue',
+        `Address ${ip} does not fall within the subnet's address range`,
+      );
+    }
+    const n = parseIpv4(ip) ?? 0;
+    const host = (n & ~subnet.mask) >>> 0;
+    // AWS reserves the first four addresses and the last one of every subnet.
+    if (host < 4 || host === ~subnet.mask >>> 0) {
+      throw new Ec2ApiError(
+        'InvalidParameterValue',
+        `Address ${ip} is reserved by AWS in the subnet's range`,
+      );
+    }
+    const holder = model.intendedHolder(ip);
+    if (holder && holder.eni !== eni.networkInterfaceId && (holder.primary || !reassign)) {
+      throw new Ec2ApiError('InvalidIPAddress.InUse', `Address ${ip} is in use.`);
+    }
+    if (holder?.primary && holder.eni === eni.networkInterfaceId) {
+      throw new Ec2ApiError(
+        'InvalidParameterValue',
+        `Address ${ip} is the primary private IP address of ${eni.networkInterfaceId}`,
+      );
+    }
+  }
+  for (const ip of ips) model.assign(eni.networkInterfaceId, ip);
+  const items = ips.map((ip) => `<item>${el('privateIpAddress', ip)}</item>`).join('');
+  return `${el('networkInterfaceId', eni.networkInterfaceId)}<assignedPrivateIpAddressesSet>${items}</assignedPrivateIpAddressesSet><assignedIpv4PrefixSet/>`;
+};
+
+const unassignPrivateIpAddresses: ActionHandler = (model, params) => {
+  const eni = findEni(model, required(params, 'NetworkInterfaceId'));
+  const ips = addressList(params);
+  for (const ip of ips) {
+    const holder = model.intendedHolder(ip);
+    if (!holder || holder.eni !== eni.networkInterfaceId || holder.primary) {
+      throw new Ec2ApiError(
+        'InvalidParameterValue',
+        `Some of the specified addresses are not assigned to interface ${eni.networkInterfaceId}`,
+      );
+    }
+  }
+  for (const ip of ips) model.unassign(eni.networkInterfaceId, ip);
+  return el('return', true);
+};
+
+const ENI_FILTERS: Record<string, (e: NetworkInterface) => readonly (string | undefined)[]> = {
+  'addresses.private-ip-address': (e) => [e.privateIpAddress, ...e.secondary],
+  'private-ip-address': (e) => [e.privateIpAddress],
+  'network-interface-id': (e) => [e.networkInterfaceId],
+  'subnet-id': (e) => [e.subnetId],
+  'vpc-id': (e) => [e.vpcId],
+  'availability-zone': (e) => [e.availabilityZone],
+  'attachment.instance-id': (e) => [e.instanceId],
+  description: (e) => [e.description],
+  status: (e) => [e.instanceId ? 'in-use' : 'available'],
+};
+
+function renderEni(e: NetworkInterface): string {
+  const attached = e.instanceId !== undefined;
+  const hexId = e.networkInterfaceId.slice(4);
+  const attachment = attached
+    ? `<attachment>${el('attachmentId', `eni-attach-${hexId}`)}${el('instanceId', e.instanceId)}${el('instanceOwnerId', OWNER_ID)}${el('deviceIndex', 0)}${el('status', 'attached')}${el('deleteOnTermination', true)}</attachment>`
+    : '';
+  const addresses = [
+    `<item>${el('privateIpAddress', e.privateIpAddress)}${el('primary', true)}</item>`,
+    ...e.secondary.map((ip) => `<item>${el('privateIpAddress', ip)}${el('primary', false)}</item>`),
+  ].join('');
+  const mac = `02:${hexId.padEnd(10, '0').slice(0, 10).match(/../g)?.join(':') ?? '00:00:00:00:00'}`;
+  return `<item>${el('networkInterfaceId', e.networkInterfaceId)}${el('subnetId', e.subnetId)}${el('vpcId', e.vpcId)}${el('availabilityZone', e.availabilityZone)}${el('description', e.description ?? '')}${el('ownerId', OWNER_ID)}${el('requesterManaged', false)}${el('status', attached ? 'in-use' : 'available')}${el('macAddress', mac)}${el('privateIpAddress', e.privateIpAddress)}${el('sourceDestCheck', true)}${el('interfaceType', 'interface')}<groupSet/>${attachment}<privateIpAddressesSet>${addresses}</privateIpAddressesSet><ipv6AddressesSet/><tagSet/></item>`;
+}
+
+const describeNetworkInterfaces: ActionHandler = (model, params) => {
+  const ids = list(params, 'NetworkInterfaceId');
+  if (ids.length > 0 && params.has('MaxResults')) {
+    throw new Ec2ApiError(
+      'InvalidParameterCombination',
+      'The parameter NetworkInterfaceIds cannot be used with the parameter MaxResults',
+    );
+  }
+  const wanted = ids.map((id) => findEni(model, id));
+  const given = filters(params);
+  const source = wanted.length > 0 ? wanted : [...model.networkInterfaces()];
+  const matched = source.filter((e) => matchFilters(e, given, ENI_FILTERS));
+  const { page, nextToken } = paginate(matched, params, 'DescribeNetworkInterfaces', { min: 5, max: 1000 });
+  return `<networkInterfaceSet>${page.map(renderEni).join('')}</networkInterfaceSet>${el('nextToken', nextToken)}`;
+};
+
+const replaceRoute: ActionHandler = (model, params) => {
+  const table = findTable(model, required(params, 'RouteTableId'));
+  const cidr = required(params, 'DestinationCidrBlock');
+  if (!parseCidr(cidr)) {
+    throw new Ec2ApiError(
+      'InvalidParameterValue',
+      `Value (${cidr}) for parameter destinationCidrBlock is invalid.`,
+    );
+  }
+  const eni = findEni(model, required(params, 'NetworkInterfaceId'));
+  if (model.intendedRouteTarget(table.routeTableId, cidr) === undefined) {
+    throw new Ec2ApiError(
+      'InvalidRoute.NotFound',
+      `There is no route defined for '${cidr}' in the route table. Use CreateRoute instead.`,
+    );
+  }
+  if (eni.vpcId !== table.vpcId) {
+    throw new Ec2ApiError(
+      'InvalidParameterValue',
+      `route table ${table.routeTableId} and network interface ${eni.networkInterfaceId} belong to different networks`,
+    );
+  }
+  model.replaceRoute(table.routeTableId, cidr, eni.networkInterfaceId);
+  return el('return', true);
+};
+
+const TABLE_FILTERS: Record<string, (t: RouteTable) => readonly (string | undefined)[]> = {
+  'route-table-id': (t) => [t.routeTableId],
+  'vpc-id': (t) => [t.vpcId],
+  'route.destination-cidr-block': (t) => [...t.routes.keys()],
+  'route.network-interface-id': (t) => [...t.routes.values()],
+};
+
+function renderTable(t: RouteTable, model: Ec2Model): string {
+  const routes = [...t.routes]
+    .map(([cidr, eniId]) => {
+      const instanceId = model.networkInterface(eniId)?.instanceId;
+      return `<item>${el('destinationCidrBlock', cidr)}${el('instanceId', instanceId)}${instanceId ? el('instanceOwnerId', OWNER_ID) : ''}${el('networkInterfaceId', eniId)}${el('state', 'active')}${el('origin', 'CreateRoute')}</item>`;
+    })
+    .join('');
+  return `<item>${el('routeTableId', t.routeTableId)}${el('vpcId', t.vpcId)}${el('ownerId', OWNER_ID)}<routeSet>${routes}</routeSet><associationSet/><propagatingVgwSet/><tagSet/></item>`;
+}
+
+const describeRouteTables: ActionHandler = (model, params) => {
+  const ids = list(params, 'RouteTableId');
+  const wanted = ids.map((id) => findTable(model, id));
+  const given = filters(params);
+  const source = wanted.length > 0 ? wanted : [...model.routeTables()];
+  const matched = source.filter((t) => matchFilters(t, given, TABLE_FILTERS));
+  const { page, nextToken } = paginate(matched, params, 'DescribeRouteTables', { min: 5, max: 100 });
+  return `<routeTableSet>${page.map((t) => renderTable(t, model)).join('')}</routeTableSet>${el('nextToken', nextToken)}`;
+};
+
+/** Action name -> handler. */
+export const EC2_ACTIONS: Readonly<Record<string, ActionHandler>> = {
+  AssignPrivateIpAddresses: assignPrivateIpAddresses,
+  UnassignPrivateIpAddresses: unassignPrivateIpAddresses,
+  DescribeNetworkInterfaces: describeNetworkInterfaces,
+  ReplaceRoute: replaceRoute,
+  DescribeRouteTables: describeRouteTables,
+};

@@ -1,0 +1,252 @@
+/**
+ * The local cloud: everything the functions talk to in AWS, on loopback, driven by the real
+ * SDKs with only the endpoints changed (AWS_ENDPOINT_URL_<SERVICE>):
+ *   - DynamoDB: dynalite, with the state table as serverless.yml declares it
+ *   - EC2: the Query API emulator, one ENI per database node, the VIP as a secondary IP
+ *   - the VIP data path: a TCP forwarder following whichever ENI EC2 gives the VIP to
+ *   - Step Functions: the packaged state machine run by aws-local-stepfunctions, each Task
+ *     mapped to the project's own handler
+ *   - EventBridge: a scheduler firing healthCheck at the packaged schedule, with the packaged timeout
+ */
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import dynalite from 'dynalite';
+import { failoverTaskHandlers } from '../../functions/failover/index.ts';
+import { plain as healthCheck } from '../../functions/health-check.ts';
+import { resetRuntime } from '../../lib/runtime.ts';
+import type { MariaDbCluster } from '../cluster/mariadb-cluster.ts';
+import { type Ec2Emulator, startEc2Emulator } from './ec2-emulator.ts';
+import { loadPackagedStateMachines } from './packaged-template.ts';
+import { readSchedule, ensurePackagedTemplate } from './packaged-functions.ts';
+import { type SfnEndpoint, startSfnEndpoint } from './sfn-endpoint.ts';
+import { startVipForwarder, type VipForwarder, vipBackendFromEc2 } from './vip-forwarder.ts';
+
+export const LOCAL_CREDENTIALS = { accessKeyId: 'AKIALOCALCLOUD000001', secretAccessKey: 'local-cloud-secret-key-0000000000000000' };
+export const LOCAL_REGION = 'us-east-1';
+export const VIP_ADDRESS = '10.0.1.50';
+const TABLE = 'mysql-failover-local-state';
+
+export interface LocalCloudOptions {
+  cluster: MariaDbCluster;
+  clusterName?: string;
+  /** Overrides of the cluster's detection/failover config (tests use shorter block periods, etc.). */
+  clusterOverrides?: Record<string, unknown>;
+  /** Scheduler: fire healthCheck at the packaged rate (default) or this many ms. */
+  scheduleRateMs?: number;
+  /** Invocation timeout given to healthCheck (default: the packaged function timeout). */
+  healthCheckTimeoutMs?: number;
+  /** Start the scheduler now (default true). */
+  schedule?: boolean;
+  log?: (line: string) => void;
+  /** Receives every structured log entry of the functions. */
+  onLog?: (entry: Record<string, unknown>) => void;
+}
+
+export interface LocalCloud {
+  clusterName: string;
+  configFile: string;
+  ec2: Ec2Emulator;
+  sfn: SfnEndpoint;
+  vip: VipForwarder;
+  /** ENI id of each node. */
+  eniOf: Record<string, string>;
+  /** Node id currently behind the VIP according to the emulated EC2. */
+  vipHolder(): string | undefined;
+  stateMachineArn: string;
+  dynamoEndpoint: string;
+  tableName: string;
+  /** Fires healthCheck once more now (as a schedule tick would). */
+  tick(): Promise<void>;
+  startScheduler(): void;
+  stop(): Promise<void>;
+}
+
+/** Starts the local cloud for `cluster` and points this process's SDK clients at it. */
+export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalCloud> {
+  const log = opts.log ?? (() => {});
+  const clusterName = opts.clusterName ?? 'local';
+  const cluster = opts.cluster;
+  const stops: Array<() => Promise<void> | void> = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await Promise.resolve(s()).catch(() => {});
+    stops.length = 0;
+  };
+  try {
+    const templatePath = await ensurePackagedTemplate(log);
+
+    // DynamoDB
+    const dyn = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+    await new Promise<void>((res) => dyn.listen(0, '127.0.0.1', () => res()));
+    stops.push(() => new Promise<void>((res) => dyn.close(() => res())));
+    const dynAddr = dyn.address() as { port: number };
+    const dynamoEndpoint = `http://127.0.0.1:${dynAddr.port}`;
+
+    // EC2 with one ENI per node, the VIP on the primary's ENI
+    const ec2 = await startEc2Emulator({ credentials: LOCAL_CREDENTIALS, region: LOCAL_REGION });
+    stops.push(() => ec2.close());
+    ec2.model.addSubnet({ subnetId: 'subnet-0a000000000000001', vpcId: 'vpc-0a000000000000001', cidrBlock: '10.0.1.0/24', availabilityZone: 'us-east-1a' });
+    const eniOf: Record<string, string> = {};
+    const backends: Record<string, { host: string; port: number }> = {};
+    cluster.nodes.forEach((n, i) => {
+      const eni = `eni-0a00000000000001${i}`;
+      eniOf[n.id] = eni;
+      backends[eni] = { host: n.host, port: n.port };
+      ec2.model.addNetworkInterface({
+        networkInterfaceId: eni,
+        subnetId: 'subnet-0a000000000000001',
+        privateIpAddress: `10.0.1.${11 + i}`,
+        instanceId: `i-0a00000000000001${i}`,
+        description: `database node ${n.id}`,
+        ...(i === 0 ? { secondaryPrivateIpAddresses: [VIP_ADDRESS] } : {}),
+      });
+    });
+    const vip = await startVipForwarder(vipBackendFromEc2(ec2.model, VIP_ADDRESS, backends));
+    stops.push(() => vip.close());
+
+    // The cluster's configuration, as an operator would write it.
+    const configFile = join(cluster.dir, 'failover-config.json');
+    const creds = cluster.credentials;
+    const overrides = opts.clusterOverrides ?? {};
+    const config = {
+      version: 1,
+      clusters: [
+        {
+          name: clusterName,
+          primary: cluster.nodes[0]!.id,
+          nodes: cluster.nodes.map((n) => ({ id: n.id, host: n.host, port: n.port, networkInterfaceId: eniOf[n.id] })),
+          credentials: {
+            admin: { user: creds.admin.user, password: { file: creds.admin.passwordFile } },
+            replication: { user: creds.replication.user, password: { file: creds.replication.passwordFile } },
+          },
+          vip: { provider: 'aws-secondary-ip', address: VIP_ADDRESS, region: LOCAL_REGION },
+          clientEndpoint: { host: vip.host, port: vip.port },
+          ...overrides,
+        },
+      ],
+    };
+    writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
+
+    // Point the SDKs (and the functions, which run in this process) at the local cloud.
+    const envBefore = { ...process.env };
+    Object.assign(process.env, {
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+      AWS_REGION: LOCAL_REGION,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
+      AWS_ENDPOINT_URL_EC2: ec2.url,
+      FAILOVER_CONFIG_FILE: configFile,
+      STATE_TABLE: TABLE,
+    });
+    delete process.env.FAILOVER_CONFIG;
+    delete process.env.AWS_PROFILE;
+    stops.push(() => {
+      for (const k of Object.keys(process.env)) if (!(k in envBefore)) delete process.env[k];
+      Object.assign(process.env, envBefore);
+      resetRuntime();
+    });
+
+    await createStateTable(templatePath);
+
+    // Step Functions, running the packaged definition with our handlers.
+    const machines = loadPackagedStateMachines(templatePath, { region: LOCAL_REGION, accountId: '000000000000' });
+    const failover = Object.values(machines)[0];
+    if (!failover) throw new Error(`No state machine in ${templatePath}`);
+    const sfn = await startSfnEndpoint({
+      region: LOCAL_REGION,
+      accountId: '000000000000',
+      stateMachines: [
+        {
+          name: failover.name ?? 'failover',
+          definition: failover.definition,
+          taskHandlers: failoverTaskHandlers as Record<string, (input: unknown) => Promise<unknown>>,
+        },
+      ],
+      log,
+    });
+    stops.push(() => sfn.close());
+    const stateMachineArn = sfn.stateMachineArn(failover.name ?? 'failover');
+    process.env.AWS_ENDPOINT_URL_SFN = sfn.url;
+    process.env.STATE_MACHINE_ARN = stateMachineArn;
+    resetRuntime();
+    if (opts.onLog) {
+      const { createRuntime } = await import('../../lib/runtime.ts');
+      resetRuntime(createRuntime(process.env, { log: opts.onLog }));
+    }
+
+    // EventBridge: the packaged schedule and timeout.
+    const schedule = readSchedule(templatePath, 'HealthCheck');
+    const rateMs = opts.scheduleRateMs ?? schedule.rateMs;
+    const timeoutMs = opts.healthCheckTimeoutMs ?? schedule.timeoutMs;
+    const running = new Set<Promise<void>>();
+    const abort = new AbortController();
+    stops.unshift(async () => {
+      abort.abort();
+      await Promise.allSettled([...running]);
+    });
+    const tick = async () => {
+      if (abort.signal.aborted) return;
+      const started = Date.now();
+      const p = healthCheck({ source: 'aws.events', 'detail-type': 'Scheduled Event' }, {
+        awsRequestId: randomUUID(),
+        getRemainingTimeInMillis: () => timeoutMs - (Date.now() - started),
+      }, abort.signal)
+        .then(() => undefined)
+        .catch((err: Error) => log(`healthCheck invocation failed: ${err.name}: ${err.message}`));
+      running.add(p);
+      await p;
+      running.delete(p);
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const startScheduler = () => {
+      if (timer) return;
+      void tick();
+      timer = setInterval(() => void tick(), rateMs);
+      stops.unshift(() => clearInterval(timer));
+    };
+    if (opts.schedule !== false) startScheduler();
+
+    return {
+      clusterName,
+      configFile,
+      ec2,
+      sfn,
+      vip,
+      eniOf,
+      vipHolder: () => {
+        const eni = ec2.model.holderOf(VIP_ADDRESS);
+        return Object.entries(eniOf).find(([, e]) => e === eni)?.[0];
+      },
+      stateMachineArn,
+      dynamoEndpoint,
+      tableName: TABLE,
+      tick,
+      startScheduler,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Creates the state table from the packaged template's definition (keys, TTL attribute). */
+async function createStateTable(templatePath: string): Promise<void> {
+  const { readFileSync } = await import('node:fs');
+  const t = JSON.parse(readFileSync(templatePath, 'utf8')) as {
+    Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+  };
+  const table = t.Resources.StateTable;
+  if (!table) throw new Error('StateTable missing from the packaged template');
+  const client = new DynamoDBClient({});
+  await client.send(
+    new CreateTableCommand({
+      TableName: TABLE,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: table.Properties.AttributeDefinitions as never,
+      KeySchema: table.Properties.KeySchema as never,
+    }),
+  );
+  client.destroy();
+}

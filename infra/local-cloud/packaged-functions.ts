@@ -1,0 +1,67 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const PACKAGED_TEMPLATE = join(PROJECT_ROOT, '.serverless', 'cloudformation-template-update-stack.json');
+
+/** What the template depends on: packaging again only when one of these changed. */
+const INPUTS = ['serverless.yml', 'infra/state-machine.yml', 'infra/serverless-config.cjs', 'config'];
+
+function newestInput(): number {
+  let newest = 0;
+  for (const rel of INPUTS) {
+    const p = join(PROJECT_ROOT, rel);
+    if (existsSync(p)) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * Returns the path of the template `serverless package` wrote, packaging first when it is
+ * missing or older than serverless.yml / the state machine definition. The local cloud runs
+ * exactly what would be deployed.
+ */
+export async function ensurePackagedTemplate(log: (line: string) => void = () => {}): Promise<string> {
+  if (existsSync(PACKAGED_TEMPLATE) && statSync(PACKAGED_TEMPLATE).mtimeMs >= newestInput()) return PACKAGED_TEMPLATE;
+  log('packaging with `serverless package` (osls, offline) ...');
+  await runServerlessPackage();
+  return PACKAGED_TEMPLATE;
+}
+
+export function runServerlessPackage(): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(PROJECT_ROOT, 'node_modules', '.bin', 'serverless'), ['package'], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off', AWS_REGION: process.env.AWS_REGION ?? 'us-east-1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`serverless package failed (exit ${code}):\n${out.slice(-3000)}`)),
+    );
+  });
+}
+
+/** The schedule (rate) of a function and its timeout, as packaged. */
+export function readSchedule(templatePath: string, functionName: string): { rateMs: number; timeoutMs: number } {
+  const t = JSON.parse(readFileSync(templatePath, 'utf8')) as {
+    Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+  };
+  const fnId = `${functionName}LambdaFunction`;
+  const fn = t.Resources[fnId];
+  if (!fn) throw new Error(`${fnId} missing from ${templatePath}`);
+  const timeoutMs = Number(fn.Properties.Timeout ?? 6) * 1000;
+  const rule = Object.values(t.Resources).find(
+    (r) => r.Type === 'AWS::Events::Rule' && JSON.stringify(r.Properties.Targets ?? []).includes(fnId),
+  );
+  const expr = String(rule?.Properties.ScheduleExpression ?? '');
+  const m = /^rate\((\d+) (minute|minutes|hour|hours)\)$/.exec(expr);
+  if (!m) throw new Error(`No rate() schedule for ${fnId} in ${templatePath} (found "${expr}")`);
+  const unit = m[2]!.startsWith('minute') ? 60_000 : 3_600_000;
+  return { rateMs: Number(m[1]) * unit, timeoutMs };
+}

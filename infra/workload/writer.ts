@@ -1,0 +1,93 @@
+import mysql from 'mysql2/promise';
+
+export interface Ack {
+  id: number;
+  serverId: number;
+  /** Epoch ms at which the commit was acknowledged to the client. */
+  at: number;
+}
+
+export interface WriterOptions {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** Table to write to, created by the caller: (id BIGINT PRIMARY KEY, at BIGINT, payload VARCHAR). */
+  table?: string;
+  /** Pause between writes (ms); 0 writes back to back. */
+  paceMs?: number;
+  connectTimeoutMs?: number;
+  queryTimeoutMs?: number;
+}
+
+export interface Writer {
+  acked: Ack[];
+  errors: number;
+  /** Epoch ms of the first ack on a server other than `serverId`, after `since`. */
+  firstAckOn(serverId: number, since: number): Ack | undefined;
+  stop(): Promise<void>;
+}
+
+/**
+ * A client that writes through the VIP and records every acknowledged id: the durability
+ * check compares these with what the new primary holds. A write whose outcome is unknown
+ * (connection lost mid-commit) is not counted as acknowledged.
+ */
+export function startWriter(opts: WriterOptions): Writer {
+  const table = opts.table ?? 'app.writes';
+  const acked: Ack[] = [];
+  let errors = 0;
+  let stopped = false;
+  let nextId = 1;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const loop = async () => {
+    while (!stopped) {
+      let conn: mysql.Connection | undefined;
+      try {
+        conn = await mysql.createConnection({
+          host: opts.host,
+          port: opts.port,
+          user: opts.user,
+          password: opts.password,
+          connectTimeout: opts.connectTimeoutMs ?? 1000,
+        });
+        conn.on('error', () => {});
+        const [rows] = await conn.query({ sql: 'SELECT @@server_id AS s', timeout: 2000 });
+        const serverId = Number((rows as Array<{ s: number }>)[0]?.s);
+        while (!stopped) {
+          const id = nextId++;
+          await conn.query({
+            sql: `INSERT INTO ${table} (id, at, payload) VALUES (?, ?, ?)`,
+            values: [id, Date.now(), 'x'.repeat(32)],
+            timeout: opts.queryTimeoutMs ?? 3000,
+          });
+          acked.push({ id, serverId, at: Date.now() });
+          if (opts.paceMs) await sleep(opts.paceMs);
+        }
+      } catch {
+        errors++;
+        if (!stopped) await sleep(20);
+      } finally {
+        conn?.destroy();
+      }
+    }
+  };
+  const done = loop();
+  return {
+    acked,
+    get errors() {
+      return errors;
+    },
+    firstAckOn(serverId, since) {
+      return acked.find((a) => a.serverId === serverId && a.at >= since);
+    },
+    async stop() {
+      stopped = true;
+      await done;
+    },
+  };
+}
+
+/** Creates the writer's table on the primary (as root through the harness). */
+export const WRITES_TABLE_DDL =
+  'CREATE TABLE IF NOT EXISTS app.writes (id BIGINT PRIMARY KEY, at BIGINT NOT NULL, payload VARCHAR(64) NOT NULL) ENGINE=InnoDB';

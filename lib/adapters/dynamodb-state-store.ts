@@ -1,0 +1,319 @@
+import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { FailoverBlockedError, StaleEpochError } from '../errors.ts';
+import type { ClusterEvent, ClusterState, FailoverRecord, FailoverStep, StateStore } from '../ports.ts';
+
+const pk = (cluster: string) => `CLUSTER#${cluster}`;
+const failoverSk = (epoch: number) => `FAILOVER#${String(epoch).padStart(8, '0')}`;
+
+/**
+ * The state table on DynamoDB (one table, pk/sk):
+ *   CLUSTER#c / STATE            the cluster's state (epoch, primary, analysis, block, ...)
+ *   CLUSTER#c / LEASE            the prober lease
+ *   CLUSTER#c / FAILOVER#<epoch> one audit record per failover, steps appended
+ *   CLUSTER#c / EVENT#<ts>#<n>   state changes, expiring through the `expiresAt` TTL attribute
+ */
+export class DynamoStateStore implements StateStore {
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(
+    private readonly tableName: string,
+    options: { client?: DynamoDBClient } = {},
+  ) {
+    const client = options.client ?? new DynamoDBClient({});
+    this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  }
+
+  async getClusterState(cluster: string): Promise<ClusterState | undefined> {
+    const r = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: pk(cluster), sk: 'STATE' }, ConsistentRead: true }),
+    );
+    return r.Item ? stripKeys<ClusterState>(r.Item) : undefined;
+  }
+
+  async initClusterState(initial: ClusterState): Promise<ClusterState> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: pk(initial.cluster), sk: 'STATE', ...initial },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return initial;
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      const existing = await this.getClusterState(initial.cluster);
+      if (!existing) throw err;
+      return existing;
+    }
+  }
+
+  async putHealth(
+    cluster: string,
+    h: Pick<ClusterState, 'analysis' | 'description' | 'topology' | 'counters' | 'updatedAt'>,
+  ): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk: pk(cluster), sk: 'STATE' },
+        UpdateExpression: 'SET analysis = :a, description = :d, topology = :t, counters = :c, updatedAt = :u',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: {
+          ':a': h.analysis,
+          ':d': h.description,
+          ':t': h.topology,
+          ':c': h.counters,
+          ':u': h.updatedAt,
+        },
+      }),
+    );
+  }
+
+  async acquireLease(
+    cluster: string,
+    owner: string,
+    now: number,
+    ttlMs: number,
+  ): Promise<{ held: boolean; expiresAt: number }> {
+    const expiresAt = now + ttlMs;
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: pk(cluster), sk: 'LEASE' },
+          UpdateExpression: 'SET #o = :o, leaseExpiresAt = :e',
+          ConditionExpression: 'attribute_not_exists(pk) OR leaseExpiresAt < :now OR #o = :o',
+          ExpressionAttributeNames: { '#o': 'owner' },
+          ExpressionAttributeValues: { ':o': owner, ':e': expiresAt, ':now': now },
+        }),
+      );
+      return { held: true, expiresAt };
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      const r = await this.doc.send(
+        new GetCommand({ TableName: this.tableName, Key: { pk: pk(cluster), sk: 'LEASE' }, ConsistentRead: true }),
+      );
+      return { held: false, expiresAt: Number(r.Item?.leaseExpiresAt ?? 0) };
+    }
+  }
+
+  async releaseLease(cluster: string, owner: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: pk(cluster), sk: 'LEASE' },
+          UpdateExpression: 'SET leaseExpiresAt = :zero',
+          ConditionExpression: '#o = :o',
+          ExpressionAttributeNames: { '#o': 'owner' },
+          ExpressionAttributeValues: { ':o': owner, ':zero': 0 },
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
+  }
+
+  async beginFailover(input: Parameters<StateStore['beginFailover']>[0]): Promise<{ epoch: number; alreadyClaimed: boolean }> {
+    const epoch = input.expectedEpoch + 1;
+    const inProgress = {
+      epoch,
+      executionName: input.executionName,
+      startedAt: input.now,
+      failedPrimary: input.failedPrimary,
+    };
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: pk(input.cluster), sk: 'STATE' },
+          UpdateExpression: 'SET epoch = :next, failoverInProgress = :p, updatedAt = :now',
+          ConditionExpression: input.ignoreBlock
+            ? 'epoch = :expected AND attribute_not_exists(failoverInProgress)'
+            : 'epoch = :expected AND attribute_not_exists(failoverInProgress) AND (attribute_not_exists(blockedUntil) OR blockedUntil < :now)',
+          ExpressionAttributeValues: { ':next': epoch, ':expected': input.expectedEpoch, ':p': inProgress, ':now': input.now },
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      const state = await this.getClusterState(input.cluster);
+      // A retried or duplicated BeginFailover of the same execution: the claim is ours already.
+      if (state?.failoverInProgress?.executionName === input.executionName) {
+        await this.putFailoverRecord(input, state.failoverInProgress.epoch);
+        return { epoch: state.failoverInProgress.epoch, alreadyClaimed: true };
+      }
+      if (state?.failoverInProgress) {
+        throw new StaleEpochError(
+          `Failover of ${input.cluster} refused: failover ${state.failoverInProgress.executionName} (epoch ${state.failoverInProgress.epoch}) is in progress.`,
+          { cluster: input.cluster, inProgress: state.failoverInProgress },
+        );
+      }
+      if (state && state.epoch === input.expectedEpoch && state.blockedUntil && state.blockedUntil >= input.now) {
+        throw new FailoverBlockedError(
+          `Failover of ${input.cluster} refused: blocked until ${new Date(state.blockedUntil).toISOString()} after the last failover. ` +
+            `Run "serverless invoke -f acknowledge --data '{\"cluster\":\"${input.cluster}\"}'" after checking the cluster.`,
+          { cluster: input.cluster, blockedUntil: state.blockedUntil },
+        );
+      }
+      throw new StaleEpochError(
+        `Failover of ${input.cluster} refused: expected epoch ${input.expectedEpoch} but the cluster is at epoch ${state?.epoch ?? 'none'} (another failover already happened).`,
+        { cluster: input.cluster, expected: input.expectedEpoch, actual: state?.epoch },
+      );
+    }
+    await this.putFailoverRecord(input, epoch);
+    return { epoch, alreadyClaimed: false };
+  }
+
+  private async putFailoverRecord(input: Parameters<StateStore['beginFailover']>[0], epoch: number): Promise<void> {
+    const record: FailoverRecord = {
+      cluster: input.cluster,
+      epoch,
+      kind: input.kind,
+      incidentId: input.incidentId,
+      failedPrimary: input.failedPrimary,
+      status: 'running',
+      startedAt: input.now,
+      steps: [],
+    };
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: pk(input.cluster), sk: failoverSk(epoch), ...record },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
+  }
+
+  async appendStep(cluster: string, epoch: number, step: FailoverStep): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk: pk(cluster), sk: failoverSk(epoch) },
+        UpdateExpression: 'SET steps = list_append(if_not_exists(steps, :empty), :s)',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':s': [step], ':empty': [] },
+      }),
+    );
+  }
+
+  async getFailover(cluster: string, epoch: number): Promise<FailoverRecord | undefined> {
+    const r = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: pk(cluster), sk: failoverSk(epoch) }, ConsistentRead: true }),
+    );
+    return r.Item ? stripKeys<FailoverRecord>(r.Item) : undefined;
+  }
+
+  async endFailover(input: Parameters<StateStore['endFailover']>[0]): Promise<void> {
+    const record = await this.getFailover(input.cluster, input.epoch);
+    const last = {
+      epoch: input.epoch,
+      status: input.status,
+      from: input.oldPrimary,
+      ...(input.newPrimary ? { to: input.newPrimary } : {}),
+      startedAt: record?.startedAt ?? input.now,
+      endedAt: input.now,
+      ...(input.error ? { error: input.error } : {}),
+    };
+    const values: Record<string, unknown> = {
+      ':e': input.epoch,
+      ':last': last,
+      ':b': input.blockedUntil,
+      ':now': input.now,
+      ':one': 1,
+      ':zero': 0,
+      ':old': [input.oldPrimary],
+      ':emptyList': [],
+    };
+    let set =
+      'lastFailover = :last, blockedUntil = :b, updatedAt = :now, counters.failovers = if_not_exists(counters.failovers, :zero) + :one';
+    if (input.status === 'succeeded' && input.newPrimary) {
+      set += ', primaryId = :np, needsRejoin = list_append(if_not_exists(needsRejoin, :emptyList), :old)';
+      values[':np'] = input.newPrimary;
+    }
+    try {
+      // Only the failover of this epoch may end it: a stale or duplicated execution changes nothing.
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: pk(input.cluster), sk: 'STATE' },
+          UpdateExpression: `SET ${set} REMOVE failoverInProgress`,
+          ConditionExpression: 'epoch = :e AND failoverInProgress.epoch = :e',
+          ExpressionAttributeValues: values,
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      return; // already ended (a retried step) or superseded
+    }
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk: pk(input.cluster), sk: failoverSk(input.epoch) },
+        UpdateExpression: `SET #s = :s, endedAt = :now${input.newPrimary ? ', newPrimary = :np' : ''}${input.error ? ', #err = :err' : ''}`,
+        ExpressionAttributeNames: { '#s': 'status', ...(input.error ? { '#err': 'error' } : {}) },
+        ExpressionAttributeValues: {
+          ':s': input.status,
+          ':now': input.now,
+          ...(input.newPrimary ? { ':np': input.newPrimary } : {}),
+          ...(input.error ? { ':err': input.error } : {}),
+        },
+      }),
+    );
+  }
+
+  async setBlockedUntil(cluster: string, blockedUntil: number | null): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk: pk(cluster), sk: 'STATE' },
+        ...(blockedUntil === null
+          ? { UpdateExpression: 'REMOVE blockedUntil' }
+          : { UpdateExpression: 'SET blockedUntil = :b', ExpressionAttributeValues: { ':b': blockedUntil } }),
+        ConditionExpression: 'attribute_exists(pk)',
+      }),
+    );
+  }
+
+  private eventSeq = 0;
+
+  async putEvent(event: ClusterEvent, ttlSeconds: number): Promise<void> {
+    this.eventSeq = (this.eventSeq + 1) % 1000;
+    await this.doc.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          pk: pk(event.cluster),
+          sk: `EVENT#${String(event.at).padStart(15, '0')}#${String(this.eventSeq).padStart(3, '0')}`,
+          ...event,
+          expiresAt: Math.floor(event.at / 1000) + ttlSeconds,
+        },
+      }),
+    );
+  }
+
+  async listEvents(cluster: string, limit: number): Promise<ClusterEvent[]> {
+    const r = await this.doc.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :p AND begins_with(sk, :e)',
+        ExpressionAttributeValues: { ':p': pk(cluster), ':e': 'EVENT#' },
+        ScanIndexForward: false,
+        Limit: limit,
+      }),
+    );
+    return (r.Items ?? []).map((i) => {
+      const { expiresAt: _x, ...rest } = stripKeys<ClusterEvent & { expiresAt?: number }>(i);
+      return rest;
+    });
+  }
+}
+
+function stripKeys<T>(item: Record<string, unknown>): T {
+  const { pk: _pk, sk: _sk, ...rest } = item;
+  return rest as T;
+}

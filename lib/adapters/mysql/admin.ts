@@ -1,0 +1,120 @@
+import mysql from 'mysql2/promise';
+import { MissingPrivilegeError, NodeUnreachableError } from '../../errors.ts';
+import { type AdminSession, classifyError, type Endpoint, type Login, type Timeouts, withSession } from './connection.ts';
+import { parseReplicaRow } from './probe.ts';
+
+export interface ReplicaOf {
+  host: string;
+  port: number;
+}
+
+/**
+ * Runs admin statements against one node, translating driver errors into typed errors:
+ * unreachable -> NodeUnreachableError (retried by the state machine), privilege -> MissingPrivilegeError.
+ */
+export async function onNode<T>(
+  nodeId: string,
+  endpoint: Endpoint,
+  login: Login,
+  timeouts: Timeouts,
+  operation: string,
+  fn: (s: AdminSession) => Promise<T>,
+): Promise<T> {
+  try {
+    return await withSession(endpoint, login, timeouts, nodeId, fn);
+  } catch (err) {
+    throw translateError(err, nodeId, operation);
+  }
+}
+
+export function translateError(err: unknown, nodeId: string, operation: string): Error {
+  if (err instanceof Error && err.name.endsWith('Error') && 'transient' in err) return err;
+  const c = classifyError(err);
+  const msg = `${operation} on ${nodeId} failed: ${c.code}: ${c.message}`;
+  if (c.kind === 'refused' || c.kind === 'timeout') return new NodeUnreachableError(msg, { nodeId, code: c.code });
+  const code = (err as { code?: string }).code ?? '';
+  if (code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR' || c.kind === 'auth') {
+    return new MissingPrivilegeError(`${msg}. Grant the failover admin account the privilege named above.`, {
+      nodeId,
+      code,
+    });
+  }
+  return err instanceof Error ? err : new Error(msg);
+}
+
+/** SHOW ALL SLAVES STATUS, first connection (we use one unnamed connection). */
+export async function readReplication(s: AdminSession) {
+  const rows = await s.query<Record<string, unknown>>('SHOW ALL SLAVES STATUS');
+  return rows[0] ? parseReplicaRow(rows[0]) : undefined;
+}
+
+export async function readGtid(s: AdminSession): Promise<{ binlog: string; current: string; slave: string }> {
+  const [r] = await s.query<{ b: string; c: string; s: string }>(
+    'SELECT @@gtid_binlog_pos AS b, @@gtid_current_pos AS c, @@gtid_slave_pos AS s',
+  );
+  return { binlog: r?.b ?? '', current: r?.c ?? '', slave: r?.s ?? '' };
+}
+
+/**
+ * Waits until the SQL thread has applied `gtidPos` (MASTER_GTID_WAIT). Returns false on timeout.
+ * The IO thread must be stopped first, or the target keeps moving.
+ */
+export async function waitForGtid(s: AdminSession, gtidPos: string, timeoutSeconds: number): Promise<boolean> {
+  if (!gtidPos) return true;
+  const [r] = await s.query<{ w: number | string }>(
+    'SELECT MASTER_GTID_WAIT(?, ?) AS w',
+    [gtidPos, timeoutSeconds],
+    Math.ceil(timeoutSeconds * 1000) + 2000,
+  );
+  return Number(r?.w) === 0;
+}
+
+/** Makes `s` a writable primary: no replication config, read_only off, semi-sync per policy. */
+export async function promoteToPrimary(
+  s: AdminSession,
+  opts: { semiSync: boolean; semiSyncTimeoutMs: number },
+): Promise<void> {
+  await s.execute('STOP SLAVE', [], 10_000);
+  await s.execute('RESET SLAVE ALL');
+  if (opts.semiSync) {
+    await s.execute(`SET GLOBAL rpl_semi_sync_master_timeout = ${Math.floor(opts.semiSyncTimeoutMs)}`);
+    await s.execute("SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'");
+    await s.execute('SET GLOBAL rpl_semi_sync_master_enabled = ON');
+  }
+  await s.execute('SET GLOBAL read_only = OFF');
+}
+
+/**
+ * Points `s` at `source` with GTID auto-positioning and detection-friendly settings.
+ * CHANGE MASTER takes no placeholders, so values are escaped here.
+ */
+export async function replicateFrom(s: AdminSession, source: ReplicaOf, repl: Login): Promise<void> {
+  await s.execute('STOP SLAVE', [], 10_000);
+  await s.execute(
+    `CHANGE MASTER TO MASTER_HOST=${mysql.escape(source.host)}, MASTER_PORT=${Number(source.port)},
+       MASTER_USER=${mysql.escape(repl.user)}, MASTER_PASSWORD=${mysql.escape(repl.password)},
+       MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1`,
+  );
+  await s.execute('START SLAVE');
+}
+
+/** Fences a node: read_only on, then ends client sessions (not replication, not system, not us). */
+export async function fenceNode(s: AdminSession, ownUser: string): Promise<{ killed: number }> {
+  await s.execute('SET GLOBAL read_only = ON');
+  const rows = await s.query<{ ID: number | string; USER: string; COMMAND: string }>(
+    `SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST
+      WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler', ?)
+        AND COMMAND NOT IN ('Binlog Dump', 'Daemon', 'Slave_IO', 'Slave_SQL', 'Slave_worker')`,
+    [ownUser],
+  );
+  let killed = 0;
+  for (const r of rows) {
+    try {
+      await s.execute(`KILL CONNECTION ${Number(r.ID)}`);
+      killed++;
+    } catch {
+      // The session may have ended on its own between the SELECT and the KILL.
+    }
+  }
+  return { killed };
+}

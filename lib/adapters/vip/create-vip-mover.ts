@@ -1,0 +1,51 @@
+import type { ClusterConfig } from '../../config/schema.ts';
+import type { VipMover } from '../../ports.ts';
+import type { SecretResolver } from '../secrets.ts';
+import { AwsRouteTableVipMover } from './aws-route-table.ts';
+import { AwsSecondaryIpVipMover, createEc2Client } from './aws-secondary-ip.ts';
+
+/** Builds the cluster's VIP mover from its config (undefined for provider "none"). */
+export async function createVipMover(
+  c: ClusterConfig,
+  secrets: SecretResolver,
+  log: (entry: Record<string, unknown>) => void,
+): Promise<VipMover | undefined> {
+  const vip = c.vip;
+  const byNode = (key: 'networkInterfaceId' | 'instanceId') =>
+    Object.fromEntries(c.nodes.flatMap((n) => (n[key] ? [[n.id, n[key]]] : [])));
+  switch (vip.provider) {
+    case 'none':
+      return undefined;
+    case 'aws-secondary-ip':
+      return new AwsSecondaryIpVipMover({
+        address: vip.address,
+        nodes: byNode('networkInterfaceId'),
+        client: createEc2Client(vip.region ? { region: vip.region } : {}),
+        verifyTimeoutMs: vip.verifyTimeoutMs,
+        log,
+      });
+    case 'aws-route-table':
+      return new AwsRouteTableVipMover({
+        address: vip.address,
+        routeTableIds: vip.routeTableIds,
+        nodes: byNode('networkInterfaceId'),
+        client: createEc2Client(vip.region ? { region: vip.region } : {}),
+        verifyTimeoutMs: vip.verifyTimeoutMs,
+        log,
+      });
+    case 'aliyun-havip': {
+      const { AliyunHaVipVipMover } = await import('./aliyun-havip.ts');
+      return new AliyunHaVipVipMover({
+        address: vip.address,
+        haVipId: vip.haVipId,
+        regionId: vip.regionId,
+        nodes: byNode('instanceId'),
+        accessKeyId: await secrets.resolve(vip.accessKeyId),
+        accessKeySecret: await secrets.resolve(vip.accessKeySecret),
+        ...(vip.endpoint ? { endpoint: vip.endpoint } : {}),
+        verifyTimeoutMs: vip.verifyTimeoutMs,
+        log,
+      });
+    }
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * Ports: the small interfaces the failover logic needs from the world. Adapters in
+ * lib/adapters implement them against mysql2, DynamoDB, EC2 and Alibaba VPC.
+ */
+
+/** Result of a verified VIP move. */
+export interface VipMoveResult {
+  provider: string;
+  /** The VIP address (or overlay /32) that moved. */
+  address: string;
+  /** Node id that holds the VIP after the move, as verified through the provider API. */
+  holder: string;
+  /** True when the VIP was already on `holder` and no mutating call was made. */
+  alreadyThere: boolean;
+  /** Provider API calls made (mutating + verifying), for the audit record. */
+  apiCalls: number;
+  ms: number;
+}
+
+export interface VipMoveOptions {
+  /** The node that held the VIP before (the failed primary), if known. */
+  fromNodeId?: string;
+  /** Whether the old holder is believed dead (Alibaba: Force detach of the MASTER). */
+  oldHolderDead?: boolean;
+  /** Epoch ms after which the move gives up with a typed error. */
+  deadline: number;
+  /** Idempotency token for providers that take one (Alibaba ClientToken). */
+  clientToken?: string;
+}
+
+/**
+ * Moves a cluster's virtual IP between its nodes through a cloud provider's API.
+ * Implementations are idempotent: moving to the current holder is a verified no-op.
+ * Errors: ProviderThrottledError / ProviderTransientError (retryable, after the adapter's
+ * own retries ran out), VipMoveFailedError (permanent), VipNotVerifiedError (the provider
+ * never showed the new holder before the deadline). Messages never contain secrets.
+ */
+export interface VipMover {
+  readonly provider: string;
+  readonly address: string;
+  /** Node id that the provider says holds the VIP now, or undefined. */
+  currentHolder(): Promise<string | undefined>;
+  moveTo(nodeId: string, options: VipMoveOptions): Promise<VipMoveResult>;
+}
+
+/** What the state table holds per cluster (item pk=CLUSTER#<name>, sk=STATE). */
+export interface ClusterState {
+  cluster: string;
+  primaryId: string;
+  /** Incremented by exactly one conditional write per failover; every step checks it. */
+  epoch: number;
+  analysis: string;
+  description: string;
+  /** Short per-node summary for the status report. */
+  topology: Array<{ nodeId: string; role: string; reachable: boolean; gtid?: string; lagSeconds?: number | null }>;
+  counters: { probes: number; stateChanges: number; failovers: number; blockedFailovers: number };
+  failoverInProgress?: { epoch: number; executionName: string; startedAt: number; failedPrimary: string };
+  lastFailover?: {
+    epoch: number;
+    status: 'succeeded' | 'failed';
+    from: string;
+    to?: string;
+    startedAt: number;
+    endedAt: number;
+    error?: { name: string; message: string };
+  };
+  /** No automatic failover before this time (anti-flapping) unless acknowledged. */
+  blockedUntil?: number;
+  /** Old primaries that must be rejoined before they serve again. */
+  needsRejoin?: string[];
+  updatedAt: number;
+}
+
+export interface FailoverStep {
+  name: string;
+  startedAt: number;
+  endedAt: number;
+  result: 'ok' | 'skipped' | 'error';
+  detail?: Record<string, unknown>;
+  error?: { name: string; message: string };
+}
+
+export interface FailoverRecord {
+  cluster: string;
+  epoch: number;
+  kind: 'failover' | 'switchover';
+  incidentId: string;
+  failedPrimary: string;
+  status: 'running' | 'succeeded' | 'failed';
+  startedAt: number;
+  endedAt?: number;
+  newPrimary?: string;
+  steps: FailoverStep[];
+  error?: { name: string; message: string };
+}
+
+export interface ClusterEvent {
+  cluster: string;
+  at: number;
+  type: string;
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+/** The state table. Conditional writes make the epoch and the lease safe under concurrency. */
+export interface StateStore {
+  getClusterState(cluster: string): Promise<ClusterState | undefined>;
+  /** Creates the state item when absent; returns the stored one. */
+  initClusterState(initial: ClusterState): Promise<ClusterState>;
+  /** Writes analysis/topology/counters; never touches epoch, primary or failover fields. */
+  putHealth(
+    cluster: string,
+    health: Pick<ClusterState, 'analysis' | 'description' | 'topology' | 'counters' | 'updatedAt'>,
+  ): Promise<void>;
+  /** Lease for one prober per cluster; true when `owner` holds it until `now + ttlMs`. */
+  acquireLease(cluster: string, owner: string, now: number, ttlMs: number): Promise<{ held: boolean; expiresAt: number }>;
+  releaseLease(cluster: string, owner: string): Promise<void>;
+  /**
+   * Claims epoch `expectedEpoch + 1` for a failover, when the stored epoch is `expectedEpoch`
+   * and no failover is in progress. Idempotent for the same execution name.
+   */
+  beginFailover(input: {
+    cluster: string;
+    expectedEpoch: number;
+    executionName: string;
+    failedPrimary: string;
+    incidentId: string;
+    kind: 'failover' | 'switchover';
+    now: number;
+    ignoreBlock: boolean;
+  }): Promise<{ epoch: number; alreadyClaimed: boolean }>;
+  appendStep(cluster: string, epoch: number, step: FailoverStep): Promise<void>;
+  getFailover(cluster: string, epoch: number): Promise<FailoverRecord | undefined>;
+  /** Ends the failover of `epoch` (idempotent); on success the new primary becomes the truth. */
+  endFailover(input: {
+    cluster: string;
+    epoch: number;
+    status: 'succeeded' | 'failed';
+    newPrimary?: string;
+    oldPrimary: string;
+    now: number;
+    blockedUntil: number;
+    error?: { name: string; message: string };
+  }): Promise<void>;
+  setBlockedUntil(cluster: string, blockedUntil: number | null): Promise<void>;
+  putEvent(event: ClusterEvent, ttlSeconds: number): Promise<void>;
+  listEvents(cluster: string, limit: number): Promise<ClusterEvent[]>;
+}
