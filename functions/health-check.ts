@@ -14,7 +14,11 @@ export async function plain(
 ) {
   const rt = getRuntime();
   const deadline = rt.now() + context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS;
-  const results = await runHealthCheck(rt, { owner: context.awsRequestId, deadline, ...(signal ? { signal } : {}) });
+  const results = await runHealthCheck(rt, {
+    owner: context.awsRequestId,
+    deadline,
+    ...(signal ? { signal } : {}),
+  });
   return { results };
 }
 

@@ -10,7 +10,8 @@ const StatusRequest = z.object({ cluster: z.string().min(1).optional() }).strict
 /** Manual invoke: `serverless invoke -f status [--data '{"cluster":"orders"}']`. */
 export async function plain(event: unknown) {
   const parsed = StatusRequest.safeParse(event ?? {});
-  if (!parsed.success) throw new InvalidRequestError(`Invalid status request:\n${formatIssues(parsed.error.issues)}`);
+  if (!parsed.success)
+    throw new InvalidRequestError(`Invalid status request:\n${formatIssues(parsed.error.issues)}`);
   const rt = getRuntime();
   const clusters = parsed.data.cluster ? [rt.cluster(parsed.data.cluster)] : rt.config.clusters;
   const statuses = await Promise.all(clusters.map((c) => clusterStatus(rt, c)));

@@ -68,7 +68,10 @@ export function redact(text: string, secrets: readonly string[] = []): string {
 }
 
 /** A JSON-safe view of an error for state records and task outputs (never includes secrets). */
-export function describeError(err: unknown, secrets: readonly string[] = []): { name: string; message: string } {
+export function describeError(
+  err: unknown,
+  secrets: readonly string[] = [],
+): { name: string; message: string } {
   if (err instanceof Error) return { name: err.name, message: redact(err.message, secrets) };
   return { name: 'Error', message: redact(String(err), secrets) };
 }

@@ -52,7 +52,13 @@ export interface ClusterState {
   analysis: string;
   description: string;
   /** Short per-node summary for the status report. */
-  topology: Array<{ nodeId: string; role: string; reachable: boolean; gtid?: string; lagSeconds?: number | null }>;
+  topology: Array<{
+    nodeId: string;
+    role: string;
+    reachable: boolean;
+    gtid?: string;
+    lagSeconds?: number | null;
+  }>;
   counters: { probes: number; stateChanges: number; failovers: number; blockedFailovers: number };
   failoverInProgress?: { epoch: number; executionName: string; startedAt: number; failedPrimary: string };
   lastFailover?: {
@@ -113,7 +119,12 @@ export interface StateStore {
     health: Pick<ClusterState, 'analysis' | 'description' | 'topology' | 'counters' | 'updatedAt'>,
   ): Promise<void>;
   /** Lease for one prober per cluster; true when `owner` holds it until `now + ttlMs`. */
-  acquireLease(cluster: string, owner: string, now: number, ttlMs: number): Promise<{ held: boolean; expiresAt: number }>;
+  acquireLease(
+    cluster: string,
+    owner: string,
+    now: number,
+    ttlMs: number,
+  ): Promise<{ held: boolean; expiresAt: number }>;
   releaseLease(cluster: string, owner: string): Promise<void>;
   /**
    * Claims epoch `expectedEpoch + 1` for a failover, when the stored epoch is `expectedEpoch`

@@ -1,11 +1,11 @@
-import { findCluster, loadConfig } from './config/load-config.ts';
-import type { ClusterConfig, FailoverConfig } from './config/schema.ts';
 import { DynamoStateStore } from './adapters/dynamodb-state-store.ts';
 import type { Login } from './adapters/mysql/connection.ts';
 import { type Notifier, SnsNotifier } from './adapters/notifier.ts';
 import { SecretResolver } from './adapters/secrets.ts';
 import { type FailoverStarter, SfnFailoverStarter } from './adapters/sfn-starter.ts';
 import { createVipMover } from './adapters/vip/create-vip-mover.ts';
+import { findCluster, loadConfig } from './config/load-config.ts';
+import type { ClusterConfig, FailoverConfig } from './config/schema.ts';
 import { ConfigError } from './errors.ts';
 import type { StateStore, VipMover } from './ports.ts';
 
@@ -28,10 +28,14 @@ export interface Runtime {
  * STATE_MACHINE_ARN, ALERT_TOPIC_ARN. Endpoints come from the SDK's own
  * AWS_ENDPOINT_URL_<SERVICE> variables, so AWS and the local cloud differ only there.
  */
-export function createRuntime(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Runtime> = {}): Runtime {
+export function createRuntime(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Runtime> = {},
+): Runtime {
   const config = overrides.config ?? loadConfig(env);
   const table = env.STATE_TABLE;
-  if (!table && !overrides.store) throw new ConfigError('STATE_TABLE is not set (the DynamoDB state table name).');
+  if (!table && !overrides.store)
+    throw new ConfigError('STATE_TABLE is not set (the DynamoDB state table name).');
   const secrets = overrides.secrets ?? new SecretResolver(env);
   const movers = new Map<string, Promise<VipMover | undefined>>();
   const log =
@@ -43,19 +47,25 @@ export function createRuntime(env: NodeJS.ProcessEnv = process.env, overrides: P
     config,
     store: overrides.store ?? new DynamoStateStore(table!),
     secrets,
-    notifier: overrides.notifier ?? new SnsNotifier(env.ALERT_TOPIC_ARN || undefined, { log: (l) => log(JSON.parse(l)) }),
+    notifier:
+      overrides.notifier ??
+      new SnsNotifier(env.ALERT_TOPIC_ARN || undefined, { log: (l) => log(JSON.parse(l)) }),
     starter:
       overrides.starter ??
       ({
         start: async (name, input) => {
           const arn = env.STATE_MACHINE_ARN;
-          if (!arn) throw new ConfigError('STATE_MACHINE_ARN is not set: the health check cannot start a failover.');
+          if (!arn)
+            throw new ConfigError('STATE_MACHINE_ARN is not set: the health check cannot start a failover.');
           return new SfnFailoverStarter(arn).start(name, input);
         },
       } satisfies FailoverStarter),
     cluster: (name) => findCluster(config, name),
     logins: async (c) => ({
-      admin: { user: c.credentials.admin.user, password: await secrets.resolve(c.credentials.admin.password) },
+      admin: {
+        user: c.credentials.admin.user,
+        password: await secrets.resolve(c.credentials.admin.password),
+      },
       replication: {
         user: c.credentials.replication.user,
         password: await secrets.resolve(c.credentials.replication.password),

@@ -18,12 +18,15 @@ import { plain as healthCheck } from '../../functions/health-check.ts';
 import { resetRuntime } from '../../lib/runtime.ts';
 import type { MariaDbCluster } from '../cluster/mariadb-cluster.ts';
 import { type Ec2Emulator, startEc2Emulator } from './ec2-emulator.ts';
+import { ensurePackagedTemplate, readSchedule } from './packaged-functions.ts';
 import { loadPackagedStateMachines } from './packaged-template.ts';
-import { readSchedule, ensurePackagedTemplate } from './packaged-functions.ts';
 import { type SfnEndpoint, startSfnEndpoint } from './sfn-endpoint.ts';
 import { startVipForwarder, type VipForwarder, vipBackendFromEc2 } from './vip-forwarder.ts';
 
-export const LOCAL_CREDENTIALS = { accessKeyId: 'AKIALOCALCLOUD000001', secretAccessKey: 'local-cloud-secret-key-0000000000000000' };
+export const LOCAL_CREDENTIALS = {
+  accessKeyId: 'AKIALOCALCLOUD000001',
+  secretAccessKey: 'local-cloud-secret-key-0000000000000000',
+};
 export const LOCAL_REGION = 'us-east-1';
 export const VIP_ADDRESS = '10.0.1.50';
 const TABLE = 'mysql-failover-local-state';
@@ -86,7 +89,12 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     // EC2 with one ENI per node, the VIP on the primary's ENI
     const ec2 = await startEc2Emulator({ credentials: LOCAL_CREDENTIALS, region: LOCAL_REGION });
     stops.push(() => ec2.close());
-    ec2.model.addSubnet({ subnetId: 'subnet-0a000000000000001', vpcId: 'vpc-0a000000000000001', cidrBlock: '10.0.1.0/24', availabilityZone: 'us-east-1a' });
+    ec2.model.addSubnet({
+      subnetId: 'subnet-0a000000000000001',
+      vpcId: 'vpc-0a000000000000001',
+      cidrBlock: '10.0.1.0/24',
+      availabilityZone: 'us-east-1a',
+    });
     const eniOf: Record<string, string> = {};
     const backends: Record<string, { host: string; port: number }> = {};
     cluster.nodes.forEach((n, i) => {
@@ -115,7 +123,12 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         {
           name: clusterName,
           primary: cluster.nodes[0]!.id,
-          nodes: cluster.nodes.map((n) => ({ id: n.id, host: n.host, port: n.port, networkInterfaceId: eniOf[n.id] })),
+          nodes: cluster.nodes.map((n) => ({
+            id: n.id,
+            host: n.host,
+            port: n.port,
+            networkInterfaceId: eniOf[n.id],
+          })),
           credentials: {
             admin: { user: creds.admin.user, password: { file: creds.admin.passwordFile } },
             replication: { user: creds.replication.user, password: { file: creds.replication.passwordFile } },
@@ -150,7 +163,10 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     await createStateTable(templatePath);
 
     // Step Functions, running the packaged definition with our handlers.
-    const machines = loadPackagedStateMachines(templatePath, { region: LOCAL_REGION, accountId: '000000000000' });
+    const machines = loadPackagedStateMachines(templatePath, {
+      region: LOCAL_REGION,
+      accountId: '000000000000',
+    });
     const failover = Object.values(machines)[0];
     if (!failover) throw new Error(`No state machine in ${templatePath}`);
     const sfn = await startSfnEndpoint({
@@ -188,10 +204,14 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     const tick = async () => {
       if (abort.signal.aborted) return;
       const started = Date.now();
-      const p = healthCheck({ source: 'aws.events', 'detail-type': 'Scheduled Event' }, {
-        awsRequestId: randomUUID(),
-        getRemainingTimeInMillis: () => timeoutMs - (Date.now() - started),
-      }, abort.signal)
+      const p = healthCheck(
+        { source: 'aws.events', 'detail-type': 'Scheduled Event' },
+        {
+          awsRequestId: randomUUID(),
+          getRemainingTimeInMillis: () => timeoutMs - (Date.now() - started),
+        },
+        abort.signal,
+      )
         .then(() => undefined)
         .catch((err: Error) => log(`healthCheck invocation failed: ${err.name}: ${err.message}`));
       running.add(p);

@@ -4,7 +4,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const PACKAGED_TEMPLATE = join(PROJECT_ROOT, '.serverless', 'cloudformation-template-update-stack.json');
+export const PACKAGED_TEMPLATE = join(
+  PROJECT_ROOT,
+  '.serverless',
+  'cloudformation-template-update-stack.json',
+);
 
 /** What the template depends on: packaging again only when one of these changed. */
 const INPUTS = ['serverless.yml', 'infra/state-machine.yml', 'infra/serverless-config.cjs', 'config'];
@@ -24,7 +28,8 @@ function newestInput(): number {
  * exactly what would be deployed.
  */
 export async function ensurePackagedTemplate(log: (line: string) => void = () => {}): Promise<string> {
-  if (existsSync(PACKAGED_TEMPLATE) && statSync(PACKAGED_TEMPLATE).mtimeMs >= newestInput()) return PACKAGED_TEMPLATE;
+  if (existsSync(PACKAGED_TEMPLATE) && statSync(PACKAGED_TEMPLATE).mtimeMs >= newestInput())
+    return PACKAGED_TEMPLATE;
   log('packaging with `serverless package` (osls, offline) ...');
   await runServerlessPackage();
   return PACKAGED_TEMPLATE;
@@ -34,7 +39,12 @@ export function runServerlessPackage(): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(join(PROJECT_ROOT, 'node_modules', '.bin', 'serverless'), ['package'], {
       cwd: PROJECT_ROOT,
-      env: { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off', AWS_REGION: process.env.AWS_REGION ?? 'us-east-1' },
+      env: {
+        ...process.env,
+        SLS_TELEMETRY_DISABLED: '1',
+        SLS_NOTIFICATIONS_MODE: 'off',
+        AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -42,13 +52,18 @@ export function runServerlessPackage(): Promise<void> {
     child.stderr.on('data', (d) => (out += d));
     child.on('error', reject);
     child.on('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`serverless package failed (exit ${code}):\n${out.slice(-3000)}`)),
+      code === 0
+        ? resolve()
+        : reject(new Error(`serverless package failed (exit ${code}):\n${out.slice(-3000)}`)),
     );
   });
 }
 
 /** The schedule (rate) of a function and its timeout, as packaged. */
-export function readSchedule(templatePath: string, functionName: string): { rateMs: number; timeoutMs: number } {
+export function readSchedule(
+  templatePath: string,
+  functionName: string,
+): { rateMs: number; timeoutMs: number } {
   const t = JSON.parse(readFileSync(templatePath, 'utf8')) as {
     Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
   };

@@ -1,5 +1,11 @@
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { FailoverBlockedError, StaleEpochError } from '../errors.ts';
 import type { ClusterEvent, ClusterState, FailoverRecord, FailoverStep, StateStore } from '../ports.ts';
 
@@ -26,7 +32,11 @@ export class DynamoStateStore implements StateStore {
 
   async getClusterState(cluster: string): Promise<ClusterState | undefined> {
     const r = await this.doc.send(
-      new GetCommand({ TableName: this.tableName, Key: { pk: pk(cluster), sk: 'STATE' }, ConsistentRead: true }),
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: pk(cluster), sk: 'STATE' },
+        ConsistentRead: true,
+      }),
     );
     return r.Item ? stripKeys<ClusterState>(r.Item) : undefined;
   }
@@ -92,7 +102,11 @@ export class DynamoStateStore implements StateStore {
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
       const r = await this.doc.send(
-        new GetCommand({ TableName: this.tableName, Key: { pk: pk(cluster), sk: 'LEASE' }, ConsistentRead: true }),
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: pk(cluster), sk: 'LEASE' },
+          ConsistentRead: true,
+        }),
       );
       return { held: false, expiresAt: Number(r.Item?.leaseExpiresAt ?? 0) };
     }
@@ -115,7 +129,9 @@ export class DynamoStateStore implements StateStore {
     }
   }
 
-  async beginFailover(input: Parameters<StateStore['beginFailover']>[0]): Promise<{ epoch: number; alreadyClaimed: boolean }> {
+  async beginFailover(
+    input: Parameters<StateStore['beginFailover']>[0],
+  ): Promise<{ epoch: number; alreadyClaimed: boolean }> {
     const epoch = input.expectedEpoch + 1;
     const inProgress = {
       epoch,
@@ -132,7 +148,12 @@ export class DynamoStateStore implements StateStore {
           ConditionExpression: input.ignoreBlock
             ? 'epoch = :expected AND attribute_not_exists(failoverInProgress)'
             : 'epoch = :expected AND attribute_not_exists(failoverInProgress) AND (attribute_not_exists(blockedUntil) OR blockedUntil < :now)',
-          ExpressionAttributeValues: { ':next': epoch, ':expected': input.expectedEpoch, ':p': inProgress, ':now': input.now },
+          ExpressionAttributeValues: {
+            ':next': epoch,
+            ':expected': input.expectedEpoch,
+            ':p': inProgress,
+            ':now': input.now,
+          },
         }),
       );
     } catch (err) {
@@ -149,10 +170,15 @@ export class DynamoStateStore implements StateStore {
           { cluster: input.cluster, inProgress: state.failoverInProgress },
         );
       }
-      if (state && state.epoch === input.expectedEpoch && state.blockedUntil && state.blockedUntil >= input.now) {
+      if (
+        state &&
+        state.epoch === input.expectedEpoch &&
+        state.blockedUntil &&
+        state.blockedUntil >= input.now
+      ) {
         throw new FailoverBlockedError(
           `Failover of ${input.cluster} refused: blocked until ${new Date(state.blockedUntil).toISOString()} after the last failover. ` +
-            `Run "serverless invoke -f acknowledge --data '{\"cluster\":\"${input.cluster}\"}'" after checking the cluster.`,
+            `Run "serverless invoke -f acknowledge --data '{"cluster":"${input.cluster}"}'" after checking the cluster.`,
           { cluster: input.cluster, blockedUntil: state.blockedUntil },
         );
       }
@@ -165,7 +191,10 @@ export class DynamoStateStore implements StateStore {
     return { epoch, alreadyClaimed: false };
   }
 
-  private async putFailoverRecord(input: Parameters<StateStore['beginFailover']>[0], epoch: number): Promise<void> {
+  private async putFailoverRecord(
+    input: Parameters<StateStore['beginFailover']>[0],
+    epoch: number,
+  ): Promise<void> {
     const record: FailoverRecord = {
       cluster: input.cluster,
       epoch,
@@ -203,7 +232,11 @@ export class DynamoStateStore implements StateStore {
 
   async getFailover(cluster: string, epoch: number): Promise<FailoverRecord | undefined> {
     const r = await this.doc.send(
-      new GetCommand({ TableName: this.tableName, Key: { pk: pk(cluster), sk: failoverSk(epoch) }, ConsistentRead: true }),
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: pk(cluster), sk: failoverSk(epoch) },
+        ConsistentRead: true,
+      }),
     );
     return r.Item ? stripKeys<FailoverRecord>(r.Item) : undefined;
   }

@@ -42,7 +42,14 @@ export class SnsNotifier implements Notifier {
         }),
       );
     } catch (err) {
-      this.log(JSON.stringify({ level: 'error', type: 'notify-failed', cluster: n.cluster, error: (err as Error).name }));
+      this.log(
+        JSON.stringify({
+          level: 'error',
+          type: 'notify-failed',
+          cluster: n.cluster,
+          error: (err as Error).name,
+        }),
+      );
     }
   }
 }

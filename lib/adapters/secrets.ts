@@ -34,14 +34,17 @@ export class SecretResolver {
   private async load(ref: SecretRef): Promise<string> {
     if ('env' in ref) {
       const v = this.env[ref.env];
-      if (v === undefined) throw new SecretNotFoundError(`Secret environment variable ${ref.env} is not set.`);
+      if (v === undefined)
+        throw new SecretNotFoundError(`Secret environment variable ${ref.env} is not set.`);
       return v;
     }
     if ('file' in ref) {
       try {
         return (await readFile(ref.file, 'utf8')).trim();
       } catch (err) {
-        throw new SecretNotFoundError(`Cannot read secret file ${ref.file}: ${(err as NodeJS.ErrnoException).code}`);
+        throw new SecretNotFoundError(
+          `Cannot read secret file ${ref.file}: ${(err as NodeJS.ErrnoException).code}`,
+        );
       }
     }
     this.client ??= new SecretsManagerClient({});
@@ -54,16 +57,20 @@ export class SecretResolver {
         `Cannot read secret ${ref.secretsManager} from Secrets Manager: ${(err as Error).name}. Check the ARN and the role's secretsmanager:GetSecretValue permission.`,
       );
     }
-    if (text === undefined) throw new SecretNotFoundError(`Secret ${ref.secretsManager} has no SecretString.`);
+    if (text === undefined)
+      throw new SecretNotFoundError(`Secret ${ref.secretsManager} has no SecretString.`);
     if (!ref.key) return text;
     let obj: Record<string, unknown>;
     try {
       obj = JSON.parse(text) as Record<string, unknown>;
     } catch {
-      throw new SecretNotFoundError(`Secret ${ref.secretsManager} is not JSON, but key "${ref.key}" was asked for.`);
+      throw new SecretNotFoundError(
+        `Secret ${ref.secretsManager} is not JSON, but key "${ref.key}" was asked for.`,
+      );
     }
     const v = obj[ref.key];
-    if (typeof v !== 'string') throw new SecretNotFoundError(`Secret ${ref.secretsManager} has no string key "${ref.key}".`);
+    if (typeof v !== 'string')
+      throw new SecretNotFoundError(`Secret ${ref.secretsManager} has no string key "${ref.key}".`);
     return v;
   }
 }

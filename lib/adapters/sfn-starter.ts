@@ -18,14 +18,21 @@ export class SfnFailoverStarter implements FailoverStarter {
   async start(name: string, input: unknown): Promise<{ executionArn: string; alreadyStarted: boolean }> {
     try {
       const r = await this.client.send(
-        new StartExecutionCommand({ stateMachineArn: this.stateMachineArn, name, input: JSON.stringify(input) }),
+        new StartExecutionCommand({
+          stateMachineArn: this.stateMachineArn,
+          name,
+          input: JSON.stringify(input),
+        }),
       );
       return { executionArn: r.executionArn ?? '', alreadyStarted: false };
     } catch (err) {
       // Same name, other input: an execution for this epoch exists already. That is the
       // "one execution per incident" guarantee working, not a failure.
       if ((err as Error).name === 'ExecutionAlreadyExists') {
-        return { executionArn: `${this.stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`, alreadyStarted: true };
+        return {
+          executionArn: `${this.stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`,
+          alreadyStarted: true,
+        };
       }
       throw err;
     }

@@ -10,7 +10,10 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
       const path = i.path
         .map((p, idx) => (typeof p === 'number' ? `[${p}]` : `${idx === 0 ? '' : '.'}${String(p)}`))
         .join('');
-      const keys = i.code === 'unrecognized_keys' ? ` (${i.keys.join(', ')}: unknown key, remove it or check its spelling)` : '';
+      const keys =
+        i.code === 'unrecognized_keys'
+          ? ` (${i.keys.join(', ')}: unknown key, remove it or check its spelling)`
+          : '';
       return `${path || '(top level)'}: ${i.message}${keys}`;
     })
     .join('\n');
@@ -20,9 +23,12 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
 export function parseConfig(raw: unknown, source = 'config'): FailoverConfig {
   const result = ConfigSchema.safeParse(raw);
   if (!result.success) {
-    throw new ConfigError(`Invalid failover configuration in ${source}:\n${formatIssues(result.error.issues)}`, {
-      source,
-    });
+    throw new ConfigError(
+      `Invalid failover configuration in ${source}:\n${formatIssues(result.error.issues)}`,
+      {
+        source,
+      },
+    );
   }
   return result.data;
 }
@@ -38,11 +44,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FailoverConfig
     try {
       text = readFileSync(env.FAILOVER_CONFIG_FILE, 'utf8');
     } catch (err) {
-      throw new ConfigError(`Cannot read FAILOVER_CONFIG_FILE ${env.FAILOVER_CONFIG_FILE}: ${(err as Error).message}`);
+      throw new ConfigError(
+        `Cannot read FAILOVER_CONFIG_FILE ${env.FAILOVER_CONFIG_FILE}: ${(err as Error).message}`,
+      );
     }
     return parseJson(text, env.FAILOVER_CONFIG_FILE);
   }
-  throw new ConfigError('No configuration: set FAILOVER_CONFIG (JSON) or FAILOVER_CONFIG_FILE (a path to JSON).');
+  throw new ConfigError(
+    'No configuration: set FAILOVER_CONFIG (JSON) or FAILOVER_CONFIG_FILE (a path to JSON).',
+  );
 }
 
 function parseJson(text: string, source: string): FailoverConfig {

@@ -19,7 +19,10 @@ export const NodeSchema = z
     port: z.number().int().min(1).max(65535).default(3306),
     promotionRule: z.enum(['prefer', 'neutral', 'must_not']).default('neutral'),
     /** EC2 ENI holding the VIP when this node is primary (aws-secondary-ip, aws-route-table). */
-    networkInterfaceId: z.string().regex(/^eni-[0-9a-f]{8,17}$/, 'an ENI id like eni-0123456789abcdef0').optional(),
+    networkInterfaceId: z
+      .string()
+      .regex(/^eni-[0-9a-f]{8,17}$/, 'an ENI id like eni-0123456789abcdef0')
+      .optional(),
     /**
      * Where the prober reaches the node when that differs from host/port, which replicas and
      * the failover steps use (e.g. a per-node proxy in front of the prober's network path).
@@ -47,7 +50,9 @@ export const VipSchema = z.discriminatedUnion('provider', [
     .object({
       provider: z.literal('aws-route-table'),
       address: ipv4,
-      routeTableIds: z.array(z.string().regex(/^rtb-[0-9a-f]{8,17}$/, 'a route table id like rtb-0123abcd')).min(1),
+      routeTableIds: z
+        .array(z.string().regex(/^rtb-[0-9a-f]{8,17}$/, 'a route table id like rtb-0123abcd'))
+        .min(1),
       region: z.string().min(1).optional(),
       verifyTimeoutMs: z.number().int().min(100).max(120_000).default(15_000),
     })
@@ -107,7 +112,10 @@ export const ClusterSchema = z
     credentials: z.object({ admin: CredentialSchema, replication: CredentialSchema }).strict(),
     vip: VipSchema,
     /** What clients connect to (shown by status). */
-    clientEndpoint: z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict().optional(),
+    clientEndpoint: z
+      .object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) })
+      .strict()
+      .optional(),
     detection: DetectionSchema.default(DetectionSchema.parse({})),
     failover: FailoverPolicySchema.default(FailoverPolicySchema.parse({})),
   })
@@ -115,10 +123,15 @@ export const ClusterSchema = z
   .superRefine((c, ctx) => {
     const ids = new Set<string>();
     c.nodes.forEach((n, i) => {
-      if (ids.has(n.id)) ctx.addIssue({ code: 'custom', path: ['nodes', i, 'id'], message: `duplicate node id "${n.id}"` });
+      if (ids.has(n.id))
+        ctx.addIssue({ code: 'custom', path: ['nodes', i, 'id'], message: `duplicate node id "${n.id}"` });
       ids.add(n.id);
       const need =
-        c.vip.provider === 'aliyun-havip' ? 'instanceId' : c.vip.provider === 'none' ? null : 'networkInterfaceId';
+        c.vip.provider === 'aliyun-havip'
+          ? 'instanceId'
+          : c.vip.provider === 'none'
+            ? null
+            : 'networkInterfaceId';
       if (need && n[need] === undefined)
         ctx.addIssue({
           code: 'custom',
@@ -127,7 +140,11 @@ export const ClusterSchema = z
         });
     });
     if (!ids.has(c.primary))
-      ctx.addIssue({ code: 'custom', path: ['primary'], message: `"${c.primary}" is not one of the nodes' ids` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['primary'],
+        message: `"${c.primary}" is not one of the nodes' ids`,
+      });
   });
 
 export const ConfigSchema = z
@@ -140,7 +157,11 @@ export const ConfigSchema = z
     const names = new Set<string>();
     cfg.clusters.forEach((c, i) => {
       if (names.has(c.name))
-        ctx.addIssue({ code: 'custom', path: ['clusters', i, 'name'], message: `duplicate cluster "${c.name}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clusters', i, 'name'],
+          message: `duplicate cluster "${c.name}"`,
+        });
       names.add(c.name);
     });
   });

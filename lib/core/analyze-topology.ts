@@ -71,7 +71,6 @@ export const ANALYSIS_CODES: Readonly<
 // alone is not proof of a crash, so a timeout text vetoes it.
 const REFUSED_TEXT = /connection refused|\(111\b/i;
 const TIMEOUT_TEXT = /timed out|\(110\b/i;
-const MYSQL_CONNECT_ERROR = 2003;
 
 /**
  * Analyses one probe round.
@@ -221,14 +220,22 @@ function normalizeGtid(text: string): string {
   }
 }
 
-/** Refused by the prober AND every reachable replica's IO thread reports a refused reconnect. */
+/**
+ * A crash, seen by everyone: the prober's connection was REFUSED (an RST from a live host with
+ * no listener: the process is gone; a partition or a hang gives timeouts, never a refusal) AND
+ * every reachable replica's IO thread has lost its source at the same time without a timeout.
+ * Right after a kill -9 a replica reports 2013 "Lost connection" or errno 0 while reconnecting,
+ * and 2003 (111 refused) only after its first retry (MASTER_CONNECT_RETRY, ~1 s): waiting for
+ * 2003 would cost a second for nothing. A timeout text (110, "timed out") still vetoes.
+ */
 function isCrashSeenByAll(primary: NodeProbe | undefined, reachable: readonly NodeProbe[]): boolean {
   if (primary?.error?.kind !== 'refused') return false;
+  if (reachable.length === 0) return false;
   return reachable.every((r) => {
     const rep = r.replication;
     if (rep === undefined || rep.ioState === 'Yes') return false;
     if (REFUSED_TEXT.test(rep.lastIoError)) return true;
-    return rep.lastIoErrno === MYSQL_CONNECT_ERROR && !TIMEOUT_TEXT.test(rep.lastIoError);
+    return !TIMEOUT_TEXT.test(rep.lastIoError);
   });
 }
 

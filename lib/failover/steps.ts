@@ -1,4 +1,3 @@
-import type { Login, Timeouts } from '../adapters/mysql/connection.ts';
 import {
   fenceNode,
   onNode,
@@ -8,6 +7,7 @@ import {
   replicateFrom,
   waitForGtid,
 } from '../adapters/mysql/admin.ts';
+import type { Login, Timeouts } from '../adapters/mysql/connection.ts';
 import { probeNode } from '../adapters/mysql/probe.ts';
 import type { ClusterConfig, NodeConfig } from '../config/schema.ts';
 import { electCandidate } from '../core/elect-candidate.ts';
@@ -45,18 +45,28 @@ export interface FailoverContext extends FailoverRequest {
   candidateGtid?: string;
   repointed?: string[];
   notRepointed?: Array<{ nodeId: string; error: string }>;
-  vip?: { holder: string; address: string; ms: number; alreadyThere: boolean } | { skipped: string } | undefined;
+  vip?:
+    | { holder: string; address: string; ms: number; alreadyThere: boolean }
+    | { skipped: string }
+    | undefined;
   startedAt?: number;
 }
 
 function node(c: ClusterConfig, id: string): NodeConfig {
   const n = c.nodes.find((x) => x.id === id);
-  if (!n) throw new InvalidRequestError(`Node "${id}" is not in cluster ${c.name}.`, { cluster: c.name, nodeId: id });
+  if (!n)
+    throw new InvalidRequestError(`Node "${id}" is not in cluster ${c.name}.`, {
+      cluster: c.name,
+      nodeId: id,
+    });
   return n;
 }
 
 function timeouts(c: ClusterConfig): Timeouts {
-  return { connectTimeoutMs: c.detection.connectTimeoutMs, queryTimeoutMs: Math.max(c.detection.queryTimeoutMs, 3000) };
+  return {
+    connectTimeoutMs: c.detection.connectTimeoutMs,
+    queryTimeoutMs: Math.max(c.detection.queryTimeoutMs, 3000),
+  };
 }
 
 /**
@@ -148,7 +158,9 @@ export async function electCandidateStep(rt: Runtime, ctx: FailoverContext): Pro
     const t = timeouts(c);
     const survivors = c.nodes.filter((n) => n.id !== ctx.failedPrimary);
     const probes = await Promise.all(
-      survivors.map((n) => probeNode({ nodeId: n.id, host: n.host, port: n.port, isPrimary: false }, logins.admin, t)),
+      survivors.map((n) =>
+        probeNode({ nodeId: n.id, host: n.host, port: n.port, isPrimary: false }, logins.admin, t),
+      ),
     );
     const snapshot: ClusterSnapshot = {
       cluster: c.name,
@@ -170,7 +182,13 @@ export async function electCandidateStep(rt: Runtime, ctx: FailoverContext): Pro
         verdicts: election.verdicts,
       });
     }
-    return { detail: { candidate: election.nodeId, receivedGtid: election.receivedGtid, verdicts: election.verdicts } };
+    return {
+      detail: {
+        candidate: election.nodeId,
+        receivedGtid: election.receivedGtid,
+        verdicts: election.verdicts,
+      },
+    };
   });
   return {
     ...ctx,
@@ -190,7 +208,8 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
     const n = node(c, candidate);
     return onNode(n.id, n, logins.admin, timeouts(c), 'CatchUpCandidate', async (s): Promise<StepOutcome> => {
       const repl = await readReplication(s);
-      if (!repl) return { result: 'skipped', detail: { reason: 'no replication configured (already promoted)' } };
+      if (!repl)
+        return { result: 'skipped', detail: { reason: 'no replication configured (already promoted)' } };
       await s.execute('STOP SLAVE IO_THREAD', [], 10_000);
       const after = (await readReplication(s)) ?? repl;
       if (!after.sqlRunning && after.lastSqlErrno === 0) await s.execute('START SLAVE SQL_THREAD');
@@ -237,9 +256,13 @@ export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promi
       const repl = await readReplication(s);
       const [ro] = await s.query<{ ro: number }>('SELECT @@read_only AS ro');
       if (!repl && Number(ro?.ro) === 0) return { result: 'skipped', detail: { alreadyPrimary: true } };
-      await promoteToPrimary(s, { semiSync: c.failover.semiSync, semiSyncTimeoutMs: c.failover.semiSyncTimeoutMs });
+      await promoteToPrimary(s, {
+        semiSync: c.failover.semiSync,
+        semiSyncTimeoutMs: c.failover.semiSyncTimeoutMs,
+      });
       const [check] = await s.query<{ ro: number }>('SELECT @@read_only AS ro');
-      if (Number(check?.ro) !== 0) throw new PromotionFailedError(`${candidate} is still read_only after promotion.`);
+      if (Number(check?.ro) !== 0)
+        throw new PromotionFailedError(`${candidate} is still read_only after promotion.`);
       const gtid = await readGtid(s);
       return { detail: { gtidBinlogPos: gtid.binlog, semiSync: c.failover.semiSync } };
     });
@@ -284,7 +307,10 @@ export async function repointReplicas(rt: Runtime, ctx: FailoverContext): Promis
   };
 }
 
-async function waitThreadsRunning(s: Parameters<typeof readReplication>[0], timeoutMs: number): Promise<void> {
+async function waitThreadsRunning(
+  s: Parameters<typeof readReplication>[0],
+  timeoutMs: number,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const r = await readReplication(s);
@@ -312,7 +338,15 @@ export async function moveVip(rt: Runtime, ctx: FailoverContext): Promise<Failov
       deadline: t0 + verifyMs,
       clientToken: ctx.executionName.slice(0, 64),
     });
-    return { detail: { holder: r.holder, address: r.address, ms: r.ms, alreadyThere: r.alreadyThere, apiCalls: r.apiCalls } };
+    return {
+      detail: {
+        holder: r.holder,
+        address: r.address,
+        ms: r.ms,
+        alreadyThere: r.alreadyThere,
+        apiCalls: r.apiCalls,
+      },
+    };
   });
   return { ...ctx, vip: detail as FailoverContext['vip'] };
 }
@@ -322,7 +356,12 @@ export async function completeFailover(rt: Runtime, ctx: FailoverContext): Promi
   const candidate = requireCandidate(ctx);
   const c = rt.cluster(ctx.cluster);
   const now = rt.now();
-  await rt.store.appendStep(ctx.cluster, ctx.epoch, { name: 'CompleteFailover', startedAt: now, endedAt: now, result: 'ok' });
+  await rt.store.appendStep(ctx.cluster, ctx.epoch, {
+    name: 'CompleteFailover',
+    startedAt: now,
+    endedAt: now,
+    result: 'ok',
+  });
   await rt.store.endFailover({
     cluster: ctx.cluster,
     epoch: ctx.epoch,
@@ -371,7 +410,10 @@ export async function failoverFailed(
   return ctx;
 }
 
-function parseStatesError(e: { Error?: string; Cause?: string } | undefined): { name: string; message: string } {
+function parseStatesError(e: { Error?: string; Cause?: string } | undefined): {
+  name: string;
+  message: string;
+} {
   if (!e) return { name: 'Unknown', message: 'no error information' };
   let message = e.Cause ?? '';
   try {
@@ -384,6 +426,7 @@ function parseStatesError(e: { Error?: string; Cause?: string } | undefined): { 
 }
 
 function requireCandidate(ctx: FailoverContext): string {
-  if (!ctx.candidate) throw new InvalidRequestError('No candidate in the execution context (ElectCandidate must run first).');
+  if (!ctx.candidate)
+    throw new InvalidRequestError('No candidate in the execution context (ElectCandidate must run first).');
   return ctx.candidate;
 }

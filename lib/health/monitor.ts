@@ -6,9 +6,9 @@ import { confirmFailure, shouldReprobeQuickly } from '../core/confirm-failure.ts
 import type { ConfirmDecision, SuspicionState } from '../core/decision-types.ts';
 import type { Analysis, ClusterSnapshot } from '../core/types.ts';
 import { describeError } from '../errors.ts';
+import type { FailoverRequest } from '../failover/steps.ts';
 import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
-import type { FailoverRequest } from '../failover/steps.ts';
 
 export interface MonitorOptions {
   /** Unique per invocation (the Lambda request id). */
@@ -44,6 +44,7 @@ const LEASE_TTL_MS = 15_000;
 const LEASE_RENEW_MS = 5_000;
 const HISTORY_MS = 10_000;
 const EVENT_TTL_SECONDS = 14 * 24 * 3600;
+const MAX_QUICK_ROUNDS = 5;
 
 function abortableSleep(signal: AbortSignal | undefined) {
   return (ms: number) =>
@@ -77,10 +78,20 @@ export async function runHealthCheck(rt: Runtime, opts: MonitorOptions): Promise
  * B polls the lease until A releases it (or it expires, if A died), so there is neither a gap
  * nor two probers. A crashed prober's lease expires after LEASE_TTL_MS.
  */
-async function monitorCluster(rt: Runtime, c: ClusterConfig, opts: MonitorOptions): Promise<ClusterMonitorResult> {
+async function monitorCluster(
+  rt: Runtime,
+  c: ClusterConfig,
+  opts: MonitorOptions,
+): Promise<ClusterMonitorResult> {
   const sleep = opts.sleep ?? abortableSleep(opts.signal);
   const live = () => !opts.signal?.aborted;
-  const result: ClusterMonitorResult = { cluster: c.name, outcome: 'probed', rounds: 0, failoversStarted: [], blocked: 0 };
+  const result: ClusterMonitorResult = {
+    cluster: c.name,
+    outcome: 'probed',
+    rounds: 0,
+    failoversStarted: [],
+    blocked: 0,
+  };
   let lease = await rt.store.acquireLease(c.name, opts.owner, rt.now(), LEASE_TTL_MS);
   while (!lease.held) {
     if (!live() || rt.now() + c.detection.intervalMs >= opts.deadline) {
@@ -107,6 +118,7 @@ async function monitorCluster(rt: Runtime, c: ClusterConfig, opts: MonitorOption
   const history: ClusterSnapshot[] = [];
   let suspicion: SuspicionState | undefined;
   let blockedReportedFor: string | undefined;
+  let quickRounds = 0;
   const counters = { ...state.counters };
 
   try {
@@ -185,8 +197,16 @@ async function monitorCluster(rt: Runtime, c: ClusterConfig, opts: MonitorOption
             blockedReportedFor = decision.incidentId;
             counters.blockedFailovers++;
             const msg = `${analysis.code} confirmed on ${state.primaryId}, but automatic failover is BLOCKED until ${new Date(state.blockedUntil).toISOString()} (anti-flapping after the last failover). Check the cluster and run: serverless invoke -f acknowledge --data '{"cluster":"${c.name}"}'`;
-            await rt.store.putEvent({ cluster: c.name, at: now, type: 'FailoverBlocked', message: msg }, EVENT_TTL_SECONDS);
-            await rt.notifier.notify({ cluster: c.name, severity: 'critical', subject: 'Failover BLOCKED', message: msg });
+            await rt.store.putEvent(
+              { cluster: c.name, at: now, type: 'FailoverBlocked', message: msg },
+              EVENT_TTL_SECONDS,
+            );
+            await rt.notifier.notify({
+              cluster: c.name,
+              severity: 'critical',
+              subject: 'Failover BLOCKED',
+              message: msg,
+            });
           }
         } else if (!state.failoverInProgress) {
           const request: FailoverRequest = {
@@ -196,7 +216,12 @@ async function monitorCluster(rt: Runtime, c: ClusterConfig, opts: MonitorOption
             expectedEpoch: state.epoch,
             incidentId: decision.incidentId,
             executionName: `${c.name}-failover-e${state.epoch + 1}`,
-            reason: { analysis: analysis.code, evidence: decision.evidence, since: decision.since, rounds: decision.rounds },
+            reason: {
+              analysis: analysis.code,
+              evidence: decision.evidence,
+              since: decision.since,
+              rounds: decision.rounds,
+            },
           };
           try {
             const r = await rt.starter.start(request.executionName, request);
@@ -204,25 +229,56 @@ async function monitorCluster(rt: Runtime, c: ClusterConfig, opts: MonitorOption
             if (!r.alreadyStarted) result.failoversStarted.push(request.executionName);
             rt.log({ level: 'warn', type: 'failover-started', ...request, detectedAt: now });
           } catch (err) {
-            rt.log({ level: 'error', type: 'failover-start-failed', cluster: c.name, error: describeError(err, secrets) });
+            rt.log({
+              level: 'error',
+              type: 'failover-start-failed',
+              cluster: c.name,
+              error: describeError(err, secrets),
+            });
           }
           // Follow the state machine closely from here on.
-          state = { ...state, failoverInProgress: { epoch: state.epoch + 1, executionName: request.executionName, startedAt: now, failedPrimary: state.primaryId } };
+          state = {
+            ...state,
+            failoverInProgress: {
+              epoch: state.epoch + 1,
+              executionName: request.executionName,
+              startedAt: now,
+              failedPrimary: state.primaryId,
+            },
+          };
         }
       }
-      opts.onRound?.({ cluster: c.name, snapshot, analysis, decision, state, ...(started ? { started } : {}) });
+      opts.onRound?.({
+        cluster: c.name,
+        snapshot,
+        analysis,
+        decision,
+        state,
+        ...(started ? { started } : {}),
+      });
 
-      const pause = shouldReprobeQuickly(decision) ? c.detection.crashReprobeMs : c.detection.intervalMs;
+      // A refused primary is either a crash the replicas have not reported yet (they do within
+      // ~0.1 s) or a confirmed one: look again at once instead of a whole interval later.
+      // Bounded, so a primary that stays down (failover blocked) is not hammered.
+      const primaryRefused =
+        snapshot.nodes.find((n) => n.nodeId === snapshot.primaryId)?.error?.kind === 'refused';
+      quickRounds = shouldReprobeQuickly(decision) || primaryRefused ? quickRounds + 1 : 0;
+      const pause =
+        quickRounds > 0 && quickRounds <= MAX_QUICK_ROUNDS
+          ? c.detection.crashReprobeMs
+          : c.detection.intervalMs;
       await sleep(roundStart + pause - rt.now());
     }
   } finally {
-    await rt.store.putHealth(c.name, {
-      analysis: lastCode,
-      description: state.description,
-      topology: state.topology,
-      counters,
-      updatedAt: rt.now(),
-    }).catch(() => {});
+    await rt.store
+      .putHealth(c.name, {
+        analysis: lastCode,
+        description: state.description,
+        topology: state.topology,
+        counters,
+        updatedAt: rt.now(),
+      })
+      .catch(() => {});
     await rt.store.releaseLease(c.name, opts.owner).catch(() => {});
   }
   return result;
@@ -238,7 +294,16 @@ export async function probeCluster(
   const t = { connectTimeoutMs: c.detection.connectTimeoutMs, queryTimeoutMs: c.detection.queryTimeoutMs };
   const nodes = await Promise.all(
     c.nodes.map((n) =>
-      probeNode({ nodeId: n.id, host: n.probeHost ?? n.host, port: n.probePort ?? n.port, isPrimary: n.id === primaryId }, admin, t),
+      probeNode(
+        {
+          nodeId: n.id,
+          host: n.probeHost ?? n.host,
+          port: n.probePort ?? n.port,
+          isPrimary: n.id === primaryId,
+        },
+        admin,
+        t,
+      ),
     ),
   );
   return { cluster: c.name, takenAt, primaryId, nodes };
@@ -262,7 +327,9 @@ function summarize(s: ClusterSnapshot): ClusterState['topology'] {
     nodeId: n.nodeId,
     role: n.nodeId === s.primaryId ? 'primary' : 'replica',
     reachable: n.reachable,
-    ...(n.gtidCurrentPos !== undefined ? { gtid: n.nodeId === s.primaryId ? (n.gtidBinlogPos ?? '') : n.gtidCurrentPos } : {}),
+    ...(n.gtidCurrentPos !== undefined
+      ? { gtid: n.nodeId === s.primaryId ? (n.gtidBinlogPos ?? '') : n.gtidCurrentPos }
+      : {}),
     ...(n.replication ? { lagSeconds: n.replication.secondsBehindMaster } : {}),
   }));
 }

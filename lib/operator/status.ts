@@ -62,7 +62,9 @@ export async function clusterStatus(rt: Runtime, c: ClusterConfig): Promise<Clus
     nodes: snapshot.nodes.map((n) => nodeStatus(c, n, primary, needsRejoin)),
     ...(state?.failoverInProgress ? { failoverInProgress: state.failoverInProgress } : {}),
     ...(state?.lastFailover ? { lastFailover: state.lastFailover } : {}),
-    ...(state?.blockedUntil && state.blockedUntil > rt.now() ? { blockedUntil: new Date(state.blockedUntil).toISOString() } : {}),
+    ...(state?.blockedUntil && state.blockedUntil > rt.now()
+      ? { blockedUntil: new Date(state.blockedUntil).toISOString() }
+      : {}),
     needsRejoin,
   };
 }
@@ -76,7 +78,9 @@ function nodeStatus(c: ClusterConfig, n: NodeProbe, primary: string, needsRejoin
     role,
     reachable: n.reachable,
     ...(n.readOnly !== undefined ? { readOnly: n.readOnly } : {}),
-    ...(n.gtidCurrentPos !== undefined ? { gtid: role === 'primary' ? n.gtidBinlogPos : n.gtidCurrentPos } : {}),
+    ...(n.gtidCurrentPos !== undefined
+      ? { gtid: role === 'primary' ? n.gtidBinlogPos : n.gtidCurrentPos }
+      : {}),
     ...(n.replication
       ? {
           io: n.replication.ioState,
@@ -116,7 +120,11 @@ export function formatStatus(s: ClusterStatus): string {
     n.semiSync ?? '-',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (r: string[]) => r.map((v, i) => v.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const fmt = (r: string[]) =>
+    r
+      .map((v, i) => v.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   lines.push(fmt(head), ...rows.map(fmt));
   if (s.failoverInProgress) lines.push(`failover in progress: ${s.failoverInProgress.executionName}`);
   if (s.lastFailover)

@@ -1,17 +1,17 @@
 import { connect, createServer, type Server } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type AliyunEmulator, startAliyunEmulator, vipBackendFromHaVip } from '../../infra/local-cloud/aliyun/emulator.ts';
+import {
+  type AliyunEmulator,
+  startAliyunEmulator,
+  vipBackendFromHaVip,
+} from '../../infra/local-cloud/aliyun/emulator.ts';
 import { startVipForwarder, type VipForwarder } from '../../infra/local-cloud/vip-forwarder.ts';
 import {
-  ProviderTransientError,
-  VipMoveFailedError,
-  VipNotVerifiedError,
-} from '../../lib/errors.ts';
-import {
+  AliyunHaVipVipMover,
   type AliyunHaVipVipMoverOptions,
   type AliyunLogEntry,
-  AliyunHaVipVipMover,
 } from '../../lib/adapters/vip/aliyun-havip.ts';
+import { ProviderTransientError, VipMoveFailedError, VipNotVerifiedError } from '../../lib/errors.ts';
 
 const CREDS = { accessKeyId: 'LTAI5tAdapterTestKey77', accessKeySecret: 'adapterSecret/+=Zq9x8c7v6b5n4m3' };
 const REGION = 'cn-shanghai';
@@ -45,7 +45,12 @@ function mover(overrides: Partial<AliyunHaVipVipMoverOptions> = {}): AliyunHaVip
 
 /** Whatever leaves the adapter must not carry credentials or a signed URL. */
 function expectNoSecrets(err: unknown): void {
-  const texts = [JSON.stringify(logs), err instanceof Error ? `${err.message}\n${JSON.stringify((err as { details?: unknown }).details)}` : String(err)];
+  const texts = [
+    JSON.stringify(logs),
+    err instanceof Error
+      ? `${err.message}\n${JSON.stringify((err as { details?: unknown }).details)}`
+      : String(err),
+  ];
   for (const t of texts) {
     expect(t).not.toContain(CREDS.accessKeySecret);
     expect(t).not.toContain(encodeURIComponent(CREDS.accessKeySecret));
@@ -93,7 +98,13 @@ beforeEach(async () => {
   m.addInstance({ instanceId: NODES.db1, vSwitchId: 'vsw-uf6a', privateIpAddress: '10.0.1.11' });
   m.addInstance({ instanceId: NODES.db2, vSwitchId: 'vsw-uf6a', privateIpAddress: '10.0.1.12' });
   m.addInstance({ instanceId: NODES.db3, vSwitchId: 'vsw-uf6a', privateIpAddress: '10.0.1.13' });
-  m.addHaVip({ haVipId: HAVIP, vSwitchId: 'vsw-uf6a', ipAddress: VIP, associatedInstances: [NODES.db1], masterInstanceId: NODES.db1 });
+  m.addHaVip({
+    haVipId: HAVIP,
+    vSwitchId: 'vsw-uf6a',
+    ipAddress: VIP,
+    associatedInstances: [NODES.db1],
+    masterInstanceId: NODES.db1,
+  });
 });
 
 afterEach(async () => {
@@ -105,15 +116,24 @@ afterEach(async () => {
 
 describe('AliyunHaVipVipMover', () => {
   it('moves the HaVip so the new holder becomes MasterInstanceId and the data path follows', async () => {
-    const ports: Record<string, number> = { [NODES.db1]: await startNamedServer('db1'), [NODES.db2]: await startNamedServer('db2') };
+    const ports: Record<string, number> = {
+      [NODES.db1]: await startNamedServer('db1'),
+      [NODES.db2]: await startNamedServer('db2'),
+    };
     forwarder = await startVipForwarder(
-      vipBackendFromHaVip(emu.model, HAVIP, (id) => (ports[id] ? { host: '127.0.0.1', port: ports[id] } : undefined)),
+      vipBackendFromHaVip(emu.model, HAVIP, (id) =>
+        ports[id] ? { host: '127.0.0.1', port: ports[id] } : undefined,
+      ),
     );
     expect(await readGreeting(forwarder.port)).toBe('db1');
 
     const m = mover();
     expect(await m.currentHolder()).toBe('db1');
-    const res = await m.moveTo('db2', { fromNodeId: 'db1', deadline: deadlineIn(10_000), clientToken: 'failover-1' });
+    const res = await m.moveTo('db2', {
+      fromNodeId: 'db1',
+      deadline: deadlineIn(10_000),
+      clientToken: 'failover-1',
+    });
 
     expect(res).toMatchObject({ provider: 'aliyun-havip', address: VIP, holder: 'db2', alreadyThere: false });
     expect(res.apiCalls).toBeGreaterThanOrEqual(4);
@@ -139,7 +159,11 @@ describe('AliyunHaVipVipMover', () => {
 
   it('force-detaches a dead master and moves the HaVip to the candidate', async () => {
     emu.model.setInstanceStatus(NODES.db1, 'Stopped');
-    const res = await mover().moveTo('db2', { fromNodeId: 'db1', oldHolderDead: true, deadline: deadlineIn(10_000) });
+    const res = await mover().moveTo('db2', {
+      fromNodeId: 'db1',
+      oldHolderDead: true,
+      deadline: deadlineIn(10_000),
+    });
     expect(res.holder).toBe('db2');
     expect(emu.faults.calls('UnassociateHaVip')).toBe(1);
     const hv = emu.model.haVips.get(HAVIP)!;
@@ -159,10 +183,16 @@ describe('AliyunHaVipVipMover', () => {
 
   it('succeeds after retries when the next 3 AssociateHaVip calls are throttled', async () => {
     emu.faults.set('AssociateHaVip', { throttleNext: 3 });
-    const res = await mover().moveTo('db2', { fromNodeId: 'db1', deadline: deadlineIn(10_000), clientToken: 'failover-2' });
+    const res = await mover().moveTo('db2', {
+      fromNodeId: 'db1',
+      deadline: deadlineIn(10_000),
+      clientToken: 'failover-2',
+    });
     expect(res.holder).toBe('db2');
     expect(emu.faults.calls('AssociateHaVip')).toBe(4);
-    const retries = logs.filter((l) => l.msg === 'retrying Alibaba API call' && l.action === 'AssociateHaVip');
+    const retries = logs.filter(
+      (l) => l.msg === 'retrying Alibaba API call' && l.action === 'AssociateHaVip',
+    );
     expect(retries).toHaveLength(3);
     expect(String(retries[0]?.error)).toContain('Throttling.User');
     expectNoSecrets(undefined);
@@ -178,7 +208,11 @@ describe('AliyunHaVipVipMover', () => {
 
   it('fails with VipMoveFailedError on a permanent error', async () => {
     emu.faults.set('AssociateHaVip', {
-      permanentError: { code: 'Forbidden.RAM', message: 'User not authorized to operate on the specified resource.', status: 403 },
+      permanentError: {
+        code: 'Forbidden.RAM',
+        message: 'User not authorized to operate on the specified resource.',
+        status: 403,
+      },
     });
     const err = await rejection(mover().moveTo('db2', { fromNodeId: 'db1', deadline: deadlineIn(10_000) }));
     expect(err).toBeInstanceOf(VipMoveFailedError);
@@ -186,7 +220,10 @@ describe('AliyunHaVipVipMover', () => {
     expect(err.message).toBe(
       `Failed to move VIP ${VIP} to ${NODES.db2} (AssociateHaVip): Forbidden.RAM: User not authorized to operate on the specified resource.`,
     );
-    expect((err as VipMoveFailedError).details).toMatchObject({ code: 'Forbidden.RAM', action: 'AssociateHaVip' });
+    expect((err as VipMoveFailedError).details).toMatchObject({
+      code: 'Forbidden.RAM',
+      action: 'AssociateHaVip',
+    });
     expect(emu.faults.calls('AssociateHaVip')).toBe(1);
     expectNoSecrets(err);
   });
@@ -197,7 +234,9 @@ describe('AliyunHaVipVipMover', () => {
     const err = await rejection(mover().moveTo('db2', { fromNodeId: 'db1', deadline: deadlineIn(1200) }));
     const took = Date.now() - started;
     expect(err).toBeInstanceOf(ProviderTransientError);
-    expect(err.message).toMatch(/^Failed to move VIP 10\.0\.1\.50 to i-uf6db2 \(DescribeHaVips\): RequestTimeout: /);
+    expect(err.message).toMatch(
+      /^Failed to move VIP 10\.0\.1\.50 to i-uf6db2 \(DescribeHaVips\): RequestTimeout: /,
+    );
     expect(took).toBeGreaterThanOrEqual(1000);
     expect(took).toBeLessThan(2500);
     expectNoSecrets(err);
@@ -205,10 +244,15 @@ describe('AliyunHaVipVipMover', () => {
 
   it('rejects a bad AccessKeySecret without leaking it or the signed URL', async () => {
     const err = await rejection(
-      mover({ accessKeySecret: 'wrong/Secret+Value==1234' }).moveTo('db2', { fromNodeId: 'db1', deadline: deadlineIn(5000) }),
+      mover({ accessKeySecret: 'wrong/Secret+Value==1234' }).moveTo('db2', {
+        fromNodeId: 'db1',
+        deadline: deadlineIn(5000),
+      }),
     );
     expect(err).toBeInstanceOf(VipMoveFailedError);
-    expect(err.message).toMatch(/\(DescribeHaVips\): SignatureDoesNotMatch: Specified signature is not matched/);
+    expect(err.message).toMatch(
+      /\(DescribeHaVips\): SignatureDoesNotMatch: Specified signature is not matched/,
+    );
     expect(err.message).not.toContain(CREDS.accessKeyId);
     expect(err.message).not.toContain('wrong/Secret+Value==1234');
     expect(JSON.stringify(logs)).not.toContain('wrong/Secret+Value==1234');
@@ -226,7 +270,10 @@ describe('AliyunHaVipVipMover', () => {
 
   it('reports VipNotVerifiedError when nobody announces the address (preconfigured guest step)', async () => {
     const err = await rejection(
-      mover({ guestStep: 'preconfigured', verifyTimeoutMs: 600 }).moveTo('db2', { fromNodeId: 'db1', deadline: deadlineIn(5000) }),
+      mover({ guestStep: 'preconfigured', verifyTimeoutMs: 600 }).moveTo('db2', {
+        fromNodeId: 'db1',
+        deadline: deadlineIn(5000),
+      }),
     );
     expect(err).toBeInstanceOf(VipNotVerifiedError);
     expect(err.message).toContain(`master ${NODES.db1}`);

@@ -149,10 +149,10 @@ describe('AwsSecondaryIpVipMover', () => {
   it('gives up with ProviderThrottledError when throttling outlasts the deadline', async () => {
     emu.faults.set('AssignPrivateIpAddresses', { throttleNext: 1000 });
     const t0 = Date.now();
-    const err = await failure(secondaryIp().moveTo('db2', { deadline: soon(600) }));
+    const err = await failure(secondaryIp().moveTo('db2', { deadline: soon(1000) }));
     expect(err).toBeInstanceOf(ProviderThrottledError);
     expect(err.transient).toBe(true);
-    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(Date.now() - t0).toBeLessThan(2500);
     expect(emu.faults.calls('AssignPrivateIpAddresses')).toBeGreaterThan(1);
   });
 
@@ -210,7 +210,7 @@ describe('AwsSecondaryIpVipMover', () => {
 
   it('throws VipNotVerifiedError when EC2 never shows the new holder in time', async () => {
     emu.model.propagationMs = 10_000;
-    const err = await failure(secondaryIp({ verifyTimeoutMs: 300 }).moveTo('db2', { deadline: soon(5000) }));
+    const err = await failure(secondaryIp({ verifyTimeoutMs: 500 }).moveTo('db2', { deadline: soon(5000) }));
     expect(err).toBeInstanceOf(VipNotVerifiedError);
     expect(err.message).toContain(`shows ${ENI_1}`);
   });

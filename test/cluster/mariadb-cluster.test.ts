@@ -1,5 +1,14 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -373,7 +382,10 @@ describe('startCluster', () => {
   });
 
   it('refuses a non-empty baseDir, which destroy() would otherwise delete', async () => {
-    await expect(startCluster({ baseDir: parent })).rejects.toThrow(/not empty/);
-    expect(existsSync(parent)).toBe(true);
+    const busy = join(parent, 'busy');
+    mkdirSync(busy);
+    writeFileSync(join(busy, 'keep.txt'), 'mine');
+    await expect(startCluster({ baseDir: busy, nodes: 1 })).rejects.toThrow(/not empty/);
+    expect(readFileSync(join(busy, 'keep.txt'), 'utf8')).toBe('mine');
   });
 });

@@ -16,7 +16,11 @@ describe('crash failover, end to end on the local cloud', () => {
     await cluster.query('db1', WRITES_TABLE_DDL);
     cloud = await startLocalCloud({ cluster, clusterName: 'e2e', onLog: (e) => logs.push(e) });
     const store = new DynamoStateStore(cloud.tableName);
-    await waitFor(async () => (await store.getClusterState('e2e'))?.analysis === 'NoProblem', 20_000, 'NoProblem');
+    await waitFor(
+      async () => (await store.getClusterState('e2e'))?.analysis === 'NoProblem',
+      20_000,
+      'NoProblem',
+    );
   });
 
   afterAll(async () => {
@@ -30,7 +34,13 @@ describe('crash failover, end to end on the local cloud', () => {
     const lc = cloud!;
     const app = c.credentials.app;
     expect(lc.vipHolder()).toBe('db1');
-    writer = startWriter({ host: lc.vip.host, port: lc.vip.port, user: app.user, password: app.password, paceMs: 2 });
+    writer = startWriter({
+      host: lc.vip.host,
+      port: lc.vip.port,
+      user: app.user,
+      password: app.password,
+      paceMs: 2,
+    });
     await waitFor(() => writer!.acked.length >= 100, 15_000, '100 acknowledged writes');
     expect(new Set(writer.acked.map((a) => a.serverId))).toEqual(new Set([c.node('db1').serverId]));
 
@@ -38,7 +48,11 @@ describe('crash failover, end to end on the local cloud', () => {
     await c.crash('db1');
 
     // The scheduled health check confirms it and starts the packaged state machine.
-    await waitFor(() => lc.sfn.executions().some((e) => e.status !== 'RUNNING'), 60_000, 'failover execution to end');
+    await waitFor(
+      () => lc.sfn.executions().some((e) => e.status !== 'RUNNING'),
+      60_000,
+      'failover execution to end',
+    );
     const executions = lc.sfn.executions();
     expect(executions).toHaveLength(1);
     const execution = executions[0]!;
@@ -61,8 +75,16 @@ describe('crash failover, end to end on the local cloud', () => {
 
     // The writer resumes through the VIP, on the new primary.
     const newServerId = c.node(newPrimary).serverId;
-    await waitFor(() => writer!.firstAckOn(newServerId, killedAt) !== undefined, 20_000, 'a write on the new primary');
-    await waitFor(() => writer!.acked.filter((a) => a.serverId === newServerId).length >= 50, 10_000, '50 writes on the new primary');
+    await waitFor(
+      () => writer!.firstAckOn(newServerId, killedAt) !== undefined,
+      20_000,
+      'a write on the new primary',
+    );
+    await waitFor(
+      () => writer!.acked.filter((a) => a.serverId === newServerId).length >= 50,
+      10_000,
+      '50 writes on the new primary',
+    );
     await writer.stop();
     const acked = writer.acked.map((a) => a.id);
 
@@ -73,10 +95,18 @@ describe('crash failover, end to end on the local cloud', () => {
     expect(lost).toEqual([]);
 
     // The other replica replicates from the new primary with both threads running.
-    await waitFor(async () => {
-      const [s] = await c.query<Record<string, unknown>>(other, 'SHOW SLAVE STATUS');
-      return s?.Master_Port === c.node(newPrimary).port && s?.Slave_IO_Running === 'Yes' && s?.Slave_SQL_Running === 'Yes';
-    }, 10_000, `${other} replicating from ${newPrimary}`);
+    await waitFor(
+      async () => {
+        const [s] = await c.query<Record<string, unknown>>(other, 'SHOW SLAVE STATUS');
+        return (
+          s?.Master_Port === c.node(newPrimary).port &&
+          s?.Slave_IO_Running === 'Yes' &&
+          s?.Slave_SQL_Running === 'Yes'
+        );
+      },
+      10_000,
+      `${other} replicating from ${newPrimary}`,
+    );
     const [ro] = await c.query<{ ro: number }>(newPrimary, 'SELECT @@read_only AS ro');
     expect(Number(ro?.ro)).toBe(0);
 
@@ -93,7 +123,9 @@ describe('crash failover, end to end on the local cloud', () => {
     const record = await store.getFailover('e2e', output.epoch);
     expect(record?.status).toBe('succeeded');
     const stepNames = record?.steps.map((s) => s.name);
-    expect(stepNames).toEqual(expect.arrayContaining(['ElectCandidate', 'PromoteCandidate', 'MoveVip', 'CompleteFailover']));
+    expect(stepNames).toEqual(
+      expect.arrayContaining(['ElectCandidate', 'PromoteCandidate', 'MoveVip', 'CompleteFailover']),
+    );
     for (const s of record?.steps ?? []) {
       expect(s.endedAt).toBeGreaterThanOrEqual(s.startedAt);
       expect(s.result).not.toBe('error');

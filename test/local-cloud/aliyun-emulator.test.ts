@@ -1,10 +1,17 @@
 import RPCClient from '@alicloud/pop-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type AliyunEmulator, startAliyunEmulator, vipBackendFromHaVip } from '../../infra/local-cloud/aliyun/emulator.ts';
+import {
+  type AliyunEmulator,
+  startAliyunEmulator,
+  vipBackendFromHaVip,
+} from '../../infra/local-cloud/aliyun/emulator.ts';
 import { computeRpcSignature, percentEncode } from '../../infra/local-cloud/aliyun/signature.ts';
 import { buildVipTakeoverScript } from '../../lib/adapters/vip/aliyun-havip.ts';
 
-const CREDS = { accessKeyId: 'LTAI5tEmulatorTestKey01', accessKeySecret: 'emuSecret+/AbCdEf0123456789xyzXYZ' };
+const CREDS = {
+  accessKeyId: 'LTAI5tEmulatorTestKey01',
+  accessKeySecret: 'emuSecret+/AbCdEf0123456789xyzXYZ',
+};
 const REGION = 'cn-hangzhou';
 const HAVIP = 'havip-bp1emulator0001';
 const VIP = '10.0.1.50';
@@ -12,7 +19,12 @@ const TRANSITION_MS = 120;
 
 let emu: AliyunEmulator;
 
-type RpcError = { code: string; message: string; data: Record<string, unknown>; entry: { response: { statusCode: number } } };
+type RpcError = {
+  code: string;
+  message: string;
+  data: Record<string, unknown>;
+  entry: { response: { statusCode: number } };
+};
 
 function vpc(creds = CREDS): RPCClient {
   return new RPCClient({ ...creds, endpoint: emu.url, apiVersion: '2016-04-28' });
@@ -31,7 +43,11 @@ async function rejection(p: Promise<unknown>): Promise<RpcError> {
   throw new Error('expected a rejection');
 }
 
-type HaVipJson = { Status: string; MasterInstanceId: string; AssociatedInstances: { associatedInstance: string[] } };
+type HaVipJson = {
+  Status: string;
+  MasterInstanceId: string;
+  AssociatedInstances: { associatedInstance: string[] };
+};
 
 async function describeHaVip(client = vpc()): Promise<HaVipJson> {
   const res = await client.request<{ HaVips: { HaVip: HaVipJson[] } }>('DescribeHaVips', {
@@ -51,7 +67,10 @@ async function waitFor(check: () => Promise<boolean> | boolean, ms = 3000): Prom
 }
 
 /** Signs `params` like pop-core does and sends them, for requests pop-core itself would never build. */
-async function sendSigned(params: Record<string, string>, method: 'GET' | 'POST' = 'GET'): Promise<Record<string, string>> {
+async function sendSigned(
+  params: Record<string, string>,
+  method: 'GET' | 'POST' = 'GET',
+): Promise<Record<string, string>> {
   const all: Record<string, string> = {
     Format: 'JSON',
     SignatureMethod: 'HMAC-SHA1',
@@ -75,7 +94,13 @@ beforeEach(async () => {
   m.addInstance({ instanceId: 'i-a', vSwitchId: 'vsw-a', privateIpAddress: '10.0.1.11' });
   m.addInstance({ instanceId: 'i-b', vSwitchId: 'vsw-a', privateIpAddress: '10.0.1.12' });
   m.addInstance({ instanceId: 'i-c', vSwitchId: 'vsw-b', privateIpAddress: '10.0.2.13' });
-  m.addHaVip({ haVipId: HAVIP, vSwitchId: 'vsw-a', ipAddress: VIP, associatedInstances: ['i-a'], masterInstanceId: 'i-a' });
+  m.addHaVip({
+    haVipId: HAVIP,
+    vSwitchId: 'vsw-a',
+    ipAddress: VIP,
+    associatedInstances: ['i-a'],
+    masterInstanceId: 'i-a',
+  });
 });
 
 afterEach(async () => {
@@ -85,7 +110,11 @@ afterEach(async () => {
 describe('aliyun emulator: signature and gateway errors', () => {
   it('accepts a request signed by pop-core over GET and over POST', async () => {
     const viaGet = await vpc().request<Record<string, unknown>>('DescribeHaVips', { RegionId: REGION });
-    const viaPost = await vpc().request<Record<string, unknown>>('DescribeHaVips', { RegionId: REGION }, { method: 'POST' });
+    const viaPost = await vpc().request<Record<string, unknown>>(
+      'DescribeHaVips',
+      { RegionId: REGION },
+      { method: 'POST' },
+    );
     for (const res of [viaGet, viaPost]) {
       expect(res.RequestId).toMatch(/^[0-9A-F-]{36}$/);
       expect(res.TotalCount).toBe(1);
@@ -105,7 +134,9 @@ describe('aliyun emulator: signature and gateway errors', () => {
   });
 
   it('rejects a wrong AccessKeySecret with SignatureDoesNotMatch', async () => {
-    const err = await rejection(vpc({ ...CREDS, accessKeySecret: 'not-the-secret' }).request('DescribeHaVips', { RegionId: REGION }));
+    const err = await rejection(
+      vpc({ ...CREDS, accessKeySecret: 'not-the-secret' }).request('DescribeHaVips', { RegionId: REGION }),
+    );
     expect(err.code).toBe('SignatureDoesNotMatch');
     expect(err.entry.response.statusCode).toBe(400);
     expect(err.data.Message).toMatch(/^Specified signature is not matched with our calculation\./);
@@ -114,15 +145,20 @@ describe('aliyun emulator: signature and gateway errors', () => {
   });
 
   it('rejects an unknown AccessKeyId with InvalidAccessKeyId.NotFound', async () => {
-    const err = await rejection(vpc({ ...CREDS, accessKeyId: 'LTAI5tUnknownKey' }).request('DescribeHaVips', { RegionId: REGION }));
+    const err = await rejection(
+      vpc({ ...CREDS, accessKeyId: 'LTAI5tUnknownKey' }).request('DescribeHaVips', { RegionId: REGION }),
+    );
     expect(err.code).toBe('InvalidAccessKeyId.NotFound');
     expect(err.entry.response.statusCode).toBe(404);
   });
 
   it('rejects a replayed SignatureNonce', async () => {
-    const verbose = new RPCClient({ ...CREDS, endpoint: emu.url, apiVersion: '2016-04-28' }, true as never) as unknown as {
-      request: (a: string, p: object) => Promise<[unknown, { url: string }]>;
-    };
+    // pop-core's second constructor argument (verbose) makes request() also return the URL it sent.
+    const VerboseClient = RPCClient as unknown as new (
+      config: RPCClient.Config,
+      verbose: boolean,
+    ) => { request: (a: string, p: object) => Promise<[unknown, { url: string }]> };
+    const verbose = new VerboseClient({ ...CREDS, endpoint: emu.url, apiVersion: '2016-04-28' }, true);
     const [, entry] = await verbose.request('DescribeHaVips', { RegionId: REGION });
     const replay = await fetch(entry.url);
     const body = (await replay.json()) as { Code: string; Message: string };
@@ -174,16 +210,28 @@ describe('aliyun emulator: signature and gateway errors', () => {
 describe('aliyun emulator: HaVip rules', () => {
   it('refuses an instance in a different vSwitch', async () => {
     const err = await rejection(
-      vpc().request('AssociateHaVip', { RegionId: REGION, HaVipId: HAVIP, InstanceId: 'i-c', InstanceType: 'EcsInstance' }),
+      vpc().request('AssociateHaVip', {
+        RegionId: REGION,
+        HaVipId: HAVIP,
+        InstanceId: 'i-c',
+        InstanceType: 'EcsInstance',
+      }),
     );
     expect(err.code).toBe('InvalidVSwitchId.Mismatch');
     expect(err.entry.response.statusCode).toBe(400);
   });
 
   it('shows Associating, refuses a second operation in transit, then InUse without changing the master', async () => {
-    await vpc().request('AssociateHaVip', { RegionId: REGION, HaVipId: HAVIP, InstanceId: 'i-b', InstanceType: 'EcsInstance' });
+    await vpc().request('AssociateHaVip', {
+      RegionId: REGION,
+      HaVipId: HAVIP,
+      InstanceId: 'i-b',
+      InstanceType: 'EcsInstance',
+    });
     expect((await describeHaVip()).Status).toBe('Associating');
-    const err = await rejection(vpc().request('UnassociateHaVip', { RegionId: REGION, HaVipId: HAVIP, InstanceId: 'i-b' }));
+    const err = await rejection(
+      vpc().request('UnassociateHaVip', { RegionId: REGION, HaVipId: HAVIP, InstanceId: 'i-b' }),
+    );
     expect(err.code).toBe('IncorrectHaVipStatus');
     await waitFor(async () => (await describeHaVip()).Status === 'InUse');
     const hv = await describeHaVip();
@@ -195,16 +243,28 @@ describe('aliyun emulator: HaVip rules', () => {
     emu.model.addInstance({ instanceId: 'i-d', vSwitchId: 'vsw-a', privateIpAddress: '10.0.1.14' });
     await vpc().request('AssociateHaVip', { RegionId: REGION, HaVipId: HAVIP, InstanceId: 'i-b' });
     await waitFor(async () => (await describeHaVip()).Status === 'InUse');
-    const err = await rejection(vpc().request('AssociateHaVip', { RegionId: REGION, HaVipId: HAVIP, InstanceId: 'i-d' }));
+    const err = await rejection(
+      vpc().request('AssociateHaVip', { RegionId: REGION, HaVipId: HAVIP, InstanceId: 'i-d' }),
+    );
     expect(err.code).toBe('CountLimitExceeded.HaVipOnECSInstance');
   });
 
   it('needs Force to detach the master and then leaves the HaVip without one', async () => {
     const err = await rejection(
-      vpc().request('UnassociateHaVip', { RegionId: REGION, HaVipId: HAVIP, InstanceId: 'i-a', Force: 'false' }),
+      vpc().request('UnassociateHaVip', {
+        RegionId: REGION,
+        HaVipId: HAVIP,
+        InstanceId: 'i-a',
+        Force: 'false',
+      }),
     );
     expect(err.code).toMatch(/^Forbidden\.UnassociateMaster/);
-    await vpc().request('UnassociateHaVip', { RegionId: REGION, HaVipId: HAVIP, InstanceId: 'i-a', Force: 'true' });
+    await vpc().request('UnassociateHaVip', {
+      RegionId: REGION,
+      HaVipId: HAVIP,
+      InstanceId: 'i-a',
+      Force: 'true',
+    });
     expect((await describeHaVip()).Status).toBe('Unassociating');
     await waitFor(async () => (await describeHaVip()).Status === 'Available');
     const hv = await describeHaVip();
@@ -223,19 +283,33 @@ describe('aliyun emulator: HaVip rules', () => {
 
   it('refuses rapid repeated calls on the same HaVip when configured', async () => {
     await emu.close();
-    emu = await startAliyunEmulator({ credentials: CREDS, regionId: REGION, transitionMs: 10, minCallIntervalMs: 60_000 });
+    emu = await startAliyunEmulator({
+      credentials: CREDS,
+      regionId: REGION,
+      transitionMs: 10,
+      minCallIntervalMs: 60_000,
+    });
     emu.model.addVSwitch({ vSwitchId: 'vsw-a' });
-    for (const id of ['i-a', 'i-b']) emu.model.addInstance({ instanceId: id, vSwitchId: 'vsw-a', privateIpAddress: '10.0.1.9' });
+    for (const id of ['i-a', 'i-b'])
+      emu.model.addInstance({ instanceId: id, vSwitchId: 'vsw-a', privateIpAddress: '10.0.1.9' });
     emu.model.addHaVip({ haVipId: HAVIP, vSwitchId: 'vsw-a', ipAddress: VIP });
     await vpc().request('AssociateHaVip', { RegionId: REGION, HaVipId: HAVIP, InstanceId: 'i-a' });
     await waitFor(async () => (await describeHaVip()).Status === 'InUse');
-    const err = await rejection(vpc().request('AssociateHaVip', { RegionId: REGION, HaVipId: HAVIP, InstanceId: 'i-b' }));
+    const err = await rejection(
+      vpc().request('AssociateHaVip', { RegionId: REGION, HaVipId: HAVIP, InstanceId: 'i-b' }),
+    );
     expect(err.code).toBe('OperationConflict');
   });
 });
 
 describe('aliyun emulator: Cloud Assistant and the master', () => {
-  type Result = { InvokeRecordStatus: string; InvocationStatus: string; ExitCode: number | null; ErrorCode: string; Output: string };
+  type Result = {
+    InvokeRecordStatus: string;
+    InvocationStatus: string;
+    ExitCode: number | null;
+    ErrorCode: string;
+    Output: string;
+  };
 
   async function result(invokeId: string): Promise<Result> {
     const res = await ecs().request<{ Invocation: { InvocationResults: { InvocationResult: Result[] } } }>(
@@ -258,7 +332,10 @@ describe('aliyun emulator: Cloud Assistant and the master', () => {
   }
 
   it('makes the announcing associated instance the master and tells the data path', async () => {
-    const backend = vipBackendFromHaVip(emu.model, HAVIP, (id) => ({ host: '127.0.0.1', port: id === 'i-a' ? 1001 : 1002 }));
+    const backend = vipBackendFromHaVip(emu.model, HAVIP, (id) => ({
+      host: '127.0.0.1',
+      port: id === 'i-a' ? 1001 : 1002,
+    }));
     let changes = 0;
     const unsubscribe = backend.subscribe(() => changes++);
     expect(backend.resolve()).toEqual({ host: '127.0.0.1', port: 1001 });
@@ -277,10 +354,13 @@ describe('aliyun emulator: Cloud Assistant and the master', () => {
     expect(changes).toBeGreaterThan(0);
     unsubscribe();
 
-    const listed = await ecs().request<{ Invocations: { Invocation: { InvocationStatus: string }[] } }>('DescribeInvocations', {
-      RegionId: REGION,
-      InvokeId: invokeId,
-    });
+    const listed = await ecs().request<{ Invocations: { Invocation: { InvocationStatus: string }[] } }>(
+      'DescribeInvocations',
+      {
+        RegionId: REGION,
+        InvokeId: invokeId,
+      },
+    );
     expect(listed.Invocations.Invocation[0]!.InvocationStatus).toBe('Success');
   });
 
@@ -295,7 +375,10 @@ describe('aliyun emulator: Cloud Assistant and the master', () => {
     emu.model.setInstanceStatus('i-b', 'Stopped');
     const invokeId = await runTakeover('i-b');
     await waitFor(async () => (await result(invokeId)).InvokeRecordStatus !== 'Running');
-    expect(await result(invokeId)).toMatchObject({ InvokeRecordStatus: 'Failed', ErrorCode: 'InstanceNotRunning' });
+    expect(await result(invokeId)).toMatchObject({
+      InvokeRecordStatus: 'Failed',
+      ErrorCode: 'InstanceNotRunning',
+    });
   });
 
   it('fails a command it does not recognise instead of pretending to run it', async () => {

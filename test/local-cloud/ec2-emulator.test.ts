@@ -274,6 +274,8 @@ describe('startEc2Emulator', () => {
     it('shows a reassignment only after the propagation delay, then fires onChange', async () => {
       const events: Ec2ChangeEvent[] = [];
       emu.model.onChange((e) => events.push(e));
+      // Long enough that a loaded machine still reads before it lands.
+      emu.model.propagationMs = 1000;
       await client().send(
         new AssignPrivateIpAddressesCommand({
           NetworkInterfaceId: ENI_B,
@@ -285,7 +287,7 @@ describe('startEc2Emulator', () => {
       const early = await client().send(new DescribeNetworkInterfacesCommand(filter));
       expect(early.NetworkInterfaces?.map((n) => n.NetworkInterfaceId)).toEqual([ENI_A]);
 
-      await waitFor(() => emu.model.holderOf(VIP) === ENI_B);
+      await waitFor(() => emu.model.holderOf(VIP) === ENI_B, 5000);
       const late = await client().send(new DescribeNetworkInterfacesCommand(filter));
       expect(late.NetworkInterfaces?.map((n) => n.NetworkInterfaceId)).toEqual([ENI_B]);
       expect(events).toEqual([{ kind: 'address', address: VIP, holder: ENI_B, previous: ENI_A }]);

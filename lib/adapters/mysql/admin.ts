@@ -1,6 +1,13 @@
 import mysql from 'mysql2/promise';
 import { MissingPrivilegeError, NodeUnreachableError } from '../../errors.ts';
-import { type AdminSession, classifyError, type Endpoint, type Login, type Timeouts, withSession } from './connection.ts';
+import {
+  type AdminSession,
+  classifyError,
+  type Endpoint,
+  type Login,
+  type Timeouts,
+  withSession,
+} from './connection.ts';
 import { parseReplicaRow } from './probe.ts';
 
 export interface ReplicaOf {
@@ -31,9 +38,14 @@ export function translateError(err: unknown, nodeId: string, operation: string):
   if (err instanceof Error && err.name.endsWith('Error') && 'transient' in err) return err;
   const c = classifyError(err);
   const msg = `${operation} on ${nodeId} failed: ${c.code}: ${c.message}`;
-  if (c.kind === 'refused' || c.kind === 'timeout') return new NodeUnreachableError(msg, { nodeId, code: c.code });
+  if (c.kind === 'refused' || c.kind === 'timeout')
+    return new NodeUnreachableError(msg, { nodeId, code: c.code });
   const code = (err as { code?: string }).code ?? '';
-  if (code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR' || code === 'ER_DBACCESS_DENIED_ERROR' || c.kind === 'auth') {
+  if (
+    code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR' ||
+    code === 'ER_DBACCESS_DENIED_ERROR' ||
+    c.kind === 'auth'
+  ) {
     return new MissingPrivilegeError(`${msg}. Grant the failover admin account the privilege named above.`, {
       nodeId,
       code,
@@ -59,7 +71,11 @@ export async function readGtid(s: AdminSession): Promise<{ binlog: string; curre
  * Waits until the SQL thread has applied `gtidPos` (MASTER_GTID_WAIT). Returns false on timeout.
  * The IO thread must be stopped first, or the target keeps moving.
  */
-export async function waitForGtid(s: AdminSession, gtidPos: string, timeoutSeconds: number): Promise<boolean> {
+export async function waitForGtid(
+  s: AdminSession,
+  gtidPos: string,
+  timeoutSeconds: number,
+): Promise<boolean> {
   if (!gtidPos) return true;
   const [r] = await s.query<{ w: number | string }>(
     'SELECT MASTER_GTID_WAIT(?, ?) AS w',

@@ -25,7 +25,12 @@ export class AdminSession {
   ) {}
 
   /** Opens a session; a hung server (TCP accepted, no greeting) fails after connectTimeoutMs. */
-  static async open(endpoint: Endpoint, login: Login, timeouts: Timeouts, label: string): Promise<AdminSession> {
+  static async open(
+    endpoint: Endpoint,
+    login: Login,
+    timeouts: Timeouts,
+    label: string,
+  ): Promise<AdminSession> {
     const conn = await mysql.createConnection({
       host: endpoint.host,
       port: endpoint.port,
@@ -44,7 +49,11 @@ export class AdminSession {
   }
 
   /** Runs one statement; `timeoutMs` overrides the session default (long waits like MASTER_GTID_WAIT). */
-  async query<T = Record<string, unknown>>(sql: string, params: unknown[] = [], timeoutMs?: number): Promise<T[]> {
+  async query<T = Record<string, unknown>>(
+    sql: string,
+    params: unknown[] = [],
+    timeoutMs?: number,
+  ): Promise<T[]> {
     const [rows] = await this.conn.query({ sql, values: params, timeout: timeoutMs ?? this.queryTimeoutMs });
     return rows as T[];
   }
@@ -81,7 +90,11 @@ export async function withSession<T>(
 
 const REFUSED = new Set(['ECONNREFUSED', 'ECONNRESET', 'PROTOCOL_CONNECTION_LOST', 'EPIPE', 'EHOSTUNREACH']);
 const TIMEOUT = new Set(['ETIMEDOUT', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ESOCKETTIMEDOUT']);
-const AUTH = new Set(['ER_ACCESS_DENIED_ERROR', 'ER_DBACCESS_DENIED_ERROR', 'ER_SPECIFIC_ACCESS_DENIED_ERROR']);
+const AUTH = new Set([
+  'ER_ACCESS_DENIED_ERROR',
+  'ER_DBACCESS_DENIED_ERROR',
+  'ER_SPECIFIC_ACCESS_DENIED_ERROR',
+]);
 
 /** Classifies a driver error: refused (process gone) is unambiguous, a timeout is not. */
 export function classifyError(err: unknown): ProbeError {

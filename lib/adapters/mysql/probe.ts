@@ -1,5 +1,12 @@
 import type { NodeProbe, ReplicationStatus, SemiSyncStatus } from '../../core/types.ts';
-import { type AdminSession, classifyError, type Endpoint, type Login, type Timeouts, withSession } from './connection.ts';
+import {
+  type AdminSession,
+  classifyError,
+  type Endpoint,
+  type Login,
+  type Timeouts,
+  withSession,
+} from './connection.ts';
 
 export interface ProbeTarget extends Endpoint {
   nodeId: string;

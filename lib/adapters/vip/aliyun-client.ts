@@ -151,7 +151,7 @@ export class AliyunRpc {
       return new AliyunCallError(
         action,
         code,
-        this.redact(typeof data.Message === 'string' ? data.Message : ''),
+        clip(this.redact(typeof data.Message === 'string' ? data.Message : '')),
         isRetryableCode(code),
         isThrottlingCode(code),
         requestId,
@@ -159,7 +159,7 @@ export class AliyunRpc {
     }
     const name = typeof e.name === 'string' ? e.name : '';
     const rawCode = typeof e.code === 'string' ? e.code : '';
-    const message = this.redact(typeof e.message === 'string' ? e.message : String(err));
+    const message = clip(this.redact(typeof e.message === 'string' ? e.message : String(err)));
     if (name.startsWith('RequestTimeout'))
       return new AliyunCallError(action, 'RequestTimeout', message, true, false);
     if (name === 'SyntaxError') {
@@ -175,6 +175,11 @@ export class AliyunRpc {
       return new AliyunCallError(action, rawCode, message, isRetryableCode(rawCode), false);
     return new AliyunCallError(action, rawCode || name || 'UnknownClientError', message, false, false);
   }
+}
+
+/** Messages end up in audit records and task outputs: keep them a readable size. */
+function clip(text: string, max = 300): string {
+  return text.length <= max ? text : `${text.slice(0, max)}...`;
 }
 
 function secretVariants(secret: string, accessKeyId: string): string[] {

@@ -251,6 +251,7 @@ export class AliyunHaVipVipMover implements VipMover {
       return result(true);
     }
     view = await this.#waitForStable(view, deadline, target);
+    if (view.master === target && view.status === 'InUse') return result(true);
 
     // A dead master keeps MasterInstanceId until it is detached, and only Force detaches a master.
     const deadMaster =
@@ -512,7 +513,7 @@ export class AliyunHaVipVipMover implements VipMover {
               action,
               'RequestTimeout',
               'the deadline passed before the call',
-              false,
+              true,
               false,
             );
           this.#apiCalls++;

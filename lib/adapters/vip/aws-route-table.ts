@@ -12,8 +12,8 @@ import {
   eniOf,
   nodeOf,
   resolveCommon,
+  verifyWithin,
 } from './aws-secondary-ip.ts';
-import { sleep } from './retry.ts';
 
 export interface AwsRouteTableVipMoverOptions extends AwsVipMoverCommonOptions {
   /** The overlay IP; the route is `address/32` (a CIDR given here is used as is). */
@@ -122,19 +122,18 @@ export class AwsRouteTableVipMover implements VipMover {
     }
 
     const verifyDeadline = Math.min(options.deadline, Date.now() + this.#cfg.verifyTimeoutMs);
-    let seen = before;
-    for (;;) {
-      seen = await this.#readTargets(runner, verifyDeadline, { what, target });
-      if (this.#tables.every((t) => seen.get(t) === target)) return result(false);
-      if (Date.now() + this.#cfg.pollMs >= verifyDeadline) break;
-      await sleep(this.#cfg.pollMs);
-    }
-    const lagging = this.#tables.filter((t) => seen.get(t) !== target);
+    const check = await verifyWithin(
+      () => this.#readTargets(runner, verifyDeadline, { what, target }),
+      (targets) => this.#tables.every((t) => targets.get(t) === target),
+      { initial: before, deadline: verifyDeadline, pollMs: this.#cfg.pollMs },
+    );
+    if (check.verified) return result(false);
+    const lagging = this.#tables.filter((t) => check.seen.get(t) !== target);
+    const shown = lagging.map((t) => `${t} -> ${check.seen.get(t) ?? 'no route'}`).join(', ');
     throw new VipNotVerifiedError(
-      `VIP ${this.#cidr} not verified on ${target} (node ${nodeId}) before the deadline: ${lagging
-        .map((t) => `${t} -> ${seen.get(t) ?? 'no route'}`)
-        .join(', ')}`,
+      `VIP ${this.#cidr} not verified on ${target} (node ${nodeId}) before the deadline: ${shown}${check.lastError ? ` (last read failed: ${check.lastError.message})` : ''}`,
       { provider: this.provider, address: this.address, target, nodeId, lagging, apiCalls: runner.apiCalls },
+      check.lastError ? { cause: check.lastError } : undefined,
     );
   }
 

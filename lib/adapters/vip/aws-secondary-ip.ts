@@ -191,6 +191,32 @@ export class Ec2CallRunner {
   }
 }
 
+/**
+ * Reads until `done(value)` holds or the deadline passes. After the mutating call, a read that keeps
+ * failing with a retryable error (throttling, 5xx, timeout) ends like an unconfirmed read: the
+ * provider did not show the new holder in time. Permanent read errors are rethrown.
+ */
+export async function verifyWithin<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  opts: { initial: T; deadline: number; pollMs: number },
+): Promise<{ verified: boolean; seen: T; lastError: FailoverError | undefined }> {
+  let seen = opts.initial;
+  let lastError: FailoverError | undefined;
+  for (;;) {
+    try {
+      seen = await read();
+      lastError = undefined;
+      if (done(seen)) return { verified: true, seen, lastError };
+    } catch (err) {
+      if (!(err instanceof ProviderThrottledError || err instanceof ProviderTransientError)) throw err;
+      lastError = err;
+    }
+    if (Date.now() + opts.pollMs >= opts.deadline) return { verified: false, seen, lastError };
+    await sleep(opts.pollMs);
+  }
+}
+
 const DEFAULTS = {
   verifyTimeoutMs: 15_000,
   pollMs: 200,
@@ -316,16 +342,23 @@ export class AwsSecondaryIpVipMover implements VipMover {
     });
 
     const verifyDeadline = Math.min(options.deadline, Date.now() + this.#cfg.verifyTimeoutMs);
-    let seen = before;
-    for (;;) {
-      seen = await this.#readHolder(runner, verifyDeadline, { what, target });
-      if (seen === target) return result(false);
-      if (Date.now() + this.#cfg.pollMs >= verifyDeadline) break;
-      await sleep(this.#cfg.pollMs);
-    }
+    const check = await verifyWithin(
+      () => this.#readHolder(runner, verifyDeadline, { what, target }),
+      (holder) => holder === target,
+      { initial: before, deadline: verifyDeadline, pollMs: this.#cfg.pollMs },
+    );
+    if (check.verified) return result(false);
     throw new VipNotVerifiedError(
-      `VIP ${this.address} not verified on ${target} (node ${nodeId}) before the deadline: DescribeNetworkInterfaces shows ${seen ?? 'no holder'}`,
-      { provider: this.provider, address: this.address, target, nodeId, seen, apiCalls: runner.apiCalls },
+      `VIP ${this.address} not verified on ${target} (node ${nodeId}) before the deadline: DescribeNetworkInterfaces shows ${check.seen ?? 'no holder'}${check.lastError ? ` (last read failed: ${check.lastError.message})` : ''}`,
+      {
+        provider: this.provider,
+        address: this.address,
+        target,
+        nodeId,
+        seen: check.seen,
+        apiCalls: runner.apiCalls,
+      },
+      check.lastError ? { cause: check.lastError } : undefined,
     );
   }
 
