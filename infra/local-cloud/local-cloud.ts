@@ -13,8 +13,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
-import { failoverTaskHandlers } from '../../functions/failover/index.ts';
 import { plain as healthCheck } from '../../functions/health-check.ts';
+import { taskHandlers } from '../../functions/tasks.ts';
 import { resetRuntime } from '../../lib/runtime.ts';
 import type { MariaDbCluster } from '../cluster/mariadb-cluster.ts';
 import { type Ec2Emulator, startEc2Emulator } from './ec2-emulator.ts';
@@ -57,7 +57,10 @@ export interface LocalCloud {
   eniOf: Record<string, string>;
   /** Node id currently behind the VIP according to the emulated EC2. */
   vipHolder(): string | undefined;
+  /** ARN of the failover state machine. */
   stateMachineArn: string;
+  /** Every state machine's ARN by CloudFormation logical id. */
+  stateMachineArns: Record<string, string>;
   dynamoEndpoint: string;
   tableName: string;
   /** Fires healthCheck once more now (as a schedule tick would). */
@@ -162,28 +165,38 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
 
     await createStateTable(templatePath);
 
-    // Step Functions, running the packaged definition with our handlers.
-    const machines = loadPackagedStateMachines(templatePath, {
-      region: LOCAL_REGION,
-      accountId: '000000000000',
-    });
-    const failover = Object.values(machines)[0];
-    if (!failover) throw new Error(`No state machine in ${templatePath}`);
+    // Step Functions, running every packaged definition with our handlers.
+    const machines = Object.values(
+      loadPackagedStateMachines(templatePath, { region: LOCAL_REGION, accountId: '000000000000' }),
+    );
+    if (machines.length === 0) throw new Error(`No state machine in ${templatePath}`);
     const sfn = await startSfnEndpoint({
       region: LOCAL_REGION,
       accountId: '000000000000',
-      stateMachines: [
-        {
-          name: failover.name ?? 'failover',
-          definition: failover.definition,
-          taskHandlers: failoverTaskHandlers as Record<string, (input: unknown) => Promise<unknown>>,
-        },
-      ],
+      stateMachines: machines.map((m) => ({
+        name: m.name ?? m.logicalId,
+        definition: m.definition,
+        taskHandlers: Object.fromEntries(
+          Object.keys(m.taskResources).map((state) => [
+            state,
+            taskHandlers[state] as (input: unknown) => Promise<unknown>,
+          ]),
+        ),
+      })),
       log,
     });
     stops.push(() => sfn.close());
-    const stateMachineArn = sfn.stateMachineArn(failover.name ?? 'failover');
     process.env.AWS_ENDPOINT_URL_SFN = sfn.url;
+    // Each machine's ARN in the variable serverless.yml gives the functions: <LogicalId>Arn ->
+    // FAILOVER_STATE_MACHINE -> STATE_MACHINE_ARN; others as <LOGICAL_ID>_ARN.
+    const arns: Record<string, string> = {};
+    for (const m of machines) {
+      const arn = sfn.stateMachineArn(m.name ?? m.logicalId);
+      arns[m.logicalId] = arn;
+      process.env[`${m.logicalId.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}_ARN`] = arn;
+    }
+    const stateMachineArn =
+      arns.FailoverStateMachine ?? sfn.stateMachineArn(machines[0]!.name ?? machines[0]!.logicalId);
     process.env.STATE_MACHINE_ARN = stateMachineArn;
     resetRuntime();
     if (opts.onLog) {
@@ -239,6 +252,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
         return Object.entries(eniOf).find(([, e]) => e === eni)?.[0];
       },
       stateMachineArn,
+      stateMachineArns: arns,
       dynamoEndpoint,
       tableName: TABLE,
       tick,

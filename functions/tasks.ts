@@ -1,0 +1,9 @@
+import { failoverTaskHandlers } from './failover/index.ts';
+
+/**
+ * Every Task state of every packaged state machine, by STATE NAME (names are unique across
+ * machines). The local Step Functions endpoint maps the packaged definitions' Tasks to these.
+ */
+export const taskHandlers: Record<string, (input: never) => Promise<unknown>> = {
+  ...failoverTaskHandlers,
+};

@@ -1,0 +1,131 @@
+import { DynamoStateStore } from '../../lib/adapters/dynamodb-state-store.ts';
+import { type ClusterHarnessOptions, type MariaDbCluster, startCluster } from '../cluster/mariadb-cluster.ts';
+import { type LocalCloud, type LocalCloudOptions, startLocalCloud } from '../local-cloud/local-cloud.ts';
+import { startWriter, WRITES_TABLE_DDL, type Writer } from '../workload/writer.ts';
+
+/** One bench trial's measurements. Scenario-specific fields may be added. */
+export interface Trial {
+  detectMs: number | null;
+  promoteMs: number | null;
+  vipMs: number | null;
+  rtoMs: number | null;
+  ackedWrites: number;
+  ackedLost: number;
+  failovers: number;
+  ok: boolean;
+  error?: string;
+  [extra: string]: unknown;
+}
+
+export interface TrialOptions {
+  provider: string;
+  log: (line: string) => void;
+}
+
+export interface BenchScenario {
+  name: string;
+  description: string;
+  /** Whether a failover is the right outcome (otherwise every failover counts as false). */
+  expectFailover: boolean;
+  run(opts: TrialOptions): Promise<Trial>;
+  /** Extra summary fields (e.g. write-block percentiles). */
+  summarize?(trials: Trial[]): Record<string, unknown>;
+}
+
+export interface TrialEnv {
+  cluster: MariaDbCluster;
+  cloud: LocalCloud;
+  store: DynamoStateStore;
+  /** Structured log entries of the functions (failover-started, failover-step, notification, ...). */
+  entries: Array<Record<string, unknown>>;
+  /** Starts a writer through the VIP (stopped by the env's cleanup). */
+  startWriter(paceMs?: number): Writer;
+  /** Acknowledged ids of `writer` missing on `nodeId`. */
+  lostOn(writer: Writer, nodeId: string): Promise<number>;
+  /** Executions that ended SUCCEEDED. */
+  succeededFailovers(): number;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitUntil(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  stepMs = 20,
+): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check()) return true;
+    await sleep(stepMs);
+  }
+  return false;
+}
+
+/**
+ * Runs `fn` on a fresh cluster and local cloud (health check on its packaged schedule) that
+ * report NoProblem, and removes everything afterwards, also on failure.
+ */
+export async function withTrialEnv<T>(
+  opts: {
+    cluster?: ClusterHarnessOptions;
+    cloud?: Omit<LocalCloudOptions, 'cluster' | 'onLog'>;
+  },
+  fn: (env: TrialEnv) => Promise<T>,
+): Promise<T> {
+  const cluster = await startCluster(opts.cluster ?? {});
+  const entries: Array<Record<string, unknown>> = [];
+  const writers: Writer[] = [];
+  let cloud: LocalCloud | undefined;
+  try {
+    await cluster.query('db1', WRITES_TABLE_DDL);
+    cloud = await startLocalCloud({
+      clusterName: 'bench',
+      ...opts.cloud,
+      cluster,
+      onLog: (e) => entries.push(e),
+    });
+    const store = new DynamoStateStore(cloud.tableName);
+    const name = cloud.clusterName;
+    if (
+      !(await waitUntil(async () => (await store.getClusterState(name))?.analysis === 'NoProblem', 20_000))
+    ) {
+      throw new Error('the cluster never reported NoProblem');
+    }
+    const lc = cloud;
+    const app = cluster.credentials.app;
+    return await fn({
+      cluster,
+      cloud: lc,
+      store,
+      entries,
+      startWriter: (paceMs = 2) => {
+        const w = startWriter({
+          host: lc.vip.host,
+          port: lc.vip.port,
+          user: app.user,
+          password: app.password,
+          paceMs,
+        });
+        writers.push(w);
+        return w;
+      },
+      lostOn: async (writer, nodeId) => {
+        const rows = await cluster.query<{ id: string | number }>(nodeId, 'SELECT id FROM app.writes');
+        const present = new Set(rows.map((r) => Number(r.id)));
+        return writer.acked.filter((a) => !present.has(a.id)).length;
+      },
+      succeededFailovers: () => lc.sfn.executions().filter((e) => e.status === 'SUCCEEDED').length,
+    });
+  } finally {
+    await Promise.allSettled(writers.map((w) => w.stop()));
+    await cloud?.stop().catch(() => {});
+    await cluster.destroy().catch(() => {});
+  }
+}
+
+export function percentile(values: number[], p: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx] ?? null;
+}
