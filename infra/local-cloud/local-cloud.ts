@@ -36,6 +36,8 @@ export interface LocalCloudOptions {
   clusterName?: string;
   /** Overrides of the cluster's detection/failover config (tests use shorter block periods, etc.). */
   clusterOverrides?: Record<string, unknown>;
+  /** Per-node config overrides, e.g. { db1: { probeHost, probePort } } to route the prober elsewhere. */
+  nodeOverrides?: Record<string, Record<string, unknown>>;
   /** Scheduler: fire healthCheck at the packaged rate (default) or this many ms. */
   scheduleRateMs?: number;
   /** Invocation timeout given to healthCheck (default: the packaged function timeout). */

@@ -52,7 +52,8 @@ export interface FailoverContext extends FailoverRequest {
   startedAt?: number;
 }
 
-function node(c: ClusterConfig, id: string): NodeConfig {
+/** The node's config, or InvalidRequestError naming the cluster. */
+export function node(c: ClusterConfig, id: string): NodeConfig {
   const n = c.nodes.find((x) => x.id === id);
   if (!n)
     throw new InvalidRequestError(`Node "${id}" is not in cluster ${c.name}.`, {
@@ -62,7 +63,8 @@ function node(c: ClusterConfig, id: string): NodeConfig {
   return n;
 }
 
-function timeouts(c: ClusterConfig): Timeouts {
+/** Admin-session timeouts for failover steps (longer queries than probes). */
+export function timeouts(c: ClusterConfig): Timeouts {
   return {
     connectTimeoutMs: c.detection.connectTimeoutMs,
     queryTimeoutMs: Math.max(c.detection.queryTimeoutMs, 3000),
@@ -74,13 +76,13 @@ function timeouts(c: ClusterConfig): Timeouts {
  * duplicated execution stops here, before touching anything), times it and appends the
  * audit entry to the failover record.
  */
-type Detail = Record<string, unknown>;
-interface StepOutcome {
+export type Detail = Record<string, unknown>;
+export interface StepOutcome {
   result?: 'ok' | 'skipped';
   detail: Detail;
 }
 
-async function step(
+export async function step(
   rt: Runtime,
   ctx: FailoverContext,
   name: string,
