@@ -1,4 +1,5 @@
 import { failoverTaskHandlers } from './failover/index.ts';
+import { switchoverTaskHandlers } from './switchover/index.ts';
 
 /**
  * Every Task state of every packaged state machine, by STATE NAME (names are unique across
@@ -6,4 +7,5 @@ import { failoverTaskHandlers } from './failover/index.ts';
  */
 export const taskHandlers: Record<string, (input: never) => Promise<unknown>> = {
   ...failoverTaskHandlers,
+  ...switchoverTaskHandlers,
 };

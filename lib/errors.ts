@@ -42,6 +42,10 @@ export class ErrantTransactionsError extends FailoverError {}
 /** The candidate did not apply its relay log within the configured time. */
 export class RelayLogTimeoutError extends FailoverError {}
 export class PromotionFailedError extends FailoverError {}
+/** The candidate could not collect what another replica received before it (catch-up timed out). */
+export class CatchUpFailedError extends FailoverError {}
+/** A failover hook Lambda failed and its policy is 'fail'. */
+export class HookFailedError extends FailoverError {}
 
 // ---- cloud ----
 export class ProviderThrottledError extends TransientFailoverError {}

@@ -142,7 +142,11 @@ export interface StateStore {
   }): Promise<{ epoch: number; alreadyClaimed: boolean }>;
   appendStep(cluster: string, epoch: number, step: FailoverStep): Promise<void>;
   getFailover(cluster: string, epoch: number): Promise<FailoverRecord | undefined>;
-  /** Ends the failover of `epoch` (idempotent); on success the new primary becomes the truth. */
+  /**
+   * Ends the failover of `epoch` (idempotent). When `newPrimary` is given (it was promoted) it
+   * becomes the truth and the old primary needs rejoin, whatever the status (a failed post hook
+   * can fail a failover after the promotion).
+   */
   endFailover(input: {
     cluster: string;
     epoch: number;
@@ -154,6 +158,8 @@ export interface StateStore {
     error?: { name: string; message: string };
   }): Promise<void>;
   setBlockedUntil(cluster: string, blockedUntil: number | null): Promise<void>;
+  /** Removes `nodeId` from needsRejoin (a rejoined node); false when it was not listed. */
+  removeNeedsRejoin(cluster: string, nodeId: string): Promise<boolean>;
   putEvent(event: ClusterEvent, ttlSeconds: number): Promise<void>;
   listEvents(cluster: string, limit: number): Promise<ClusterEvent[]>;
 }

@@ -1,12 +1,16 @@
 /**
- * `npm run bench -- --scenario <name> --trials N [--provider P] [--json]`: failover trials on
- * fresh local clusters. JSON on stdout with --json, progress always on stderr.
+ * `npm run bench -- --scenario <name> --trials N [--provider P] [--latency realistic|none] [--json]`:
+ * failover trials on fresh local clusters. JSON on stdout with --json, progress always on stderr.
+ * --latency realistic (default) gives the emulated provider APIs the latencies of
+ * infra/local-cloud/latency-profiles.ts; none runs them as fast as they go.
  */
 import { parseArgs } from 'node:util';
+import { LOCAL_CLOUD_PROVIDERS, type LocalCloudProvider } from '../local-cloud/vip-provider.ts';
 import { SCENARIOS } from './scenarios/index.ts';
-import { percentile, type Trial } from './trial-env.ts';
+import { percentile, setTrialCloudDefaults, type Trial } from './trial-env.ts';
 
-const PROVIDERS = ['aws-secondary-ip'];
+const PROVIDERS: readonly string[] = LOCAL_CLOUD_PROVIDERS;
+const LATENCIES = ['realistic', 'none'] as const;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 function fail(message: string): never {
@@ -20,6 +24,7 @@ async function main(): Promise<void> {
       scenario: { type: 'string', default: 'crash' },
       trials: { type: 'string', default: '5' },
       provider: { type: 'string', default: 'aws-secondary-ip' },
+      latency: { type: 'string', default: 'realistic' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -28,6 +33,9 @@ async function main(): Promise<void> {
     fail(`Unknown --scenario "${values.scenario}". Available: ${Object.keys(SCENARIOS).join(', ')}.`);
   if (!PROVIDERS.includes(values.provider))
     fail(`Unknown --provider "${values.provider}". Available: ${PROVIDERS.join(', ')}.`);
+  const latency = LATENCIES.find((l) => l === values.latency);
+  if (!latency) fail(`Unknown --latency "${values.latency}". Available: ${LATENCIES.join(', ')}.`);
+  setTrialCloudDefaults({ provider: values.provider as LocalCloudProvider, latency });
   const n = Number(values.trials);
   if (!Number.isInteger(n) || n < 1 || n > 100)
     fail(`--trials must be a whole number from 1 to 100 (got "${values.trials}").`);
@@ -72,7 +80,7 @@ async function main(): Promise<void> {
     okTrials: trials.filter((t) => t.ok).length,
     ...(scenario.summarize?.(trials) ?? {}),
   };
-  const result = { scenario: scenario.name, provider: values.provider, trials, summary };
+  const result = { scenario: scenario.name, provider: values.provider, latency, trials, summary };
   if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else {
     const cols = [
@@ -93,7 +101,7 @@ async function main(): Promise<void> {
     const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
     const fmt = (r: string[]) => r.map((v, i) => v.padStart(w[i] ?? 0)).join('  ');
     console.log(
-      `scenario ${scenario.name} (${scenario.description}), provider ${values.provider}, ${n} trials`,
+      `scenario ${scenario.name} (${scenario.description}), provider ${values.provider}, latency ${latency}, ${n} trials`,
     );
     console.log(fmt(head));
     for (const r of rows) console.log(fmt(r));

@@ -46,6 +46,19 @@ export interface TrialEnv {
   succeededFailovers(): number;
 }
 
+/** What every trial's local cloud uses unless the scenario says otherwise (set by the bench CLI). */
+export type TrialCloudDefaults = Pick<LocalCloudOptions, 'provider' | 'latency'>;
+
+let cloudDefaults: TrialCloudDefaults = {};
+
+/**
+ * Sets the provider and emulated latency of every later trial's local cloud (`--provider`,
+ * `--latency`), so scenarios need not thread them through.
+ */
+export function setTrialCloudDefaults(defaults: TrialCloudDefaults): void {
+  cloudDefaults = { ...defaults };
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function waitUntil(
@@ -80,6 +93,7 @@ export async function withTrialEnv<T>(
     await cluster.query('db1', WRITES_TABLE_DDL);
     cloud = await startLocalCloud({
       clusterName: 'bench',
+      ...cloudDefaults,
       ...opts.cloud,
       cluster,
       onLog: (e) => entries.push(e),

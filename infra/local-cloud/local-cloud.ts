@@ -2,8 +2,10 @@
  * The local cloud: everything the functions talk to in AWS, on loopback, driven by the real
  * SDKs with only the endpoints changed (AWS_ENDPOINT_URL_<SERVICE>):
  *   - DynamoDB: dynalite, with the state table as serverless.yml declares it
- *   - EC2: the Query API emulator, one ENI per database node, the VIP as a secondary IP
- *   - the VIP data path: a TCP forwarder following whichever ENI EC2 gives the VIP to
+ *   - the VIP, per `provider` (vip-provider.ts): EC2 secondary IP (default), EC2 route table with an
+ *     overlay /32, or an Alibaba HaVip on the Alibaba VPC + ECS Cloud Assistant emulator; the EC2
+ *     emulator runs in every case (one ENI per database node)
+ *   - the VIP data path: a TCP forwarder following whichever node the emulated provider routes to
  *   - Step Functions: the packaged state machine run by aws-local-stepfunctions, each Task
  *     mapped to the project's own handler
  *   - EventBridge: a scheduler firing healthCheck at the packaged schedule, with the packaged timeout
@@ -15,20 +17,36 @@ import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { plain as healthCheck } from '../../functions/health-check.ts';
 import { taskHandlers } from '../../functions/tasks.ts';
+import { resetFailoverIntegrations } from '../../lib/failover/integrations.ts';
 import { resetRuntime } from '../../lib/runtime.ts';
 import type { MariaDbCluster } from '../cluster/mariadb-cluster.ts';
+import type { AliyunEmulator } from './aliyun/emulator.ts';
 import { type Ec2Emulator, startEc2Emulator } from './ec2-emulator.ts';
+import { type EventBridgeEmulator, startEventBridgeEmulator } from './eventbridge-emulator.ts';
+import type { FaultInjector } from './fault-injection.ts';
+import { type LambdaEmulator, startLambdaEmulator } from './lambda-emulator.ts';
+import type { LatencyMode } from './latency-profiles.ts';
 import { ensurePackagedTemplate, readSchedule } from './packaged-functions.ts';
 import { loadPackagedStateMachines } from './packaged-template.ts';
 import { type SfnEndpoint, startSfnEndpoint } from './sfn-endpoint.ts';
-import { startVipForwarder, type VipForwarder, vipBackendFromEc2 } from './vip-forwarder.ts';
+import { startVipForwarder, type VipForwarder } from './vip-forwarder.ts';
+import { type LocalCloudProvider, setUpVipProvider } from './vip-provider.ts';
+
+export {
+  ALIYUN_CREDENTIALS,
+  HAVIP_ID,
+  LOCAL_CLOUD_PROVIDERS,
+  type LocalCloudProvider,
+  OVERLAY_ADDRESS,
+  ROUTE_TABLE_IDS,
+  VIP_ADDRESS,
+} from './vip-provider.ts';
 
 export const LOCAL_CREDENTIALS = {
   accessKeyId: 'AKIALOCALCLOUD000001',
   secretAccessKey: 'local-cloud-secret-key-0000000000000000',
 };
 export const LOCAL_REGION = 'us-east-1';
-export const VIP_ADDRESS = '10.0.1.50';
 const TABLE = 'mysql-failover-local-state';
 
 export interface LocalCloudOptions {
@@ -44,6 +62,12 @@ export interface LocalCloudOptions {
   healthCheckTimeoutMs?: number;
   /** Start the scheduler now (default true). */
   schedule?: boolean;
+  /** Which provider API moves the VIP (default aws-secondary-ip). */
+  provider?: LocalCloudProvider;
+  /** Emulated provider latencies (latency-profiles.ts); default 'none' (fast, for tests). */
+  latency?: LatencyMode;
+  /** Merged into the generated `vip` config, e.g. { verifyTimeoutMs: 3000 }. */
+  vipOverrides?: Record<string, unknown>;
   log?: (line: string) => void;
   /** Receives every structured log entry of the functions. */
   onLog?: (entry: Record<string, unknown>) => void;
@@ -55,14 +79,32 @@ export interface LocalCloud {
   ec2: Ec2Emulator;
   sfn: SfnEndpoint;
   vip: VipForwarder;
+  provider: LocalCloudProvider;
+  /** The address the provider moves (the overlay IP for aws-route-table). */
+  vipAddress: string;
   /** ENI id of each node. */
   eniOf: Record<string, string>;
-  /** Node id currently behind the VIP according to the emulated EC2. */
+  /** ECS instance id of each node (aliyun-havip). */
+  instanceOf: Record<string, string>;
+  /** The route tables holding the overlay route (aws-route-table). */
+  routeTableIds: string[];
+  /** The Alibaba VPC + ECS emulator (aliyun-havip). */
+  aliyun: AliyunEmulator | undefined;
+  /** Fault injector of the API that moves the VIP (EC2 or Alibaba). */
+  faults: FaultInjector;
+  /**
+   * Node id behind the VIP per the emulated provider's API state: the ENI holding the secondary
+   * IP, the ENI every route table points at, or the HaVip's MasterInstanceId.
+   */
   vipHolder(): string | undefined;
   /** ARN of the failover state machine. */
   stateMachineArn: string;
   /** Every state machine's ARN by CloudFormation logical id. */
   stateMachineArns: Record<string, string>;
+  /** EventBridge PutEvents recorder (the failover's Started/Succeeded/Failed events). */
+  eventBridge: EventBridgeEmulator;
+  /** Lambda Invoke endpoint: register hook functions by name. */
+  lambda: LambdaEmulator;
   dynamoEndpoint: string;
   tableName: string;
   /** Fires healthCheck once more now (as a schedule tick would). */
@@ -94,28 +136,15 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     // EC2 with one ENI per node, the VIP on the primary's ENI
     const ec2 = await startEc2Emulator({ credentials: LOCAL_CREDENTIALS, region: LOCAL_REGION });
     stops.push(() => ec2.close());
-    ec2.model.addSubnet({
-      subnetId: 'subnet-0a000000000000001',
-      vpcId: 'vpc-0a000000000000001',
-      cidrBlock: '10.0.1.0/24',
-      availabilityZone: 'us-east-1a',
+    const vipSetup = await setUpVipProvider({
+      provider: opts.provider ?? 'aws-secondary-ip',
+      latency: opts.latency ?? 'none',
+      cluster,
+      ec2,
+      region: LOCAL_REGION,
     });
-    const eniOf: Record<string, string> = {};
-    const backends: Record<string, { host: string; port: number }> = {};
-    cluster.nodes.forEach((n, i) => {
-      const eni = `eni-0a00000000000001${i}`;
-      eniOf[n.id] = eni;
-      backends[eni] = { host: n.host, port: n.port };
-      ec2.model.addNetworkInterface({
-        networkInterfaceId: eni,
-        subnetId: 'subnet-0a000000000000001',
-        privateIpAddress: `10.0.1.${11 + i}`,
-        instanceId: `i-0a00000000000001${i}`,
-        description: `database node ${n.id}`,
-        ...(i === 0 ? { secondaryPrivateIpAddresses: [VIP_ADDRESS] } : {}),
-      });
-    });
-    const vip = await startVipForwarder(vipBackendFromEc2(ec2.model, VIP_ADDRESS, backends));
+    stops.push(() => vipSetup.close());
+    const vip = await startVipForwarder(vipSetup.source);
     stops.push(() => vip.close());
 
     // The cluster's configuration, as an operator would write it.
@@ -132,13 +161,13 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
             id: n.id,
             host: n.host,
             port: n.port,
-            networkInterfaceId: eniOf[n.id],
+            ...vipSetup.nodeFields[n.id],
           })),
           credentials: {
             admin: { user: creds.admin.user, password: { file: creds.admin.passwordFile } },
             replication: { user: creds.replication.user, password: { file: creds.replication.passwordFile } },
           },
-          vip: { provider: 'aws-secondary-ip', address: VIP_ADDRESS, region: LOCAL_REGION },
+          vip: { ...vipSetup.vipConfig, ...opts.vipOverrides },
           clientEndpoint: { host: vip.host, port: vip.port },
           ...overrides,
         },
@@ -156,6 +185,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
       AWS_ENDPOINT_URL_EC2: ec2.url,
       FAILOVER_CONFIG_FILE: configFile,
       STATE_TABLE: TABLE,
+      ...vipSetup.env,
     });
     delete process.env.FAILOVER_CONFIG;
     delete process.env.AWS_PROFILE;
@@ -166,6 +196,19 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     });
 
     await createStateTable(templatePath);
+
+    // EventBridge (PutEvents recorder) and Lambda (Invoke for hook functions).
+    const eventBridge = await startEventBridgeEmulator();
+    stops.push(() => eventBridge.close());
+    const lambda = await startLambdaEmulator();
+    stops.push(() => lambda.close());
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL_EVENTBRIDGE: eventBridge.url,
+      AWS_ENDPOINT_URL_LAMBDA: lambda.url,
+      EVENT_BUS_NAME: 'default',
+    });
+    resetFailoverIntegrations();
+    stops.push(() => resetFailoverIntegrations());
 
     // Step Functions, running every packaged definition with our handlers.
     const machines = Object.values(
@@ -248,13 +291,18 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
       ec2,
       sfn,
       vip,
-      eniOf,
-      vipHolder: () => {
-        const eni = ec2.model.holderOf(VIP_ADDRESS);
-        return Object.entries(eniOf).find(([, e]) => e === eni)?.[0];
-      },
+      provider: vipSetup.provider,
+      vipAddress: vipSetup.address,
+      eniOf: vipSetup.eniOf,
+      instanceOf: vipSetup.instanceOf,
+      routeTableIds: vipSetup.routeTableIds,
+      aliyun: vipSetup.aliyun,
+      faults: vipSetup.faults,
+      vipHolder: vipSetup.holder,
       stateMachineArn,
       stateMachineArns: arns,
+      eventBridge,
+      lambda,
       dynamoEndpoint,
       tableName: TABLE,
       tick,

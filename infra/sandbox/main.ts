@@ -6,6 +6,11 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { join } from 'node:path';
+import { plain as acknowledge } from '../../functions/acknowledge.ts';
+import { plain as check } from '../../functions/check.ts';
+import { plain as plan } from '../../functions/plan.ts';
+import { plain as rejoin } from '../../functions/rejoin.ts';
+import { plain as switchover } from '../../functions/switchover.ts';
 import { clusterStatus, formatStatus } from '../../lib/operator/status.ts';
 import { getRuntime } from '../../lib/runtime.ts';
 import { findMariadbd, type MariaDbCluster, startCluster } from '../cluster/mariadb-cluster.ts';
@@ -19,7 +24,14 @@ const USAGE = `usage: npm start                      start the sandbox (Ctrl-C s
        npm run sandbox -- kill primary|<node>      crash (kill -9)
        npm run sandbox -- hang primary|<node> [s]  freeze (SIGSTOP), thaw after s seconds if given
        npm run sandbox -- resume <node>            thaw (SIGCONT)
-       npm run sandbox -- restart <node>           start a stopped/crashed node again`;
+       npm run sandbox -- restart <node> [--as-replica]  start a stopped/crashed node again
+                                                   (--as-replica: --init-rpl-role=SLAVE, read-only: truncates
+                                                   an unacknowledged semi-sync tail)
+       npm run sandbox -- switchover [candidate]   planned switchover (the switchover state machine)
+       npm run sandbox -- rejoin <node> [--rebuild]  bring a former primary back as a replica
+       npm run sandbox -- check                    pre-flight check (grants, settings, VIP)
+       npm run sandbox -- acknowledge              clear the anti-flap block
+       npm run sandbox -- plan                     dry run: what a failover would do now`;
 
 const stamp = () => new Date().toISOString().slice(11, 23);
 const say = (line: string) => process.stdout.write(`${stamp()}  ${line}\n`);
@@ -90,6 +102,9 @@ async function start(): Promise<void> {
     npm run sandbox -- kill primary        crash the primary (kill -9)
     npm run sandbox -- hang primary 10     freeze it for 10 s (a short hang must not fail over)
     npm run sandbox -- status              the health report
+    npm run sandbox -- switchover          planned switchover to the best replica
+    npm run sandbox -- check | plan        pre-flight check | failover dry run
+    npm run sandbox -- rejoin db1          after a failover: db1 back as a replica
   Ctrl-C stops and removes everything.
 `);
   // Reprint when a role, thread, reachability or the analysis changes; GTIDs move with every
@@ -162,9 +177,30 @@ async function handleCommand(cluster: MariaDbCluster, cmd: string, args: string[
     }
     case 'restart': {
       const id = target(args[0]);
-      await cluster.restart(id);
-      return `restarted ${id}${state?.needsRejoin?.includes(id) ? ' (it is a former primary: it needs rejoin before serving)' : ''}\n`;
+      const asReplica = args.includes('--as-replica');
+      await cluster.restart(id, asReplica ? { initRplRole: 'SLAVE', readOnly: true } : undefined);
+      return `restarted ${id}${asReplica ? ' with --init-rpl-role=SLAVE --read-only' : ''}${state?.needsRejoin?.includes(id) ? ` (a former primary: run "npm run sandbox -- rejoin ${id}" before it serves)` : ''}\n`;
     }
+    case 'switchover': {
+      const r = await switchover({ cluster: 'sandbox', ...(args[0] ? { candidate: args[0] } : {}) });
+      return `${r.report}\n`;
+    }
+    case 'rejoin': {
+      const node = args.find((a) => !a.startsWith('--'));
+      if (!node) throw new Error(`rejoin needs a node\n${USAGE}`);
+      const r = await rejoin({
+        cluster: 'sandbox',
+        node,
+        ...(args.includes('--rebuild') ? { rebuild: true } : {}),
+      });
+      return `${r.report}\n`;
+    }
+    case 'check':
+      return `${(await check({ cluster: 'sandbox' })).report}\n`;
+    case 'acknowledge':
+      return `${(await acknowledge({ cluster: 'sandbox' })).report}\n`;
+    case 'plan':
+      return `${(await plan({ cluster: 'sandbox' })).report}\n`;
     default:
       throw new Error(`unknown command "${cmd}"\n${USAGE}`);
   }

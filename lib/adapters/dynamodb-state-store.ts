@@ -259,14 +259,17 @@ export class DynamoStateStore implements StateStore {
       ':now': input.now,
       ':one': 1,
       ':zero': 0,
-      ':old': [input.oldPrimary],
-      ':emptyList': [],
     };
     let set =
       'lastFailover = :last, blockedUntil = :b, updatedAt = :now, counters.failovers = if_not_exists(counters.failovers, :zero) + :one';
-    if (input.status === 'succeeded' && input.newPrimary) {
+    // A promoted candidate is the truth even when the failover counts as failed afterwards
+    // (a post hook under policy 'fail'): it is writable and behind the VIP.
+    if (input.newPrimary) {
       set += ', primaryId = :np, needsRejoin = list_append(if_not_exists(needsRejoin, :emptyList), :old)';
       values[':np'] = input.newPrimary;
+      // Only here: DynamoDB rejects expression values that the expression does not use.
+      values[':old'] = [input.oldPrimary];
+      values[':emptyList'] = [];
     }
     try {
       // Only the failover of this epoch may end it: a stale or duplicated execution changes nothing.
@@ -310,6 +313,32 @@ export class DynamoStateStore implements StateStore {
         ConditionExpression: 'attribute_exists(pk)',
       }),
     );
+  }
+
+  async removeNeedsRejoin(cluster: string, nodeId: string): Promise<boolean> {
+    // DynamoDB cannot remove a list element by value: remove it by index, on the condition that
+    // the index still holds it (a failover may change the list meanwhile); repeat for duplicates.
+    let removed = false;
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const state = await this.getClusterState(cluster);
+      const index = (state?.needsRejoin ?? []).indexOf(nodeId);
+      if (index < 0) return removed;
+      try {
+        await this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: pk(cluster), sk: 'STATE' },
+            UpdateExpression: `REMOVE needsRejoin[${index}]`,
+            ConditionExpression: `needsRejoin[${index}] = :n`,
+            ExpressionAttributeValues: { ':n': nodeId },
+          }),
+        );
+        removed = true;
+      } catch (err) {
+        if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      }
+    }
+    throw new Error(`Failed to remove ${nodeId} from needsRejoin of ${cluster}: the list kept changing`);
   }
 
   private eventSeq = 0;

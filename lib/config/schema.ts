@@ -64,6 +64,20 @@ export const VipSchema = z.discriminatedUnion('provider', [
       haVipId: z.string().regex(/^havip-[0-9a-z]+$/, 'a HaVip id like havip-bp1...'),
       regionId: z.string().min(1),
       endpoint: z.string().url().optional(),
+      /** ECS endpoint for Cloud Assistant (default https://ecs.<regionId>.aliyuncs.com). */
+      ecsEndpoint: z.string().url().optional(),
+      /**
+       * How the new holder's OS takes the address over. 'cloud-assistant' (default): the mover runs
+       * `ip addr add` + `arping -U` on it through ECS RunCommand, because the VPC makes an instance
+       * MasterInstanceId only when it announces the address, so without it a dead master's HaVip
+       * never gets a new one. 'preconfigured': an agent on the hosts announces by itself.
+       */
+      guestStep: z.enum(['cloud-assistant', 'preconfigured']).default('cloud-assistant'),
+      /** NIC the guest step configures the address on. */
+      guestDevice: z
+        .string()
+        .regex(/^[A-Za-z0-9_.:-]{1,15}$/, 'an interface name like eth0')
+        .default('eth0'),
       accessKeyId: SecretRefSchema,
       accessKeySecret: SecretRefSchema,
       verifyTimeoutMs: z.number().int().min(100).max(120_000).default(15_000),
@@ -100,6 +114,26 @@ export const FailoverPolicySchema = z
     /** Enable semi-sync (AFTER_SYNC) on the new primary. */
     semiSync: z.boolean().default(true),
     semiSyncTimeoutMs: z.number().int().min(100).default(10_000),
+    /** Errant transactions on any surviving replica abort the failover instead of skipping that replica. */
+    pedantic: z.boolean().default(false),
+    /**
+     * Take the VIP from an old primary that the fence step could not reach BEFORE the candidate
+     * is promoted. 'unless-refused' (default): only when it timed out (hung or cut off, it may
+     * resume writable); a refused one crashed and costs no provider call on the hot path.
+     */
+    vipFenceWhenUnreachable: z.enum(['always', 'unless-refused']).default('unless-refused'),
+    /** Pre/post-failover hook Lambdas (mysqlfailover's --exec-before/--exec-after). */
+    hooks: z
+      .object({
+        pre: z.string().min(1).optional(),
+        post: z.string().min(1).optional(),
+        /** 'fail': a failed pre hook aborts before anything changes. Default 'warn'. */
+        preFailurePolicy: z.enum(['fail', 'warn']).default('warn'),
+        /** 'fail': a failed post hook marks the failover failed (the promotion stays). */
+        postFailurePolicy: z.enum(['fail', 'warn']).default('warn'),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -212,6 +212,47 @@ function isReceiving(replica: NodeProbe, baseline: ClusterSnapshot | undefined):
   return heartbeatsMoved || normalizeGtid(rep.gtidIoPos) !== normalizeGtid(old.gtidIoPos);
 }
 
+/**
+ * Since when no replica has received anything from the primary: the `takenAt` of the oldest
+ * round of the unbroken run of rounds (ending with `snapshot`, same cluster and primary) in
+ * which every replica reachable now was reachable and showed either no running IO thread or
+ * exactly the received positions (heartbeat counter, Gtid_IO_Pos) it shows now. The last
+ * received event is older than the returned time, so a window counted from it never starts
+ * before the replicas really went quiet.
+ *
+ * @returns undefined when no replica is reachable (nothing can be said).
+ */
+export function findQuietSince(
+  snapshot: ClusterSnapshot,
+  history: readonly ClusterSnapshot[],
+): number | undefined {
+  const current = snapshot.nodes.filter((n) => n.nodeId !== snapshot.primaryId && n.reachable);
+  if (current.length === 0) return undefined;
+  const earlier = history
+    .filter(
+      (h) =>
+        h.cluster === snapshot.cluster && h.primaryId === snapshot.primaryId && h.takenAt < snapshot.takenAt,
+    )
+    .sort((a, b) => b.takenAt - a.takenAt);
+  let since = snapshot.takenAt;
+  for (const h of earlier) {
+    const quiet = current.every((now) => {
+      const then = h.nodes.find((n) => n.nodeId === now.nodeId);
+      if (!then?.reachable || then.replication === undefined) return false;
+      if (then.replication.ioState !== 'Yes') return true;
+      const rep = now.replication;
+      return (
+        rep !== undefined &&
+        rep.heartbeatsReceived === then.replication.heartbeatsReceived &&
+        normalizeGtid(rep.gtidIoPos) === normalizeGtid(then.replication.gtidIoPos)
+      );
+    });
+    if (!quiet) break;
+    since = h.takenAt;
+  }
+  return since;
+}
+
 function normalizeGtid(text: string): string {
   try {
     return formatGtidPos(text);

@@ -7,11 +7,24 @@
  *                         now - since >= confirmWindowMs
  *   blip:                 R1 suspect -> R2 healthy (state dropped, the next suspicion starts over)
  *
- * The window is always measured from the first suspect round, so a crash whose evidence
- * turns ambiguous (a replica's error text changes) still confirms when the window ends.
+ * The window is measured in real time, never in rounds (a hung primary's probe takes the whole
+ * connect timeout, so rounds stretch), from the start of the evidence: the caller may say since
+ * when the evidence has held (`facts.evidenceSince`: the start of the first failed primary probe
+ * of the current streak, but not before the replicas' last received event); otherwise from the
+ * first suspect round. A crash whose evidence turns ambiguous (a replica's error text changes)
+ * still confirms when the window ends.
  */
 import type { ConfirmDecision, ConfirmOptions, SuspicionState } from './decision-types.ts';
 import type { Analysis, Evidence } from './types.ts';
+
+/** What the caller knows about the evidence beyond the analysis itself. */
+export interface SuspicionFacts {
+  /**
+   * Epoch ms since which the evidence has held without a break: since when the prober has
+   * failed to reach the primary AND no replica has received anything from it.
+   */
+  evidenceSince?: number;
+}
 
 /**
  * Folds one analysis into the suspicion carried between rounds.
@@ -19,6 +32,9 @@ import type { Analysis, Evidence } from './types.ts';
  * @param state the suspicion returned by the previous round, or undefined.
  * @param analysis this round's analysis.
  * @param now epoch ms of this round (the caller's clock; nothing here reads one).
+ * @param opts the window and the crash rounds.
+ * @param facts since when the evidence of this round has held, when the caller knows better
+ *   than "this round" (used only when a new suspicion starts; never later than `now`).
  * @returns the state to carry into the next round (undefined when healthy) and the decision.
  *   A confirmed suspicion keeps its state, so repeating rounds yield the same incidentId.
  */
@@ -27,6 +43,7 @@ export function confirmFailure(
   analysis: Analysis,
   now: number,
   opts: ConfirmOptions,
+  facts: SuspicionFacts = {},
 ): { state: SuspicionState | undefined; decision: ConfirmDecision } {
   if (!analysis.actionable) return { state: undefined, decision: { kind: 'healthy' } };
 
@@ -51,7 +68,7 @@ export function confirmFailure(
     : {
         cluster: analysis.cluster,
         primaryId: analysis.primaryId,
-        since: now,
+        since: Math.min(now, facts.evidenceSince ?? now),
         lastAt: now,
         rounds: 1,
         unambiguousStreak: evidence === 'unambiguous' ? 1 : 0,

@@ -28,6 +28,12 @@ import type {
   PromotionRule,
 } from './types.ts';
 
+/** Nodes the election must skip whatever their data says, with the reason for the report. */
+export interface ExclusionFacts {
+  /** Node id -> reason, e.g. an old primary that needs rejoin and may hold errant transactions. */
+  excluded?: Readonly<Record<string, string>>;
+}
+
 /** Major version of a server, e.g. "10.11.6-MariaDB-0+deb12u1" -> { major: 10, minor: 11 }. */
 export interface MajorVersion {
   major: number;
@@ -70,13 +76,17 @@ interface Assessment {
 export function electCandidate(
   snapshot: ClusterSnapshot,
   policy: ElectionPolicy,
-  facts: ElectionFacts = {},
+  facts: ElectionFacts & ExclusionFacts = {},
 ): Election {
   const primaryId = snapshot.primaryId;
   const replicas = snapshot.nodes.filter((n) => n.nodeId !== primaryId);
   const reachable = replicas.filter((n) => n.reachable);
   const context = buildContext(reachable, facts);
   const assessments = replicas.map((n) => assessReplica(n, policy, facts, context));
+  for (const a of assessments) {
+    const why = facts.excluded?.[a.node.nodeId];
+    if (why !== undefined) a.blockers.unshift(why);
+  }
 
   const eligible = assessments.filter((a) => a.blockers.length === 0 && a.received !== undefined);
   const union = maxGtid(...eligible.map((a) => a.received!));
@@ -386,4 +396,30 @@ function receivedText(node: NodeProbe): string {
 function clip(text: string, max = 160): string {
   const flat = text.replace(/\s+/g, ' ').trim();
   return flat.length > max ? `${flat.slice(0, max - 3)}...` : flat;
+}
+
+/** A reachable replica holding transactions that did not come from the primary. */
+export interface ErrantReplica {
+  nodeId: string;
+  /** For people: "domain 0: seq 101 (last 0-3-101)". */
+  errant: string;
+}
+
+/**
+ * Reachable replicas of the snapshot's primary with errant transactions (the same check as
+ * the election's veto). Pedantic failovers abort when this is not empty, as mysqlfailover
+ * does without --force: such a replica breaks replication (1950) once repointed.
+ */
+export function findErrantReplicas(snapshot: ClusterSnapshot, facts: ElectionFacts = {}): ErrantReplica[] {
+  const out: ErrantReplica[] = [];
+  for (const n of snapshot.nodes) {
+    if (n.nodeId === snapshot.primaryId || !n.reachable || !n.replication) continue;
+    try {
+      const ranges = findNodeErrant(n, parseGtidPos(n.replication.gtidIoPos.trim()), facts);
+      if (ranges.length > 0) out.push({ nodeId: n.nodeId, errant: describeGtidRanges(ranges) });
+    } catch (err) {
+      out.push({ nodeId: n.nodeId, errant: `GTID position unreadable: ${(err as Error).message}` });
+    }
+  }
+  return out;
 }

@@ -1,14 +1,17 @@
 import type { Login } from '../adapters/mysql/connection.ts';
 import { probeNode } from '../adapters/mysql/probe.ts';
 import type { ClusterConfig } from '../config/schema.ts';
-import { analyzeTopology } from '../core/analyze-topology.ts';
+import { analyzeTopology, findQuietSince } from '../core/analyze-topology.ts';
 import { confirmFailure, shouldReprobeQuickly } from '../core/confirm-failure.ts';
 import type { ConfirmDecision, SuspicionState } from '../core/decision-types.ts';
 import type { Analysis, ClusterSnapshot } from '../core/types.ts';
 import { describeError } from '../errors.ts';
+import { fenceReturnedPrimaries } from '../failover/fence-returned.ts';
 import type { FailoverRequest } from '../failover/steps.ts';
 import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
+import { type ActiveAlert, evaluateAlertRules } from './alert-rules.ts';
+import { MetricsWindow } from './metrics.ts';
 
 export interface MonitorOptions {
   /** Unique per invocation (the Lambda request id). */
@@ -24,10 +27,17 @@ export interface MonitorOptions {
 
 export interface RoundReport {
   cluster: string;
+  /** The invocation that probed this round (the lease holder). */
+  owner: string;
+  /** When the round started and ended (epoch ms). */
+  startedAt: number;
+  endedAt: number;
   snapshot: ClusterSnapshot;
   analysis: Analysis;
   decision: ConfirmDecision;
   state: ClusterState;
+  /** Alerts active after this round (see alert-rules.ts). */
+  alerts: ActiveAlert[];
   started?: { executionName: string; alreadyStarted: boolean };
 }
 
@@ -42,9 +52,21 @@ export interface ClusterMonitorResult {
 
 const LEASE_TTL_MS = 15_000;
 const LEASE_RENEW_MS = 5_000;
+/**
+ * A lease never runs more than this past its holder's deadline (when the holder releases it),
+ * so a waiting invocation knows when to start polling instead of polling for seconds.
+ */
+const LEASE_TAIL_MS = 5_000;
+const LEASE_POLL_MS = 250;
 const HISTORY_MS = 10_000;
 const EVENT_TTL_SECONDS = 14 * 24 * 3600;
 const MAX_QUICK_ROUNDS = 5;
+/**
+ * A primary probe that failed slowly (a timeout) leaves the replicas' readings of the same
+ * round a whole timeout old: read them again so the analysis sees them as of now. That is what
+ * keeps hang detection within ~2-3 s instead of one more round.
+ */
+const REREAD_AFTER_MS = 250;
 
 function abortableSleep(signal: AbortSignal | undefined) {
   return (ms: number) =>
@@ -63,6 +85,10 @@ function abortableSleep(signal: AbortSignal | undefined) {
 /**
  * Probes every configured cluster until the deadline, concurrently: a slow cluster never
  * delays another. Each cluster is watched by one invocation at a time (a lease).
+ *
+ * @param rt the runtime (state store, notifier, starter, config).
+ * @param opts the invocation's identity, deadline and optional abort signal / round callback.
+ * @returns one result per cluster: rounds probed, or that another invocation holds the lease.
  */
 export async function runHealthCheck(rt: Runtime, opts: MonitorOptions): Promise<ClusterMonitorResult[]> {
   return Promise.all(rt.config.clusters.map((c) => monitorCluster(rt, c, opts)));
@@ -72,11 +98,13 @@ export async function runHealthCheck(rt: Runtime, opts: MonitorOptions): Promise
  * Lease hand-over between scheduled invocations (rate 1 minute, each probing ~65 s):
  *
  *   inv A  |--probing------------------------------------|release
- *   inv B                                 |wait for lease.|--probing---- ...
- *          0s                            60s            65s
+ *   inv B                                 |sleep...|poll.|--probing---- ...
+ *          0s                            60s            66s
  *
- * B polls the lease until A releases it (or it expires, if A died), so there is neither a gap
- * nor two probers. A crashed prober's lease expires after LEASE_TTL_MS.
+ * A's lease expires LEASE_TAIL_MS after A's deadline (A renews it with that bound), so B sleeps
+ * until shortly before A's deadline and then polls every 250 ms: neither a gap nor two probers,
+ * and a handful of conditional writes per hand-over instead of a poll every 250 ms for 6 s.
+ * A crashed prober's lease expires after at most LEASE_TTL_MS.
  */
 async function monitorCluster(
   rt: Runtime,
@@ -92,14 +120,18 @@ async function monitorCluster(
     failoversStarted: [],
     blocked: 0,
   };
-  let lease = await rt.store.acquireLease(c.name, opts.owner, rt.now(), LEASE_TTL_MS);
+  const leaseTtl = (now: number) => Math.min(LEASE_TTL_MS, opts.deadline - now + LEASE_TAIL_MS);
+  let lease = await rt.store.acquireLease(c.name, opts.owner, rt.now(), leaseTtl(rt.now()));
   while (!lease.held) {
-    if (!live() || rt.now() + c.detection.intervalMs >= opts.deadline) {
+    const now = rt.now();
+    if (!live() || now + c.detection.intervalMs >= opts.deadline) {
       result.outcome = 'lease-held-elsewhere';
       return result;
     }
-    await sleep(Math.min(250, Math.max(10, lease.expiresAt - rt.now())));
-    lease = await rt.store.acquireLease(c.name, opts.owner, rt.now(), LEASE_TTL_MS);
+    const untilHolderDeadline = lease.expiresAt - LEASE_TAIL_MS - 500 - now;
+    const pause = Math.max(LEASE_POLL_MS, untilHolderDeadline);
+    await sleep(Math.min(pause, Math.max(10, opts.deadline - c.detection.intervalMs - now)));
+    lease = await rt.store.acquireLease(c.name, opts.owner, rt.now(), leaseTtl(rt.now()));
   }
   let leaseRenewedAt = rt.now();
   let logins: { admin: Login; replication: Login };
@@ -113,19 +145,29 @@ async function monitorCluster(
 
   let state = await rt.store.initClusterState(initialState(c, rt.now()));
   let stateReadAt = rt.now();
-  let lastWrittenAt = 0;
+  // Written on change plus a heartbeat, counted from the stored item: a new invocation does
+  // not rewrite an unchanged state the previous one wrote seconds ago.
+  let lastWrittenAt = state.updatedAt;
   let lastCode = state.analysis;
+  let lastPrimary = state.primaryId;
+  let activeAlerts = await loadActiveAlerts(rt, c.name);
   const history: ClusterSnapshot[] = [];
   let suspicion: SuspicionState | undefined;
+  let primaryDown: { primaryId: string; since: number } | undefined;
   let blockedReportedFor: string | undefined;
   let quickRounds = 0;
   const counters = { ...state.counters };
+  const metrics = new MetricsWindow(c.name);
+  const thresholds = {
+    replicaLagAlertSeconds: c.detection.replicaLagAlertSeconds,
+    longTransactionAlertSeconds: c.detection.longTransactionAlertSeconds,
+  };
 
   try {
     while (live() && rt.now() + c.detection.intervalMs < opts.deadline) {
       const roundStart = rt.now();
       if (roundStart - leaseRenewedAt >= LEASE_RENEW_MS) {
-        const renewed = await rt.store.acquireLease(c.name, opts.owner, roundStart, LEASE_TTL_MS);
+        const renewed = await rt.store.acquireLease(c.name, opts.owner, roundStart, leaseTtl(roundStart));
         if (!renewed.held) break; // someone took over (our lease lapsed): stop, never probe twice
         leaseRenewedAt = roundStart;
       }
@@ -134,58 +176,94 @@ async function monitorCluster(
         state = (await rt.store.getClusterState(c.name)) ?? state;
         stateReadAt = roundStart;
       }
-      const snapshot = await probeCluster(c, state.primaryId, logins.admin, roundStart);
+      const primaryId = state.primaryId;
+      let snapshot = await probeCluster(c, primaryId, logins.admin, roundStart);
+      const firstPrimary = snapshot.nodes.find((n) => n.nodeId === primaryId);
+      if (
+        firstPrimary &&
+        !firstPrimary.reachable &&
+        rt.now() - roundStart >= REREAD_AFTER_MS &&
+        snapshot.nodes.some((n) => n.nodeId !== primaryId && n.reachable)
+      ) {
+        history.push(snapshot);
+        const replicas = c.nodes.filter((n) => n.id !== primaryId).map((n) => n.id);
+        const again = await probeCluster(c, primaryId, logins.admin, rt.now(), replicas);
+        snapshot = { ...again, nodes: [firstPrimary, ...again.nodes] };
+      }
       const analysis = analyzeTopology(snapshot, history, {
         replicaLagAlertSeconds: c.detection.replicaLagAlertSeconds,
         longTransactionAlertSeconds: c.detection.longTransactionAlertSeconds,
         progressWindowMs: Math.max(1200, Math.round(c.detection.intervalMs * 1.2)),
       });
+      const primaryProbe = snapshot.nodes.find((n) => n.nodeId === primaryId);
+      if (primaryProbe?.reachable || primaryProbe?.error?.kind === 'auth') primaryDown = undefined;
+      else if (primaryDown?.primaryId !== primaryId) primaryDown = { primaryId, since: roundStart };
+      const quietSince = analysis.actionable ? findQuietSince(snapshot, history) : undefined;
       history.push(snapshot);
       while (history.length > 2 && (history[0]?.takenAt ?? 0) < roundStart - HISTORY_MS) history.shift();
+      // An old primary back writable (restarted, resumed) is fenced at once (issue 4).
+      await fenceReturnedPrimaries(rt, c, snapshot, state, logins.admin).catch(() => undefined);
       result.rounds++;
       counters.probes++;
       result.lastAnalysis = analysis.code;
 
       const now = rt.now();
-      const confirm = confirmFailure(suspicion, analysis, now, {
-        confirmWindowMs: c.detection.confirmWindowMs,
-        crashConfirmRounds: c.detection.crashConfirmRounds,
-      });
+      // The evidence holds since the prober's first failed probe of the primary, but not
+      // before the replicas went quiet: a window counted from there is real time the primary
+      // has been silent to everyone, however long the rounds took.
+      const evidenceSince =
+        primaryDown && quietSince !== undefined ? Math.max(primaryDown.since, quietSince) : undefined;
+      const confirm = confirmFailure(
+        suspicion,
+        analysis,
+        now,
+        {
+          confirmWindowMs: c.detection.confirmWindowMs,
+          crashConfirmRounds: c.detection.crashConfirmRounds,
+        },
+        evidenceSince !== undefined ? { evidenceSince } : {},
+      );
       suspicion = confirm.state;
       const decision = confirm.decision;
 
-      if (analysis.code !== lastCode) {
-        counters.stateChanges++;
-        await rt.store.putEvent(
-          {
-            cluster: c.name,
-            at: now,
-            type: 'AnalysisChanged',
-            message: `${lastCode} -> ${analysis.code}: ${analysis.description}`,
-            data: { findings: analysis.findings.map((f) => ({ code: f.code, nodeId: f.nodeId })) },
-          },
-          EVENT_TTL_SECONDS,
-        );
-        await rt.notifier.notify({
-          cluster: c.name,
-          severity: analysis.code === 'NoProblem' ? 'info' : analysis.actionable ? 'critical' : 'warning',
-          subject: `${analysis.code}`,
-          message: `${lastCode} -> ${analysis.code}: ${analysis.description}`,
-          data: { findings: analysis.findings },
+      const alerts = evaluateAlertRules(snapshot, analysis, thresholds);
+      const raised = alerts.filter((a) => !activeAlerts.some((b) => b.key === a.key));
+      const cleared = activeAlerts.filter((a) => !alerts.some((b) => b.key === a.key));
+      const codeChanged = analysis.code !== lastCode;
+      const roleChanged = primaryId !== lastPrimary;
+      if (codeChanged || roleChanged || raised.length > 0 || cleared.length > 0) {
+        if (codeChanged || roleChanged) counters.stateChanges++;
+        await reportChange(rt, c.name, {
+          now,
+          from: lastCode,
+          analysis,
+          previousPrimary: lastPrimary,
+          primaryId,
+          alerts,
+          raised,
+          cleared,
         });
+        activeAlerts = alerts;
+        lastPrimary = primaryId;
       }
-      if (analysis.code !== lastCode || now - lastWrittenAt >= c.detection.stateHeartbeatMs) {
+      if (codeChanged || now - lastWrittenAt >= c.detection.stateHeartbeatMs) {
         await rt.store.putHealth(c.name, {
           analysis: analysis.code,
           description: analysis.description,
           topology: summarize(snapshot),
-          counters,
+          // Failovers are counted by the state machine in the same item: keep its count.
+          counters: { ...counters, failovers: Math.max(counters.failovers, state.counters.failovers) },
           updatedAt: now,
         });
         lastWrittenAt = now;
         lastCode = analysis.code;
       }
-      emitMetrics(rt, c.name, snapshot, analysis);
+      if (process.env.FAILOVER_METRICS === '1') {
+        metrics.add(snapshot, analysis, alerts, codeChanged || roleChanged ? 1 : 0);
+        if (metrics.due(now, codeChanged || roleChanged || raised.length > 0 || cleared.length > 0)) {
+          for (const line of metrics.flush(now)) rt.log(line);
+        }
+      }
 
       let started: RoundReport['started'];
       if (decision.kind === 'confirmed' && !state.failoverInProgress) {
@@ -250,18 +328,21 @@ async function monitorCluster(
       }
       opts.onRound?.({
         cluster: c.name,
+        owner: opts.owner,
+        startedAt: roundStart,
+        endedAt: rt.now(),
         snapshot,
         analysis,
         decision,
         state,
+        alerts,
         ...(started ? { started } : {}),
       });
 
       // A refused primary is either a crash the replicas have not reported yet (they do within
       // ~0.1 s) or a confirmed one: look again at once instead of a whole interval later.
       // Bounded, so a primary that stays down (failover blocked) is not hammered.
-      const primaryRefused =
-        snapshot.nodes.find((n) => n.nodeId === snapshot.primaryId)?.error?.kind === 'refused';
+      const primaryRefused = primaryProbe?.error?.kind === 'refused';
       quickRounds = shouldReprobeQuickly(decision) || primaryRefused ? quickRounds + 1 : 0;
       const pause =
         quickRounds > 0 && quickRounds <= MAX_QUICK_ROUNDS
@@ -270,30 +351,106 @@ async function monitorCluster(
       await sleep(roundStart + pause - rt.now());
     }
   } finally {
-    await rt.store
-      .putHealth(c.name, {
-        analysis: lastCode,
-        description: state.description,
-        topology: state.topology,
-        counters,
-        updatedAt: rt.now(),
-      })
-      .catch(() => {});
+    if (process.env.FAILOVER_METRICS === '1') for (const line of metrics.flush(rt.now())) rt.log(line);
     await rt.store.releaseLease(c.name, opts.owner).catch(() => {});
   }
   return result;
 }
 
-/** One probe round: every node concurrently, bounded by the connect/query timeouts. */
+/** The alerts the previous invocation left active (carried in the newest health event). */
+async function loadActiveAlerts(rt: Runtime, cluster: string): Promise<ActiveAlert[]> {
+  try {
+    for (const e of await rt.store.listEvents(cluster, 10)) {
+      const alerts = e.data?.alerts;
+      if (Array.isArray(alerts)) return alerts as ActiveAlert[];
+    }
+  } catch {
+    // Unknown: treat every alert as new (a repeated notification beats a missed one).
+  }
+  return [];
+}
+
+/**
+ * One event item and one notification for everything that changed in a round: the analysis
+ * (health state), the primary (role), alerts raised and cleared. The event carries the active
+ * alerts, so the next invocation notifies only what changes after it takes over.
+ */
+async function reportChange(
+  rt: Runtime,
+  cluster: string,
+  ch: {
+    now: number;
+    from: string;
+    analysis: Analysis;
+    previousPrimary: string;
+    primaryId: string;
+    alerts: ActiveAlert[];
+    raised: ActiveAlert[];
+    cleared: ActiveAlert[];
+  },
+): Promise<void> {
+  const a = ch.analysis;
+  const lines: string[] = [];
+  if (ch.from !== a.code) lines.push(`${ch.from} -> ${a.code}: ${a.description}`);
+  if (ch.previousPrimary !== ch.primaryId)
+    lines.push(`Role change: the primary is now ${ch.primaryId} (was ${ch.previousPrimary})`);
+  for (const r of ch.raised) lines.push(`ALERT ${r.rule}: ${r.description}`);
+  for (const r of ch.cleared) lines.push(`cleared ${r.rule} on ${r.nodeId}`);
+  const type =
+    ch.from !== a.code ? 'AnalysisChanged' : ch.previousPrimary !== ch.primaryId ? 'RoleChanged' : 'AlertsChanged';
+  const subject =
+    ch.from !== a.code || ch.previousPrimary !== ch.primaryId
+      ? a.code
+      : ch.raised.length > 0
+        ? `Alert: ${ch.raised.map((r) => `${r.rule}(${r.nodeId})`).join(', ')}`
+        : `Cleared: ${ch.cleared.map((r) => `${r.rule}(${r.nodeId})`).join(', ')}`;
+  const severity = a.actionable ? 'critical' : a.code !== 'NoProblem' || ch.raised.length > 0 ? 'warning' : 'info';
+  const message = lines.join('\n');
+  await rt.store.putEvent(
+    {
+      cluster,
+      at: ch.now,
+      type,
+      message,
+      data: {
+        analysis: a.code,
+        primaryId: ch.primaryId,
+        findings: a.findings.map((f) => ({ code: f.code, nodeId: f.nodeId })),
+        alerts: ch.alerts,
+        raised: ch.raised.map((r) => r.key),
+        cleared: ch.cleared.map((r) => r.key),
+      },
+    },
+    EVENT_TTL_SECONDS,
+  );
+  await rt.notifier.notify({
+    cluster,
+    severity,
+    subject,
+    message,
+    data: {
+      analysis: a.code,
+      findings: a.findings,
+      raised: ch.raised,
+      cleared: ch.cleared.map((r) => r.key),
+    },
+  });
+}
+
+/**
+ * One probe round: every node (or only `nodeIds`) concurrently, bounded by the connect/query
+ * timeouts. The prober uses a node's probeHost/probePort when configured (its own network path).
+ */
 export async function probeCluster(
   c: ClusterConfig,
   primaryId: string,
   admin: Login,
   takenAt: number,
+  nodeIds?: readonly string[],
 ): Promise<ClusterSnapshot> {
   const t = { connectTimeoutMs: c.detection.connectTimeoutMs, queryTimeoutMs: c.detection.queryTimeoutMs };
   const nodes = await Promise.all(
-    c.nodes.map((n) =>
+    c.nodes.filter((n) => nodeIds === undefined || nodeIds.includes(n.id)).map((n) =>
       probeNode(
         {
           nodeId: n.id,
@@ -332,49 +489,4 @@ function summarize(s: ClusterSnapshot): ClusterState['topology'] {
       : {}),
     ...(n.replication ? { lagSeconds: n.replication.secondsBehindMaster } : {}),
   }));
-}
-
-/** CloudWatch Embedded Metric Format: one log line, no API call, metrics per cluster and node. */
-function emitMetrics(rt: Runtime, cluster: string, s: ClusterSnapshot, a: Analysis): void {
-  if (process.env.FAILOVER_METRICS !== '1') return;
-  for (const n of s.nodes) {
-    const isReplica = n.nodeId !== s.primaryId;
-    rt.log({
-      _aws: {
-        Timestamp: s.takenAt,
-        CloudWatchMetrics: [
-          {
-            Namespace: 'ServerlessMysqlFailover',
-            Dimensions: [['Cluster'], ['Cluster', 'Node']],
-            Metrics: [
-              { Name: 'NodeReachable', Unit: 'Count' },
-              { Name: 'ProbeMs', Unit: 'Milliseconds' },
-              ...(isReplica
-                ? [
-                    { Name: 'ReplicaIoRunning', Unit: 'Count' },
-                    { Name: 'ReplicaSqlRunning', Unit: 'Count' },
-                    { Name: 'ReplicaLagSeconds', Unit: 'Seconds' },
-                  ]
-                : [
-                    { Name: 'SemiSyncActive', Unit: 'Count' },
-                    { Name: 'LongestTransactionSeconds', Unit: 'Seconds' },
-                  ]),
-              { Name: 'ClusterHealthy', Unit: 'Count' },
-            ],
-          },
-        ],
-      },
-      Cluster: cluster,
-      Node: n.nodeId,
-      NodeReachable: n.reachable ? 1 : 0,
-      ProbeMs: n.probeMs,
-      ReplicaIoRunning: n.replication?.ioState === 'Yes' ? 1 : 0,
-      ReplicaSqlRunning: n.replication?.sqlRunning ? 1 : 0,
-      ReplicaLagSeconds: n.replication?.secondsBehindMaster ?? 0,
-      SemiSyncActive: n.semiSync?.masterActive ? 1 : 0,
-      LongestTransactionSeconds: n.longestTrxSeconds ?? 0,
-      ClusterHealthy: a.code === 'NoProblem' ? 1 : 0,
-      Analysis: a.code,
-    });
-  }
 }

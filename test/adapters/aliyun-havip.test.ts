@@ -157,6 +157,28 @@ describe('AliyunHaVipVipMover', () => {
     expect(emu.faults.calls('RunCommand')).toBe(0);
   });
 
+  it('announces once more when the fabric missed the first announcement, then verifies', async () => {
+    let dropped = false;
+    emu.model.onChange((e) => {
+      if (e.kind === 'master' && e.masterInstanceId === NODES.db2 && !dropped) {
+        // The fabric "missed" the gratuitous ARP: no master, as if it never arrived.
+        dropped = true;
+        const hv = emu.model.haVips.get(HAVIP);
+        if (hv) hv.masterInstanceId = '';
+      }
+    });
+    const res = await mover({ verifyTimeoutMs: 2000 }).moveTo('db2', {
+      fromNodeId: 'db1',
+      oldHolderDead: true,
+      deadline: deadlineIn(6000),
+    });
+    expect(dropped).toBe(true);
+    expect(res).toMatchObject({ holder: 'db2', alreadyThere: false });
+    expect(emu.model.masterOf(HAVIP)).toBe(NODES.db2);
+    expect(emu.faults.calls('RunCommand')).toBe(2);
+    expect(logs.some((l) => l.msg === 'new holder not MASTER yet: announcing once more')).toBe(true);
+  });
+
   it('force-detaches a dead master and moves the HaVip to the candidate', async () => {
     emu.model.setInstanceStatus(NODES.db1, 'Stopped');
     const res = await mover().moveTo('db2', {

@@ -215,6 +215,20 @@ describe('AwsSecondaryIpVipMover', () => {
     expect(err.message).toContain(`shows ${ENI_1}`);
   });
 
+  it('re-issues the assignment once when EC2 accepted it but never shows it, then verifies', async () => {
+    // The first remap is "lost" (it would land after a minute); the re-drive at half the
+    // verification budget propagates normally.
+    emu.model.propagationMs = 60_000;
+    setTimeout(() => {
+      emu.model.propagationMs = 20;
+    }, 200);
+    const result = await secondaryIp({ verifyTimeoutMs: 1000 }).moveTo('db2', { deadline: soon(3000) });
+    expect(result).toMatchObject({ holder: 'db2', alreadyThere: false });
+    expect(emu.faults.calls('AssignPrivateIpAddresses')).toBe(2);
+    expect(emu.model.holderOf(VIP)).toBe(ENI_2);
+    expect(logs.some((l) => String(l.msg).startsWith('VIP not visible on target yet'))).toBe(true);
+  });
+
   it('rejects bad credentials without leaking the secret', async () => {
     const wrongSecret = secondaryIp({ client: client({ ...CREDS, secretAccessKey: `${SECRET}x` }) });
     const err = await failure(wrongSecret.moveTo('db2', { deadline: soon(3000) }));
@@ -292,6 +306,17 @@ describe('AwsRouteTableVipMover', () => {
     expect(err).toBeInstanceOf(ProviderTransientError);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
     expect(Date.now() - t0).toBeLessThan(1800);
+  });
+
+  it('re-issues ReplaceRoute once for the tables that never show the new target', async () => {
+    emu.model.propagationMs = 60_000;
+    setTimeout(() => {
+      emu.model.propagationMs = 20;
+    }, 200);
+    const result = await routeTable({ verifyTimeoutMs: 1000 }).moveTo('db2', { deadline: soon(3000) });
+    expect(result).toMatchObject({ holder: 'db2', alreadyThere: false });
+    expect(emu.faults.calls('ReplaceRoute')).toBe(4);
+    for (const t of [RTB_A, RTB_B]) expect(emu.model.routeTargetOf(t, cidr)).toBe(ENI_2);
   });
 
   it('rejects bad credentials without leaking the secret', async () => {

@@ -104,14 +104,64 @@ export async function promoteToPrimary(
  * Points `s` at `source` with GTID auto-positioning and detection-friendly settings.
  * CHANGE MASTER takes no placeholders, so values are escaped here.
  */
-export async function replicateFrom(s: AdminSession, source: ReplicaOf, repl: Login): Promise<void> {
+export async function replicateFrom(
+  s: AdminSession,
+  source: ReplicaOf,
+  repl: Login,
+  opts: { semiSync?: boolean; untilGtid?: string; noDelay?: boolean } = {},
+): Promise<void> {
   await s.execute('STOP SLAVE', [], 10_000);
   await s.execute(
     `CHANGE MASTER TO MASTER_HOST=${mysql.escape(source.host)}, MASTER_PORT=${Number(source.port)},
        MASTER_USER=${mysql.escape(repl.user)}, MASTER_PASSWORD=${mysql.escape(repl.password)},
-       MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1`,
+       MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1${opts.noDelay ? ', MASTER_DELAY=0' : ''}`,
   );
-  await s.execute('START SLAVE');
+  // The IO thread registers as a semi-sync replica only if this is ON when it connects.
+  if (opts.semiSync) await s.execute('SET GLOBAL rpl_semi_sync_slave_enabled = ON');
+  if (opts.untilGtid) await s.execute(`START SLAVE UNTIL master_gtid_pos = ${mysql.escape(opts.untilGtid)}`);
+  else await s.execute('START SLAVE');
+}
+
+/**
+ * Collects on `s` (the candidate) what `source` (another replica) received and the candidate
+ * lacks: replicate from it until `untilGtid` (the source's received position, so errant local
+ * writes further down its binlog are never copied), wait, stop. Returns false on timeout.
+ */
+export async function catchUpFrom(
+  s: AdminSession,
+  source: ReplicaOf,
+  repl: Login,
+  untilGtid: string,
+  timeoutSeconds: number,
+): Promise<boolean> {
+  await replicateFrom(s, source, repl, { untilGtid, noDelay: true });
+  try {
+    return await waitForGtid(s, untilGtid, timeoutSeconds);
+  } finally {
+    await s.execute('STOP SLAVE', [], 10_000);
+    // The IO thread fetched past the UNTIL position (possibly the source's errant tail): drop
+    // the relay log so a retried step that restarts the SQL thread can never apply it.
+    await s.execute('RESET SLAVE');
+  }
+}
+
+/** The semi-sync master settings and status of `s`, for the promotion's audit entry. */
+export async function readSemiSyncMaster(
+  s: AdminSession,
+): Promise<{ enabled: boolean; waitPoint: string; active: boolean; clients: number }> {
+  const [v] = await s.query<{ e: number | string; w: string }>(
+    'SELECT @@rpl_semi_sync_master_enabled AS e, @@rpl_semi_sync_master_wait_point AS w',
+  );
+  const rows = await s.query<{ Variable_name: string; Value: string }>(
+    "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_master_status','Rpl_semi_sync_master_clients')",
+  );
+  const st = Object.fromEntries(rows.map((r) => [r.Variable_name, r.Value]));
+  return {
+    enabled: Number(v?.e) === 1,
+    waitPoint: String(v?.w ?? ''),
+    active: st.Rpl_semi_sync_master_status === 'ON',
+    clients: Number(st.Rpl_semi_sync_master_clients ?? 0),
+  };
 }
 
 /** Fences a node: read_only on, then ends client sessions (not replication, not system, not us). */

@@ -320,7 +320,29 @@ export class AliyunHaVipVipMover implements VipMover {
       await release;
     }
 
-    await this.#waitFor(deadline, target, (v) => v.master === target && v.status === 'InUse');
+    const isMaster = (v: HaVipView) => v.master === target && v.status === 'InUse';
+    if (this.#o.guestStep === 'cloud-assistant') {
+      // One re-drive: an announcement the fabric missed is re-sent at half the budget rather than
+      // ending the failover (VipNotVerifiedError is terminal for the state machine).
+      const phaseEnd = Math.min(deadline, Date.now() + this.#o.verifyTimeoutMs);
+      const half = Date.now() + Math.floor((phaseEnd - Date.now()) / 2);
+      try {
+        await this.#waitFor(half, target, isMaster);
+      } catch (err) {
+        if (!(err instanceof VipNotVerifiedError) || Date.now() + this.#o.pollIntervalMs >= phaseEnd)
+          throw err;
+        this.#log({
+          level: 'warn',
+          msg: 'new holder not MASTER yet: announcing once more',
+          haVipId: this.#o.haVipId,
+          instanceId: target,
+        });
+        await this.#runGuest(target, buildVipTakeoverScript(this.#scriptOpts()), deadline, 'takeover');
+        await this.#waitFor(phaseEnd, target, isMaster);
+      }
+    } else {
+      await this.#waitFor(deadline, target, isMaster);
+    }
     this.#log({
       level: 'info',
       msg: 'HaVip moved and verified',
@@ -523,6 +545,7 @@ export class AliyunHaVipVipMover implements VipMover {
           deadline,
           baseMs: this.#o.retryBaseMs,
           maxMs: this.#o.retryMaxMs,
+          minAttemptMs: 50,
           isRetryable: (err) => err instanceof AliyunCallError && err.retryable,
           onRetry: ({ attempt, delayMs, error }) =>
             this.#log({

@@ -12,7 +12,7 @@ import {
   eniOf,
   nodeOf,
   resolveCommon,
-  verifyWithin,
+  verifyWithRedrive,
 } from './aws-secondary-ip.ts';
 
 export interface AwsRouteTableVipMoverOptions extends AwsVipMoverCommonOptions {
@@ -85,54 +85,82 @@ export class AwsRouteTableVipMover implements VipMover {
 
     // Tables one by one: a failure names the table, and tables already switched stay switched (the
     // next attempt skips them).
-    for (const routeTableId of stale) {
-      await runner.run(
-        {
-          provider: this.provider,
-          what: `${what} in ${routeTableId}`,
-          operation: 'ReplaceRoute',
-          details: {
-            address: this.address,
-            cidr: this.#cidr,
-            target,
-            nodeId,
-            routeTableId,
-            from: before.get(routeTableId),
+    const replace = async (tables: string[], from: Map<string, string | undefined>) => {
+      for (const routeTableId of tables) {
+        await runner.run(
+          {
+            provider: this.provider,
+            what: `${what} in ${routeTableId}`,
+            operation: 'ReplaceRoute',
+            details: {
+              address: this.address,
+              cidr: this.#cidr,
+              target,
+              nodeId,
+              routeTableId,
+              from: from.get(routeTableId),
+            },
           },
-        },
-        options.deadline,
-        (client, abortSignal) =>
-          client.send(
-            new ReplaceRouteCommand({
-              RouteTableId: routeTableId,
-              DestinationCidrBlock: this.#cidr,
-              NetworkInterfaceId: target,
-            }),
-            { abortSignal },
-          ),
-      );
-      this.#cfg.log?.({
-        level: 'info',
-        msg: 'VIP route replaced',
-        cidr: this.#cidr,
-        routeTableId,
-        nodeId,
-        eni: target,
-      });
-    }
+          options.deadline,
+          (client, abortSignal) =>
+            client.send(
+              new ReplaceRouteCommand({
+                RouteTableId: routeTableId,
+                DestinationCidrBlock: this.#cidr,
+                NetworkInterfaceId: target,
+              }),
+              { abortSignal },
+            ),
+        );
+        this.#cfg.log?.({
+          level: 'info',
+          msg: 'VIP route replaced',
+          cidr: this.#cidr,
+          routeTableId,
+          nodeId,
+          eni: target,
+        });
+      }
+    };
+    await replace(stale, before);
 
     const verifyDeadline = Math.min(options.deadline, Date.now() + this.#cfg.verifyTimeoutMs);
-    const check = await verifyWithin(
-      () => this.#readTargets(runner, verifyDeadline, { what, target }),
-      (targets) => this.#tables.every((t) => targets.get(t) === target),
-      { initial: before, deadline: verifyDeadline, pollMs: this.#cfg.pollMs },
-    );
+    const lagging = (targets: Map<string, string | undefined>) =>
+      this.#tables.filter((t) => targets.get(t) !== target);
+    let seenAtRedrive = before;
+    const check = await verifyWithRedrive({
+      read: () => this.#readTargets(runner, verifyDeadline, { what, target }),
+      done: (targets) => lagging(targets).length === 0,
+      redrive: () => replace(lagging(seenAtRedrive), seenAtRedrive),
+      initial: before,
+      deadline: verifyDeadline,
+      pollMs: this.#cfg.pollMs,
+      onRedrive: (seen) => {
+        seenAtRedrive = seen;
+        this.#cfg.log?.({
+          level: 'warn',
+          msg: 'VIP routes not visible on target yet: re-issuing ReplaceRoute once',
+          cidr: this.#cidr,
+          nodeId,
+          eni: target,
+          lagging: lagging(seen),
+        });
+      },
+    });
     if (check.verified) return result(false);
-    const lagging = this.#tables.filter((t) => check.seen.get(t) !== target);
-    const shown = lagging.map((t) => `${t} -> ${check.seen.get(t) ?? 'no route'}`).join(', ');
+    const stillLagging = lagging(check.seen);
+    const shown = stillLagging.map((t) => `${t} -> ${check.seen.get(t) ?? 'no route'}`).join(', ');
     throw new VipNotVerifiedError(
       `VIP ${this.#cidr} not verified on ${target} (node ${nodeId}) before the deadline: ${shown}${check.lastError ? ` (last read failed: ${check.lastError.message})` : ''}`,
-      { provider: this.provider, address: this.address, target, nodeId, lagging, apiCalls: runner.apiCalls },
+      {
+        provider: this.provider,
+        address: this.address,
+        target,
+        nodeId,
+        lagging: stillLagging,
+        redriven: check.redriven,
+        apiCalls: runner.apiCalls,
+      },
       check.lastError ? { cause: check.lastError } : undefined,
     );
   }

@@ -172,6 +172,7 @@ export class Ec2CallRunner {
           deadline,
           baseMs: this.opts.retryBaseMs,
           maxMs: this.opts.retryMaxMs,
+          minAttemptMs: 50,
           isRetryable: (err) => classifyEc2Error(err) !== 'permanent',
           onRetry: ({ attempt, delayMs, error }) =>
             this.opts.log?.({
@@ -215,6 +216,39 @@ export async function verifyWithin<T>(
     if (Date.now() + opts.pollMs >= opts.deadline) return { verified: false, seen, lastError };
     await sleep(opts.pollMs);
   }
+}
+
+/**
+ * Verification with one re-drive: polls until `done` for the first half of the budget; if the
+ * provider still does not show the move, re-issues the (idempotent) mutating call once and polls
+ * until the deadline. A remap the provider accepted but lost is cured within the same step instead
+ * of ending the failover: VipNotVerifiedError stays terminal for the state machine, so the one
+ * retry that is worth making happens here, where it costs one API call rather than an execution.
+ */
+export async function verifyWithRedrive<T>(opts: {
+  read: () => Promise<T>;
+  done: (value: T) => boolean;
+  redrive: () => Promise<void>;
+  initial: T;
+  deadline: number;
+  pollMs: number;
+  onRedrive?: (seen: T) => void;
+}): Promise<{ verified: boolean; seen: T; lastError: FailoverError | undefined; redriven: boolean }> {
+  const half = Date.now() + Math.floor((opts.deadline - Date.now()) / 2);
+  const first = await verifyWithin(opts.read, opts.done, {
+    initial: opts.initial,
+    deadline: half,
+    pollMs: opts.pollMs,
+  });
+  if (first.verified || Date.now() + opts.pollMs >= opts.deadline) return { ...first, redriven: false };
+  opts.onRedrive?.(first.seen);
+  await opts.redrive();
+  const second = await verifyWithin(opts.read, opts.done, {
+    initial: first.seen,
+    deadline: opts.deadline,
+    pollMs: opts.pollMs,
+  });
+  return { ...second, redriven: true };
 }
 
 const DEFAULTS = {
@@ -314,24 +348,26 @@ export class AwsSecondaryIpVipMover implements VipMover {
       return result(true);
     }
 
-    await runner.run(
-      {
-        provider: this.provider,
-        what,
-        operation: 'AssignPrivateIpAddresses',
-        details: { address: this.address, target, nodeId, from: before },
-      },
-      options.deadline,
-      (client, abortSignal) =>
-        client.send(
-          new AssignPrivateIpAddressesCommand({
-            NetworkInterfaceId: target,
-            PrivateIpAddresses: [this.address],
-            AllowReassignment: true,
-          }),
-          { abortSignal },
-        ),
-    );
+    const assign = () =>
+      runner.run(
+        {
+          provider: this.provider,
+          what,
+          operation: 'AssignPrivateIpAddresses',
+          details: { address: this.address, target, nodeId, from: before },
+        },
+        options.deadline,
+        (client, abortSignal) =>
+          client.send(
+            new AssignPrivateIpAddressesCommand({
+              NetworkInterfaceId: target,
+              PrivateIpAddresses: [this.address],
+              AllowReassignment: true,
+            }),
+            { abortSignal },
+          ),
+      );
+    await assign();
     this.#cfg.log?.({
       level: 'info',
       msg: 'VIP assignment accepted',
@@ -342,11 +378,25 @@ export class AwsSecondaryIpVipMover implements VipMover {
     });
 
     const verifyDeadline = Math.min(options.deadline, Date.now() + this.#cfg.verifyTimeoutMs);
-    const check = await verifyWithin(
-      () => this.#readHolder(runner, verifyDeadline, { what, target }),
-      (holder) => holder === target,
-      { initial: before, deadline: verifyDeadline, pollMs: this.#cfg.pollMs },
-    );
+    const check = await verifyWithRedrive({
+      read: () => this.#readHolder(runner, verifyDeadline, { what, target }),
+      done: (holder) => holder === target,
+      redrive: async () => {
+        await assign();
+      },
+      initial: before,
+      deadline: verifyDeadline,
+      pollMs: this.#cfg.pollMs,
+      onRedrive: (seen) =>
+        this.#cfg.log?.({
+          level: 'warn',
+          msg: 'VIP not visible on target yet: re-issuing the assignment once',
+          address: this.address,
+          nodeId,
+          eni: target,
+          seen,
+        }),
+    });
     if (check.verified) return result(false);
     throw new VipNotVerifiedError(
       `VIP ${this.address} not verified on ${target} (node ${nodeId}) before the deadline: DescribeNetworkInterfaces shows ${check.seen ?? 'no holder'}${check.lastError ? ` (last read failed: ${check.lastError.message})` : ''}`,
@@ -356,6 +406,7 @@ export class AwsSecondaryIpVipMover implements VipMover {
         target,
         nodeId,
         seen: check.seen,
+        redriven: check.redriven,
         apiCalls: runner.apiCalls,
       },
       check.lastError ? { cause: check.lastError } : undefined,

@@ -43,6 +43,9 @@ export async function createVipMover(
         accessKeyId: await secrets.resolve(vip.accessKeyId),
         accessKeySecret: await secrets.resolve(vip.accessKeySecret),
         ...(vip.endpoint ? { endpoint: vip.endpoint } : {}),
+        ...(vip.ecsEndpoint ? { ecsEndpoint: vip.ecsEndpoint } : {}),
+        guestStep: vip.guestStep,
+        guestDevice: vip.guestDevice,
         verifyTimeoutMs: vip.verifyTimeoutMs,
         log,
       });

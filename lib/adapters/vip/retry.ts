@@ -17,6 +17,12 @@ export interface RetryOptions {
   baseMs?: number;
   /** Largest backoff ceiling (ms). Default 2000. */
   maxMs?: number;
+  /**
+   * No new attempt starts with less time than this before the deadline: an attempt squeezed into
+   * the last milliseconds can only time out, and would replace the informative error (say,
+   * throttling) with a timeout. Default 0.
+   */
+  minAttemptMs?: number;
   isRetryable: (err: unknown) => boolean;
   onRetry?: (info: { attempt: number; delayMs: number; error: unknown }) => void;
   /** Injected for tests; defaults to Math.random. */
@@ -39,7 +45,7 @@ export async function retryWithin<T>(fn: (a: RetryAttempt) => Promise<T>, opts: 
       if (!opts.isRetryable(error)) throw error;
       const ceiling = Math.min(maxMs, baseMs * 2 ** attempt);
       const delayMs = Math.floor(random() * ceiling);
-      if (Date.now() + delayMs >= opts.deadline) throw error;
+      if (Date.now() + delayMs + (opts.minAttemptMs ?? 0) >= opts.deadline) throw error;
       opts.onRetry?.({ attempt, delayMs, error });
       if (delayMs > 0) await sleep(delayMs);
     }

@@ -1,0 +1,16 @@
+import middy from '@middy/core';
+import { z } from 'zod';
+import { parseRequest } from '../lib/operator/common.ts';
+import { planFailover } from '../lib/operator/plan.ts';
+import { getRuntime } from '../lib/runtime.ts';
+
+const PlanRequest = z.object({ cluster: z.string().min(1) }).strict();
+
+/** Manual invoke: `serverless invoke -f plan --data '{"cluster":"orders"}'` (dry run, changes nothing). */
+export async function plain(event: unknown) {
+  const req = parseRequest('plan', PlanRequest, event, '{"cluster":"<name>"}');
+  const rt = getRuntime();
+  return planFailover(rt, rt.cluster(req.cluster));
+}
+
+export const handler = middy().handler((event: unknown) => plain(event));

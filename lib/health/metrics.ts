@@ -1,0 +1,139 @@
+/**
+ * CloudWatch metrics in Embedded Metric Format: log lines that CloudWatch turns into metrics,
+ * no API call. Rounds are folded into a window (worst value per metric) and flushed every
+ * METRICS_WINDOW_MS or at once on a change, so a transient state between two flushes still
+ * shows (Minimum of a 0/1 gauge, Maximum of a lag) and a 1-minute alarm never misses it.
+ *
+ * Per cluster and node (dimensions Cluster, Node): NodeReachable, ReplicaIoRunning,
+ * ReplicaSqlRunning, ReplicaLagSeconds.
+ * Per cluster (dimensions Cluster) and across clusters (no dimension; the alarms in
+ * serverless.yml watch these): ClusterHealthy, StateChanges, LongestTransactionSeconds, and one
+ * indicator per alert rule: ReplicasIoStopped, ReplicasSqlStopped, SemiSyncInactive,
+ * ReplicasLagging, LongTransactionOpen.
+ */
+import type { Analysis, ClusterSnapshot } from '../core/types.ts';
+import { type ActiveAlert, countIndicators, lagSeconds, type RuleIndicators } from './alert-rules.ts';
+
+export const METRICS_NAMESPACE = 'ServerlessMysqlFailover';
+export const METRICS_WINDOW_MS = 10_000;
+
+/** The per-rule indicator metrics and the state-change counter, as the alarms name them. */
+export const ALARM_METRICS = [
+  'ReplicasIoStopped',
+  'ReplicasSqlStopped',
+  'SemiSyncInactive',
+  'ReplicasLagging',
+  'LongTransactionOpen',
+  'StateChanges',
+] as const;
+
+interface NodeWindow {
+  reachable: number;
+  ioRunning?: number;
+  sqlRunning?: number;
+  lagSeconds?: number;
+}
+
+/** Folds rounds of one cluster and renders them as EMF log entries. */
+export class MetricsWindow {
+  private nodes = new Map<string, NodeWindow>();
+  private indicators: RuleIndicators | undefined;
+  private healthy = 1;
+  private stateChanges = 0;
+  private longestTrx = 0;
+  private openedAt: number | undefined;
+
+  constructor(private readonly cluster: string) {}
+
+  /** Adds one round. `changed` counts role / health-state changes seen in this round. */
+  add(snapshot: ClusterSnapshot, analysis: Analysis, alerts: readonly ActiveAlert[], changed: number): void {
+    this.openedAt ??= snapshot.takenAt;
+    for (const n of snapshot.nodes) {
+      const w = this.nodes.get(n.nodeId) ?? { reachable: 1 };
+      w.reachable = Math.min(w.reachable, n.reachable ? 1 : 0);
+      if (n.nodeId !== snapshot.primaryId && n.replication) {
+        w.ioRunning = Math.min(w.ioRunning ?? 1, n.replication.ioState === 'Yes' ? 1 : 0);
+        w.sqlRunning = Math.min(w.sqlRunning ?? 1, n.replication.sqlRunning ? 1 : 0);
+        const lag = lagSeconds(n);
+        if (lag !== undefined) w.lagSeconds = Math.max(w.lagSeconds ?? 0, lag);
+      }
+      this.nodes.set(n.nodeId, w);
+    }
+    const primary = snapshot.nodes.find((n) => n.nodeId === snapshot.primaryId);
+    this.longestTrx = Math.max(this.longestTrx, primary?.longestTrxSeconds ?? 0);
+    const ind = countIndicators(alerts);
+    this.indicators = this.indicators
+      ? (Object.fromEntries(
+          Object.entries(ind).map(([k, v]) => [k, Math.max(v, this.indicators?.[k as keyof RuleIndicators] ?? 0)]),
+        ) as unknown as RuleIndicators)
+      : ind;
+    this.healthy = Math.min(this.healthy, analysis.code === 'NoProblem' ? 1 : 0);
+    this.stateChanges += changed;
+  }
+
+  /** Whether the window is due (or `force`, on a change). */
+  due(now: number, force = false): boolean {
+    return this.openedAt !== undefined && (force || now - this.openedAt >= METRICS_WINDOW_MS);
+  }
+
+  /** Renders the window as EMF entries (one per node, one for the cluster) and starts a new one. */
+  flush(now: number): Record<string, unknown>[] {
+    if (this.openedAt === undefined || this.indicators === undefined) return [];
+    const out: Record<string, unknown>[] = [];
+    for (const [node, w] of this.nodes) {
+      const metrics = [
+        { Name: 'NodeReachable', Unit: 'Count' },
+        ...(w.ioRunning !== undefined
+          ? [
+              { Name: 'ReplicaIoRunning', Unit: 'Count' },
+              { Name: 'ReplicaSqlRunning', Unit: 'Count' },
+            ]
+          : []),
+        ...(w.lagSeconds !== undefined ? [{ Name: 'ReplicaLagSeconds', Unit: 'Seconds' }] : []),
+      ];
+      out.push({
+        _aws: {
+          Timestamp: now,
+          CloudWatchMetrics: [{ Namespace: METRICS_NAMESPACE, Dimensions: [['Cluster', 'Node']], Metrics: metrics }],
+        },
+        Cluster: this.cluster,
+        Node: node,
+        NodeReachable: w.reachable,
+        ...(w.ioRunning !== undefined ? { ReplicaIoRunning: w.ioRunning, ReplicaSqlRunning: w.sqlRunning } : {}),
+        ...(w.lagSeconds !== undefined ? { ReplicaLagSeconds: w.lagSeconds } : {}),
+      });
+    }
+    const ruleMetrics = [...ALARM_METRICS].map((Name) => ({ Name, Unit: 'Count' }));
+    out.push({
+      _aws: {
+        Timestamp: now,
+        CloudWatchMetrics: [
+          {
+            Namespace: METRICS_NAMESPACE,
+            Dimensions: [['Cluster']],
+            Metrics: [
+              ...ruleMetrics,
+              { Name: 'ClusterHealthy', Unit: 'Count' },
+              { Name: 'LongestTransactionSeconds', Unit: 'Seconds' },
+            ],
+          },
+          // Without dimensions: one alarm per rule covers every cluster of the deployment; the
+          // SNS notification of the same change names the cluster and the node.
+          { Namespace: METRICS_NAMESPACE, Dimensions: [[]], Metrics: ruleMetrics },
+        ],
+      },
+      Cluster: this.cluster,
+      ...this.indicators,
+      StateChanges: this.stateChanges,
+      ClusterHealthy: this.healthy,
+      LongestTransactionSeconds: this.longestTrx,
+    });
+    this.nodes = new Map();
+    this.indicators = undefined;
+    this.healthy = 1;
+    this.stateChanges = 0;
+    this.longestTrx = 0;
+    this.openedAt = undefined;
+    return out;
+  }
+}
