@@ -66,12 +66,15 @@ async function main(): Promise<void> {
   const pick = (k: keyof Trial) => trials.flatMap((t) => (typeof t[k] === 'number' ? [t[k] as number] : []));
   const rtos = pick('rtoMs');
   const detects = pick('detectMs');
+  const vips = pick('vipMs');
   const failovers = trials.reduce((s, t) => s + t.failovers, 0);
   const summary = {
     rtoP50Ms: percentile(rtos, 50),
     rtoMaxMs: rtos.length ? Math.max(...rtos) : null,
     detectP50Ms: percentile(detects, 50),
     detectMaxMs: detects.length ? Math.max(...detects) : null,
+    vipP50Ms: percentile(vips, 50),
+    vipMaxMs: vips.length ? Math.max(...vips) : null,
     ackedLost: trials.reduce((s, t) => s + t.ackedLost, 0),
     failovers,
     falseFailovers: scenario.expectFailover

@@ -88,9 +88,7 @@ export async function checkCluster(rt: Runtime, c: ClusterConfig): Promise<Check
   const add = (f: CheckFinding) => findings.push(f);
   const pass = (check: string) => passed.add(check);
 
-  const nodes = await Promise.all(
-    c.nodes.map((n) => checkNode(c, n, n.id === primary ? 'primary' : 'replica', logins, t, add, pass)),
-  );
+  const nodes = await Promise.all(c.nodes.map((n) => checkNode(c, n, primary, logins, t, add, pass)));
 
   // Cluster-wide consistency.
   const byServerId = new Map<number, string[]>();
@@ -204,17 +202,18 @@ function describeFilters(f: Record<string, string>): string {
 async function checkNode(
   c: ClusterConfig,
   n: NodeConfig,
-  role: 'primary' | 'replica',
+  primaryId: string,
   logins: { admin: Login; replication: Login },
   t: { connectTimeoutMs: number; queryTimeoutMs: number },
   add: (f: CheckFinding) => void,
   pass: (check: string) => void,
 ): Promise<NodeFacts> {
+  const role = n.id === primaryId ? 'primary' : 'replica';
   const facts: NodeFacts = { nodeId: n.id, role, adminConnect: false, replicationConnect: false };
   const endpoint = { host: n.host, port: n.port };
   try {
     await withSession(endpoint, logins.admin, t, n.id, (s) =>
-      readAdminFacts(c, n, role, s, facts, logins, add, pass),
+      readAdminFacts(c, n, primaryId, s, facts, logins, add, pass),
     );
   } catch (err) {
     if (!facts.adminConnect) {
@@ -275,7 +274,7 @@ async function showGrants(s: AdminSession): Promise<string[]> {
 async function readAdminFacts(
   c: ClusterConfig,
   n: NodeConfig,
-  role: 'primary' | 'replica',
+  primaryId: string,
   s: AdminSession,
   facts: NodeFacts,
   logins: { admin: Login; replication: Login },
@@ -383,7 +382,7 @@ async function readAdminFacts(
       usingGtid: repl.usingGtid,
     };
   }
-  if (role === 'primary') {
+  if (n.id === primaryId) {
     if (facts.readOnly) {
       add({
         severity: 'error',
@@ -424,9 +423,6 @@ async function readAdminFacts(
       fix: 'SET GLOBAL read_only=ON on it, and put read_only=ON in its my.cnf.',
     });
   } else pass('replicas read_only');
-  const primaryNode = c.nodes.find(
-    (x) => x.id !== n.id && facts.replication && x.port === facts.replication.sourcePort,
-  );
   if (!repl) {
     add({
       severity: 'error',
@@ -455,10 +451,9 @@ async function readAdminFacts(
       fix: 'STOP SLAVE; CHANGE MASTER TO MASTER_USE_GTID=slave_pos; START SLAVE;',
     });
   } else pass('GTID replication');
-  if (
-    primaryNode === undefined ||
-    !c.nodes.some((x) => x.port === repl.sourcePort && x.host === repl.sourceHost)
-  ) {
+  const source = c.nodes.find((x) => x.host === repl.sourceHost && x.port === repl.sourcePort);
+  const primary = c.nodes.find((x) => x.id === primaryId);
+  if (!source) {
     add({
       severity: 'warning',
       check: 'replication-source',
@@ -466,7 +461,15 @@ async function readAdminFacts(
       message: `replicates from ${repl.sourceHost}:${repl.sourcePort}, which is not a node of the cluster`,
       fix: 'Check the node list in the config, or rejoin the node.',
     });
-  }
+  } else if (source.id !== primary?.id) {
+    add({
+      severity: 'warning',
+      check: 'replication-source',
+      nodeId: n.id,
+      message: `replicates from ${source.id}, not from the primary ${primaryId}: a failover repoints it, a chain is not supported`,
+      fix: `serverless invoke -f rejoin --data '{"cluster":"${c.name}","node":"${n.id}"}'`,
+    });
+  } else pass('replicas follow the primary');
   if (c.failover.semiSync && !facts.semiSyncSlave) {
     add({
       severity: 'warning',
