@@ -2,6 +2,7 @@ import { plain as beginSwitchover } from './begin-switchover.ts';
 import { plain as blockWrites } from './block-writes.ts';
 import { plain as completeSwitchover } from './complete-switchover.ts';
 import { plain as switchoverAborted } from './switchover-aborted.ts';
+import { plain as switchoverJoin } from './switchover-join.ts';
 import { plain as switchoverMoveVip } from './switchover-move-vip.ts';
 import { plain as switchoverPreCheck } from './switchover-pre-check.ts';
 import { plain as switchoverPromote } from './switchover-promote.ts';
@@ -17,6 +18,7 @@ export const switchoverTaskHandlers: Record<string, (input: never) => Promise<un
   SwitchoverPromote: switchoverPromote,
   SwitchoverRepoint: switchoverRepoint,
   SwitchoverMoveVip: switchoverMoveVip,
+  SwitchoverJoin: switchoverJoin,
   CompleteSwitchover: completeSwitchover,
   SwitchoverAborted: switchoverAborted,
 };

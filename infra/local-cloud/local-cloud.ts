@@ -90,7 +90,10 @@ export interface LocalCloud {
   routeTableIds: string[];
   /** The Alibaba VPC + ECS emulator (aliyun-havip). */
   aliyun: AliyunEmulator | undefined;
-  /** Fault injector of the API that moves the VIP (EC2 or Alibaba). */
+  /**
+   * Fault injector of the API that moves the VIP (EC2 or Alibaba). With latency 'realistic' it
+   * also holds the per-action latencies, which `clear(action)` drops along with the faults.
+   */
   faults: FaultInjector;
   /**
    * Node id behind the VIP per the emulated provider's API state: the ENI holding the secondary

@@ -20,7 +20,7 @@
  *   - `refuse`: new connections are reset at once and existing ones are reset: what a host
  *               with no listener answers (ECONNREFUSED / ECONNRESET).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 
 export type ProbePathMode = 'pass' | 'drop' | 'refuse';
@@ -236,4 +236,32 @@ export function resolveFromFailoverConfig(clusterName?: string): ProbePathResolv
     const node = cluster?.nodes.find((n) => n.id === id);
     return node ? { host: node.host, port: node.port } : undefined;
   };
+}
+
+/**
+ * Makes sure the failover config file routes the prober through the paths: adds probeHost /
+ * probePort to every node that lacks them (for a local cloud that did not apply
+ * `nodeOverrides` itself). Returns true when the file changed; the caller then rebuilds the
+ * runtime (resetRuntime) so the next invocation reads it.
+ */
+export function applyProbePathsToConfig(
+  configFile: string,
+  overrides: ProbePaths['nodeOverrides'],
+): boolean {
+  const cfg = JSON.parse(readFileSync(configFile, 'utf8')) as {
+    clusters: Array<{ nodes: Array<{ id: string; probeHost?: string; probePort?: number }> }>;
+  };
+  let changed = false;
+  for (const c of cfg.clusters) {
+    for (const n of c.nodes) {
+      const o = overrides[n.id];
+      if (o && (n.probeHost !== o.probeHost || n.probePort !== o.probePort)) {
+        n.probeHost = o.probeHost;
+        n.probePort = o.probePort;
+        changed = true;
+      }
+    }
+  }
+  if (changed) writeFileSync(configFile, `${JSON.stringify(cfg, null, 2)}\n`);
+  return changed;
 }

@@ -128,7 +128,7 @@ async function monitorCluster(
       result.outcome = 'lease-held-elsewhere';
       return result;
     }
-    const untilHolderDeadline = lease.expiresAt - LEASE_TAIL_MS - 500 - now;
+    const untilHolderDeadline = lease.expiresAt - LEASE_TAIL_MS - 1500 - now;
     const pause = Math.max(LEASE_POLL_MS, untilHolderDeadline);
     await sleep(Math.min(pause, Math.max(10, opts.deadline - c.detection.intervalMs - now)));
     lease = await rt.store.acquireLease(c.name, opts.owner, rt.now(), leaseTtl(rt.now()));

@@ -5,15 +5,31 @@
  *
  *   SwitchoverPreCheck     candidate healthy, replicating, lag and the primary's longest
  *                          transaction under the limits, no errant transactions
- *   BlockWrites            t0: read_only=ON on the old primary; grace; kill client sessions;
- *                          its final gtid_binlog_pos
- *   WaitCandidateCaughtUp  MASTER_GTID_WAIT(that position) on the candidate
- *   SwitchoverPromote      the failover's PromoteCandidate
- *   SwitchoverRepoint      the other replicas AND the old primary replicate from the new one,
- *                          concurrently (the semi-sync clients attach before clients arrive)
- *   SwitchoverMoveVip      the failover's MoveVip; t1: writable through the VIP (write block = t1 - t0)
+ *   SwitchOver (Parallel)  two branches, started together:
+ *     VIP branch           SwitchoverMoveVip: the failover's MoveVip to the (still read-only) candidate
+ *     writes branch        BlockWrites: once the VIP has left the old primary, read_only=ON there;
+ *                          grace; kill client sessions; its final gtid_binlog_pos
+ *                          WaitCandidateCaughtUp: MASTER_GTID_WAIT(that position) on the candidate
+ *                          SwitchoverPromote: the failover's PromoteCandidate
+ *                          SwitchoverRepoint: the other replicas AND the old primary replicate
+ *                          from the new one, concurrently
+ *   SwitchoverJoin         merges the branches; the write block is measured here
  *   CompleteSwitchover     new primary recorded; no anti-flap block (nothing failed)
- *   SwitchoverAborted      Catch: before promotion the old primary gets its writability back
+ *   SwitchoverAborted      before promotion: VIP back to the old primary (verified), then its
+ *                          writability back if the candidate is verified a read-only replica
+ *
+ * Why the VIP leads: the provider's propagation (EC2 remaps a secondary IP in about a second)
+ * is the longest part of a switchover, and nothing can write while it runs when the old primary
+ * is already read-only. Started first, it runs while the old primary still takes writes; writes
+ * stop when the VIP leaves it (connections through the VIP are cut, new ones reach the read-only
+ * candidate), and BlockWrites follows at once. Never two writable nodes: the candidate stays
+ * read-only until it has everything the old primary wrote after read_only=ON, and it is only
+ * promoted once the VIP is on it, so a VIP that never moves aborts before any promotion.
+ *
+ *   VIP branch     |--Assign--|~~~~ propagation ~~~~|verify|
+ *   writes branch  |poll holder ................... |RO|grace|kill|catch-up|promote|repoint|
+ *   clients        writes to old primary ---------->|x    errors (read-only candidate)    |writes to new
+ *                                           block start ^   (last poll that saw the VIP on the old primary)
  */
 import {
   fenceNode,
@@ -24,10 +40,11 @@ import {
   waitForGtid,
 } from '../adapters/mysql/admin.ts';
 import { probeNode } from '../adapters/mysql/probe.ts';
+import type { ClusterConfig } from '../config/schema.ts';
 import { electCandidate } from '../core/elect-candidate.ts';
 import { gtidContains } from '../core/gtid.ts';
 import type { CandidateVerdict, ClusterSnapshot, ElectionPolicy } from '../core/types.ts';
-import { describeError } from '../errors.ts';
+import { describeError, VipNotVerifiedError } from '../errors.ts';
 import {
   beginFailover,
   type FailoverContext,
@@ -77,15 +94,43 @@ export interface PreCheck {
 export interface SwitchoverContext extends FailoverContext {
   requestedCandidate?: string;
   limits: SwitchoverLimits;
-  /** How far the switchover got; SwitchoverAborted decides from it whether to restore writes. */
-  phase?: 'prechecked' | 'caught-up';
+  /** How far the switchover got; SwitchoverAborted decides from it what to undo. */
+  phase?: 'prechecked' | 'blocked' | 'caught-up';
   promoted?: boolean;
   preChecks?: PreCheck[];
+  /** End of the pre-checks: nothing (VIP included) changed before it. */
+  preCheckedAt?: number;
+  /** read_only=ON on the old primary. */
   blockedAt?: number;
+  /**
+   * When clients may have lost the old primary, at the earliest: read_only=ON, or the VIP leaving
+   * it (bounded by the last provider read that still showed it there). The write block starts here.
+   */
+  blockStartedAt?: number;
   oldPrimaryGtid?: string;
   oldPrimaryRejoined?: boolean;
+  promotedAt?: number;
+  repointedAt?: number;
+  /** The provider API showed the VIP on the candidate. */
+  vipVerifiedAt?: number;
+  /** The new primary commits without waiting (promoted; semi-sync replicas attached when semi-sync). */
   writableAt?: number;
+  /** blockStartedAt -> the later of writableAt and vipVerifiedAt. */
   writeBlockMs?: number;
+  /** SwitchoverAborted moved the VIP back to the old primary, verified. */
+  vipMovedBack?: boolean;
+  /** A Catch's error ({Error, Cause}), as Step Functions puts it at ResultPath $.error. */
+  error?: StatesError;
+  /** The VIP branch's error when the writes branch failed too (that one is `error`). */
+  vipError?: StatesError;
+  /** The Parallel state's outputs (ResultPath $.branches): [writes branch, VIP branch]. */
+  branches?: SwitchoverContext[];
+}
+
+/** An error as Step Functions hands it to a Catch target. */
+export interface StatesError {
+  Error?: string;
+  Cause?: string;
 }
 
 /** BeginSwitchover: claims the next epoch with kind 'switchover', ignoring the anti-flap block. */
@@ -220,12 +265,19 @@ export async function preCheckSwitchover(rt: Runtime, ctx: SwitchoverContext): P
     verdicts: detail.verdicts as CandidateVerdict[],
     preChecks: detail.checks as PreCheck[],
     phase: 'prechecked',
+    preCheckedAt: rt.now(),
   };
 }
 
-/** BlockWrites: read_only on the old primary, a short grace, then its client sessions end. */
+/**
+ * BlockWrites (writes branch, parallel to SwitchoverMoveVip): waits until the provider shows the
+ * VIP off the old primary, then read_only on it, a short grace, and its client sessions end.
+ * Waiting keeps the old primary writable during the provider's propagation, when clients can
+ * still reach it; it also means the candidate is never promoted unless the VIP reached it.
+ */
 export async function blockWrites(rt: Runtime, ctx: SwitchoverContext): Promise<SwitchoverContext> {
   const detail = await step(rt, ctx, 'BlockWrites', async (c, logins) => {
+    const vip = await waitVipOffOldPrimary(rt, ctx, c);
     const n = node(c, ctx.failedPrimary);
     return onNode(n.id, n, logins.admin, timeouts(c), 'BlockWrites', async (s): Promise<StepOutcome> => {
       // SET GLOBAL read_only waits for open transactions and locks; never wait long for one.
@@ -235,10 +287,71 @@ export async function blockWrites(rt: Runtime, ctx: SwitchoverContext): Promise<
       await sleep(ctx.limits.graceMs);
       const { killed } = await fenceNode(s, logins.admin.user);
       const gtid = await readGtid(s);
-      return { detail: { blockedAt, killedSessions: killed, gtidBinlogPos: gtid.binlog } };
+      // Before the VIP left, clients could write; after, they could not, whatever read_only said.
+      const vipLeftBy = vip.polls === 0 ? blockedAt : (vip.lastSeenOnOldAt ?? ctx.preCheckedAt ?? blockedAt);
+      return {
+        detail: {
+          blockedAt,
+          blockStartedAt: Math.min(blockedAt, vipLeftBy),
+          killedSessions: killed,
+          gtidBinlogPos: gtid.binlog,
+          vip,
+        },
+      };
     });
   });
-  return { ...ctx, blockedAt: Number(detail.blockedAt), oldPrimaryGtid: String(detail.gtidBinlogPos) };
+  return {
+    ...ctx,
+    blockedAt: Number(detail.blockedAt),
+    blockStartedAt: Number(detail.blockStartedAt),
+    oldPrimaryGtid: String(detail.gtidBinlogPos),
+    phase: 'blocked',
+  };
+}
+
+interface VipWait {
+  /** Provider reads made (0: no VIP provider). */
+  polls: number;
+  /** When the last read that still showed the VIP on the old primary was sent. */
+  lastSeenOnOldAt?: number;
+  /** When the first read that showed it on the candidate came back. */
+  seenOnCandidateAt?: number;
+  waitMs: number;
+}
+
+/** Polls the VIP's holder until it is the candidate; VipNotVerifiedError past the provider's verify time. */
+async function waitVipOffOldPrimary(rt: Runtime, ctx: SwitchoverContext, c: ClusterConfig): Promise<VipWait> {
+  const mover = await rt.vipMover(c);
+  const t0 = rt.now();
+  if (!mover || c.vip.provider === 'none') return { polls: 0, waitMs: 0 };
+  // SwitchoverMoveVip gives up after verifyTimeoutMs; a little more covers its start.
+  const deadline = t0 + c.vip.verifyTimeoutMs + 2000;
+  const w: VipWait = { polls: 0, waitMs: 0 };
+  let holder: string | undefined;
+  let lastError = '';
+  for (;;) {
+    const sentAt = rt.now();
+    try {
+      holder = await mover.currentHolder();
+      w.polls++;
+      if (holder === ctx.failedPrimary) w.lastSeenOnOldAt = sentAt;
+      if (holder === ctx.candidate) {
+        w.seenOnCandidateAt = rt.now();
+        w.waitMs = w.seenOnCandidateAt - t0;
+        return w;
+      }
+    } catch (err) {
+      // A throttled or failed read is no verdict: read again until the deadline.
+      lastError = describeError(err).message;
+    }
+    if (rt.now() > deadline) {
+      throw new VipNotVerifiedError(
+        `VIP ${mover.address} did not reach ${ctx.candidate} within ${c.vip.verifyTimeoutMs + 2000} ms (holder ${holder ?? 'none'}${lastError ? `; last read error: ${lastError}` : ''}): writes were not blocked.`,
+        { candidate: ctx.candidate, holder },
+      );
+    }
+    await sleep(25);
+  }
 }
 
 /** WaitCandidateCaughtUp: the candidate applies everything the old primary wrote. */
@@ -275,17 +388,18 @@ export async function promoteSwitchoverCandidate(
   ctx: SwitchoverContext,
 ): Promise<SwitchoverContext> {
   const out = await promoteCandidate(rt, ctx);
-  return { ...ctx, ...out, promoted: true };
+  return { ...ctx, ...out, promoted: true, promotedAt: rt.now() };
 }
 
 /**
  * SwitchoverRepoint: the other replicas (the failover's RepointReplicas) and the old primary
  * follow the new primary, concurrently. A node that fails is reported, not thrown: the new
- * primary is writable already and the VIP must follow it.
+ * primary is writable already. With semi-sync its commits wait (up to semiSyncTimeoutMs) until a
+ * replica attaches, so the write block ends here, not at the promotion.
  */
 export async function repointForSwitchover(rt: Runtime, ctx: SwitchoverContext): Promise<SwitchoverContext> {
   const [repointed, rejoined] = await Promise.all([repointReplicas(rt, ctx), demoteOldPrimary(rt, ctx)]);
-  return { ...ctx, ...repointed, oldPrimaryRejoined: rejoined };
+  return { ...ctx, ...repointed, oldPrimaryRejoined: rejoined, repointedAt: rt.now() };
 }
 
 async function demoteOldPrimary(rt: Runtime, ctx: SwitchoverContext): Promise<boolean> {
@@ -319,16 +433,93 @@ async function demoteOldPrimary(rt: Runtime, ctx: SwitchoverContext): Promise<bo
   return detail.rejoined === true;
 }
 
-/** SwitchoverMoveVip: the failover's MoveVip; from here clients write to the new primary. */
+/**
+ * SwitchoverMoveVip (VIP branch, parallel to the writes branch): the failover's MoveVip to the
+ * candidate, read-only until its promotion, so clients that arrive early get errors, never a
+ * second writable primary.
+ */
 export async function moveVipForSwitchover(rt: Runtime, ctx: SwitchoverContext): Promise<SwitchoverContext> {
   const out = await moveVip(rt, ctx);
-  const writableAt = rt.now();
-  return {
+  return { ...ctx, vip: out.vip, vipVerifiedAt: rt.now() };
+}
+
+/**
+ * Merges the Parallel state's outputs ([writes branch, VIP branch], at `branches`) into one
+ * context. The writes branch carries the switchover's progress; the VIP branch adds the VIP.
+ * A failed branch's output is its failed state's input plus `error`: the writes branch's error
+ * wins, the VIP branch's is kept as `vipError` then.
+ */
+export function mergeBranches(ctx: SwitchoverContext): SwitchoverContext {
+  if (!ctx.branches) return ctx;
+  const { branches, ...base } = ctx;
+  const [writes = base, vipBranch = base] = branches;
+  const { error: writesError, ...progress } = writes;
+  const merged: SwitchoverContext = { ...base, ...progress };
+  delete merged.error;
+  if (vipBranch.vip !== undefined) merged.vip = vipBranch.vip;
+  if (vipBranch.vipVerifiedAt !== undefined) merged.vipVerifiedAt = vipBranch.vipVerifiedAt;
+  const error = writesError ?? vipBranch.error;
+  if (error) merged.error = error;
+  if (writesError && vipBranch.error) merged.vipError = vipBranch.error;
+  return merged;
+}
+
+/**
+ * SwitchoverJoin (after the Parallel state): one context from both branches, and the write block
+ * measured: from the earlier of read_only=ON and the VIP leaving the old primary, to the later of
+ * the new primary accepting commits and the VIP verified on it. When only the VIP branch failed
+ * (the candidate is promoted, so nothing can be undone), the VIP move is tried once more here, as
+ * the sequential switchover would have. A remaining error is returned in `error`: the Choice after
+ * this state sends the execution to SwitchoverAborted.
+ */
+export async function joinSwitchover(rt: Runtime, input: SwitchoverContext): Promise<SwitchoverContext> {
+  let ctx = mergeBranches(input);
+  const c = rt.cluster(ctx.cluster);
+  const onlyVipFailed = !input.branches?.[0]?.error && input.branches?.[1]?.error !== undefined;
+  if (onlyVipFailed && ctx.promoted) {
+    const { error: vipError, ...rest } = ctx;
+    try {
+      ctx = { ...(await moveVipForSwitchover(rt, rest)), ...(vipError ? { vipError } : {}) };
+    } catch (err) {
+      const e = describeError(err);
+      ctx = { ...ctx, error: { Error: e.name, Cause: e.message } };
+    }
+  }
+  const writableAt = c.failover.semiSync ? ctx.repointedAt : ctx.promotedAt;
+  const start = ctx.blockStartedAt ?? ctx.blockedAt;
+  const end =
+    writableAt === undefined
+      ? undefined
+      : c.vip.provider === 'none'
+        ? writableAt
+        : ctx.vipVerifiedAt === undefined
+          ? undefined
+          : Math.max(writableAt, ctx.vipVerifiedAt);
+  const writeBlockMs = start !== undefined && end !== undefined ? end - start : undefined;
+  const out: SwitchoverContext = {
     ...ctx,
-    ...out,
-    writableAt,
-    ...(ctx.blockedAt ? { writeBlockMs: writableAt - ctx.blockedAt } : {}),
+    ...(writableAt !== undefined ? { writableAt } : {}),
+    ...(writeBlockMs !== undefined ? { writeBlockMs } : {}),
   };
+  await step(
+    rt,
+    ctx,
+    'SwitchoverJoin',
+    async (): Promise<StepOutcome> => ({
+      result: ctx.error ? 'skipped' : 'ok',
+      detail: {
+        writeBlockMs: writeBlockMs ?? null,
+        blockStartedAt: start ?? null,
+        blockedAt: ctx.blockedAt ?? null,
+        promotedAt: ctx.promotedAt ?? null,
+        writableAt: writableAt ?? null,
+        vipVerifiedAt: ctx.vipVerifiedAt ?? null,
+        ...(ctx.error ? { error: parseCause(ctx.error) } : {}),
+        ...(out.vipError ? { vipError: parseCause(out.vipError) } : {}),
+      },
+    }),
+  );
+  return out;
 }
 
 /** CompleteSwitchover: the new primary becomes the truth; the anti-flap block is left as it was. */
@@ -364,72 +555,68 @@ export async function completeSwitchover(rt: Runtime, ctx: SwitchoverContext): P
 }
 
 /**
- * SwitchoverAborted (Catch target). Before promotion the old primary gets read_only=OFF back
- * (only when the candidate is verified still a read-only replica: never two writable nodes);
- * after promotion nothing is undone and an operator is alerted. The record ends as failed; the
- * anti-flap block is left as it was.
+ * SwitchoverAborted (Catch target, and the Choice's after SwitchoverJoin on a branch error).
+ * Before promotion, while this execution still owns the epoch: the VIP goes back to the old
+ * primary (verified), then the old primary gets read_only=OFF back, but only when the candidate
+ * is verified still a read-only replica (never two writable nodes). After promotion nothing is
+ * undone and an operator is alerted. A stale execution (StaleEpochError, or another execution
+ * owns the epoch by now) touches nothing. The record ends as failed; the anti-flap block is left
+ * as it was.
  */
 export async function switchoverAborted(
   rt: Runtime,
-  ctx: SwitchoverContext & { error?: { Error?: string; Cause?: string } },
+  input: SwitchoverContext,
 ): Promise<SwitchoverContext & { restored: boolean; abortReason: string }> {
+  const ctx = mergeBranches(input);
+  // The Catch of SwitchoverJoin puts the join's error at $.error of its input (with the branches).
+  if (input.branches && input.error) ctx.error = input.error;
   const c = rt.cluster(ctx.cluster);
   const error = parseCause(ctx.error);
   const now = rt.now();
   let restored = false;
+  let vipMovedBack = false;
   let reason: string;
-  const logins = await rt.logins(c);
-  const t = timeouts(c);
-  if (ctx.promoted) {
+  const stale = error.name === 'StaleEpochError';
+  if (stale) {
+    reason = 'another execution owns the cluster: nothing touched';
+  } else if (ctx.promoted) {
     reason = `${ctx.candidate} was promoted already: nothing undone; finish by hand (status, rejoin)`;
   } else if (!ctx.phase) {
     reason = 'refused before any change';
   } else {
-    let candidateSafe = false;
     try {
-      const cand = node(c, ctx.candidate ?? '');
-      candidateSafe = await onNode(cand.id, cand, logins.admin, t, 'SwitchoverAborted', async (s) => {
-        const [ro] = await s.query<{ ro: number | string }>('SELECT @@read_only AS ro');
-        return Number(ro?.ro) === 1 && (await readReplication(s)) !== undefined;
-      });
-    } catch {
-      candidateSafe = false;
-    }
-    if (!candidateSafe) {
-      reason = `cannot verify that ${ctx.candidate} is still a read-only replica: ${ctx.failedPrimary} stays read-only (operator needed)`;
-    } else {
-      try {
-        const old = node(c, ctx.failedPrimary);
-        await onNode(old.id, old, logins.admin, t, 'SwitchoverAborted', (s) =>
-          s.execute('SET GLOBAL read_only = OFF'),
-        );
-        restored = true;
-        reason = `${ctx.failedPrimary} is writable again; ${ctx.candidate} untouched`;
-      } catch (err) {
-        reason = `FAILED to restore writes on ${ctx.failedPrimary}: ${describeError(err, [logins.admin.password]).message}`;
-      }
+      const undo = await undoBeforePromotion(rt, ctx, c);
+      ({ restored, vipMovedBack, reason } = undo);
+    } catch (err) {
+      const e = describeError(err);
+      reason =
+        e.name === 'StaleEpochError'
+          ? 'another execution owns the cluster: nothing touched'
+          : `FAILED to undo: ${e.message}`;
     }
   }
-  if (typeof ctx.epoch === 'number' && error.name !== 'StaleEpochError') {
+  if (typeof ctx.epoch === 'number' && !stale) {
     const state = await rt.store.getClusterState(ctx.cluster);
-    await rt.store
-      .appendStep(ctx.cluster, ctx.epoch, {
-        name: 'SwitchoverAborted',
-        startedAt: now,
-        endedAt: rt.now(),
-        result: 'ok',
-        detail: { restored, reason, error },
-      })
-      .catch(() => {});
-    await rt.store.endFailover({
-      cluster: ctx.cluster,
-      epoch: ctx.epoch,
-      status: 'failed',
-      oldPrimary: ctx.failedPrimary,
-      now: rt.now(),
-      blockedUntil: state?.blockedUntil ?? 0,
-      error,
-    });
+    if (state?.failoverInProgress?.epoch === ctx.epoch) {
+      await rt.store
+        .appendStep(ctx.cluster, ctx.epoch, {
+          name: 'SwitchoverAborted',
+          startedAt: now,
+          endedAt: rt.now(),
+          result: 'ok',
+          detail: { restored, vipMovedBack, reason, error },
+        })
+        .catch(() => {});
+      await rt.store.endFailover({
+        cluster: ctx.cluster,
+        epoch: ctx.epoch,
+        status: 'failed',
+        oldPrimary: ctx.failedPrimary,
+        now: rt.now(),
+        blockedUntil: state.blockedUntil ?? 0,
+        error,
+      });
+    }
   }
   const refused = !ctx.phase && error.name === 'SwitchoverPreCheckFailedError';
   await rt.notifier.notify({
@@ -437,9 +624,89 @@ export async function switchoverAborted(
     severity: refused || restored ? 'warning' : 'critical',
     subject: `switchover ${refused ? 'refused' : 'ABORTED'}: ${error.name}`,
     message: `${error.message} ${reason}.`,
-    data: { epoch: ctx.epoch, candidate: ctx.candidate, restored },
+    data: { epoch: ctx.epoch, candidate: ctx.candidate, restored, vipMovedBack },
   });
-  return { ...ctx, restored, abortReason: reason };
+  return { ...ctx, restored, vipMovedBack, abortReason: reason };
+}
+
+/**
+ * The undo of a switchover that did not promote, each part epoch-checked and audited: the VIP
+ * back to the old primary first (so no client reaches the candidate, whatever state it is in),
+ * then the old primary's writes, only with the VIP verified on it and the candidate verified a
+ * read-only replica.
+ */
+async function undoBeforePromotion(
+  rt: Runtime,
+  ctx: SwitchoverContext,
+  c: ClusterConfig,
+): Promise<{ restored: boolean; vipMovedBack: boolean; reason: string }> {
+  const mover = c.vip.provider === 'none' ? undefined : await rt.vipMover(c);
+  const verifyMs = c.vip.provider === 'none' ? 0 : c.vip.verifyTimeoutMs;
+  let vipMovedBack = false;
+  if (mover) {
+    try {
+      const back = await step(rt, ctx, 'MoveVipBack', async (): Promise<StepOutcome> => {
+        const r = await mover.moveTo(ctx.failedPrimary, {
+          ...(ctx.candidate ? { fromNodeId: ctx.candidate } : {}),
+          oldHolderDead: false,
+          deadline: rt.now() + verifyMs,
+          // A different token: the provider must not take this for a replay of the move out.
+          clientToken: `${ctx.executionName.slice(0, 58)}-back`,
+        });
+        return {
+          detail: { holder: r.holder, ms: r.ms, alreadyThere: r.alreadyThere, apiCalls: r.apiCalls },
+        };
+      });
+      vipMovedBack = back.holder === ctx.failedPrimary;
+    } catch (err) {
+      const e = describeError(err);
+      if (e.name === 'StaleEpochError') throw err;
+      return {
+        restored: false,
+        vipMovedBack: false,
+        reason: `could NOT move the VIP back to ${ctx.failedPrimary} (${e.message}): it stays read-only (operator needed)`,
+      };
+    }
+  }
+  const detail = await step(rt, ctx, 'RestoreOldPrimary', async (_, logins): Promise<StepOutcome> => {
+    const t = timeouts(c);
+    let candidateSafe = false;
+    try {
+      const cand = node(c, ctx.candidate ?? '');
+      candidateSafe = await onNode(cand.id, cand, logins.admin, t, 'RestoreOldPrimary', async (s) => {
+        const [ro] = await s.query<{ ro: number | string }>('SELECT @@read_only AS ro');
+        return Number(ro?.ro) === 1 && (await readReplication(s)) !== undefined;
+      });
+    } catch {
+      candidateSafe = false;
+    }
+    if (!candidateSafe) {
+      return {
+        result: 'skipped',
+        detail: {
+          restored: false,
+          reason: `cannot verify that ${ctx.candidate} is still a read-only replica: ${ctx.failedPrimary} stays read-only (operator needed)`,
+        },
+      };
+    }
+    const old = node(c, ctx.failedPrimary);
+    await onNode(old.id, old, logins.admin, t, 'RestoreOldPrimary', (s) =>
+      s.execute('SET GLOBAL read_only = OFF'),
+    );
+    return {
+      detail: {
+        restored: true,
+        reason: `${ctx.failedPrimary} is writable again${mover ? ' behind the VIP' : ''}; ${ctx.candidate} is a read-only replica`,
+      },
+    };
+  }).catch((err: unknown) => {
+    if (describeError(err).name === 'StaleEpochError') throw err;
+    return {
+      restored: false,
+      reason: `FAILED to restore writes on ${ctx.failedPrimary}: ${describeError(err).message}`,
+    };
+  });
+  return { restored: detail.restored === true, vipMovedBack, reason: String(detail.reason) };
 }
 
 function parseCause(e: { Error?: string; Cause?: string } | undefined): { name: string; message: string } {

@@ -31,12 +31,17 @@ export interface SwitchoverResult {
   epoch?: number;
   executionName: string;
   executionStatus: string;
-  /** From read_only=ON on the old primary to the new primary writable through the VIP. */
+  /**
+   * From the earlier of read_only=ON on the old primary and the VIP leaving it, to the later of
+   * the new primary accepting commits and the VIP verified on it.
+   */
   writeBlockMs?: number;
   totalMs: number;
   steps: Array<{ name: string; result: string; ms: number; error?: string }>;
   preChecks?: Array<{ check: string; ok: boolean; detail: string }>;
   restored?: boolean;
+  /** Aborted: the VIP was moved back to the old primary (verified). */
+  vipMovedBack?: boolean;
   error?: { name: string; message: string };
   oldPrimaryReplicating?: boolean;
 }
@@ -147,17 +152,16 @@ function summarize(
   const pre = find('SwitchoverPreCheck');
   const preChecks = ((pre?.detail ?? find('SwitchoverPreCheckResult')?.detail)?.checks ??
     undefined) as SwitchoverResult['preChecks'];
-  const block = find('BlockWrites');
-  const vip = record?.steps.find((s) => s.name === 'MoveVip' && s.result !== 'error');
-  const blockedAt = typeof block?.detail?.blockedAt === 'number' ? block.detail.blockedAt : undefined;
+  const joined = find('SwitchoverJoin')?.detail?.writeBlockMs;
   const writeBlockMs =
     typeof output?.writeBlockMs === 'number'
       ? output.writeBlockMs
-      : blockedAt !== undefined && vip
-        ? vip.endedAt - blockedAt
+      : typeof joined === 'number'
+        ? joined
         : undefined;
   const aborted = find('SwitchoverAborted');
   const restored = aborted ? aborted.detail?.restored === true : undefined;
+  const vipMovedBack = aborted ? aborted.detail?.vipMovedBack === true : undefined;
   const oldPrimaryReplicating = find('ReplicateOldPrimary')?.detail?.rejoined === true;
   const error = record?.error ?? (pre?.error ? pre.error : undefined);
   let outcome: SwitchoverResult['outcome'];
@@ -171,7 +175,7 @@ function summarize(
   const lines: string[] = [];
   if (outcome === 'succeeded') {
     lines.push(
-      `switchover of ${cluster}: ${from} -> ${to} SUCCEEDED in ${totalMs} ms; write block ${writeBlockMs ?? '?'} ms (read_only on ${from} -> ${to} writable through the VIP)`,
+      `switchover of ${cluster}: ${from} -> ${to} SUCCEEDED in ${totalMs} ms; write block ${writeBlockMs ?? '?'} ms (VIP off or read_only on ${from} -> ${to} writable through the VIP)`,
       `${from} ${oldPrimaryReplicating ? `now replicates from ${to}` : 'could NOT be made a replica: run rejoin'}`,
     );
   } else if (outcome === 'refused') {
@@ -220,6 +224,7 @@ function summarize(
     steps,
     ...(preChecks ? { preChecks } : {}),
     ...(restored !== undefined ? { restored } : {}),
+    ...(vipMovedBack !== undefined ? { vipMovedBack } : {}),
     ...(error ? { error } : {}),
     ...(outcome === 'succeeded' ? { oldPrimaryReplicating } : {}),
   };

@@ -184,6 +184,68 @@ describe('operator actions on a live cluster (switchover, plan, acknowledge, bad
     await trx.query('ROLLBACK');
   });
 
+  it('moves the VIP back and restores the old primary when the candidate cannot catch up', async () => {
+    const c = cluster!;
+    const lc = cloud!;
+    const primary = await primaryOf();
+    const candidate = ['db1', 'db2', 'db3'].find((id) => id !== primary)!;
+    await c.query(primary, 'INSERT INTO app.writes (id, at, payload) VALUES (900000004, 0, ?)', ['stall']);
+    await c.waitForReplicas(primary, 10_000);
+    // A row lock on the candidate stalls its applier on the next change of that row: it stays a
+    // running replica (the pre-checks pass) but cannot apply the old primary's last transaction.
+    const holder = await rootOn(candidate);
+    await holder.query('BEGIN');
+    await holder.query('SELECT * FROM app.writes WHERE id = 900000004 FOR UPDATE');
+    await c.query(primary, "UPDATE app.writes SET payload = 'stalled' WHERE id = 900000004");
+    const before = await snapshot();
+    expect(before.vip).toBe(primary);
+
+    const r = await switchover({
+      cluster: CLUSTER,
+      candidate,
+      maxLagSeconds: 60,
+      catchUpTimeoutSeconds: 1,
+    });
+    expect(r.outcome, r.report).toBe('aborted');
+    expect(r.error?.name).toBe('SwitchoverCatchUpTimeoutError');
+    expect(r.restored).toBe(true);
+    expect(r.vipMovedBack).toBe(true);
+    const steps = new Map(r.steps.map((s) => [s.name, s]));
+    // The VIP really went to the candidate and came back, before the writes were restored.
+    expect(steps.get('MoveVip')?.result).toBe('ok');
+    expect(steps.get('WaitCandidateCaughtUp')?.result).toBe('error');
+    expect(steps.get('MoveVipBack')?.result).toBe('ok');
+    expect(steps.get('RestoreOldPrimary')?.result).toBe('ok');
+    expect(steps.has('PromoteCandidate')).toBe(false);
+    const names = r.steps.map((s) => s.name);
+    expect(names.indexOf('MoveVipBack')).toBeLessThan(names.indexOf('RestoreOldPrimary'));
+
+    // The old primary takes writes through the VIP again; the candidate is a read-only replica.
+    expect(lc.vipHolder()).toBe(primary);
+    expect(await readOnly(primary)).toBe(0);
+    expect(await readOnly(candidate)).toBe(1);
+    const app = c.credentials.app;
+    const conn = await mysql.createConnection({
+      host: lc.vip.host,
+      port: lc.vip.port,
+      user: app.user,
+      password: app.password,
+    });
+    conns.push(conn);
+    const [sid] = (await conn.query('SELECT @@server_id AS sid'))[0] as Array<{ sid: number }>;
+    expect(Number(sid?.sid)).toBe(c.node(primary).serverId);
+    await conn.query("INSERT INTO app.writes (id, at, payload) VALUES (900000005, 0, 'after abort')");
+    const state = await store.getClusterState(CLUSTER);
+    expect(state?.primaryId).toBe(primary);
+    expect(state?.failoverInProgress).toBeUndefined();
+    expect((await store.getFailover(CLUSTER, r.epoch!))?.status).toBe('failed');
+
+    await holder.query('ROLLBACK');
+    const [repl] = await c.query<Record<string, unknown>>(candidate, 'SHOW SLAVE STATUS');
+    expect(repl?.Master_Port).toBe(c.node(primary).port);
+    await c.waitForReplicas(primary, 30_000);
+  });
+
   it('plans a failover without changing anything', async () => {
     const before = await snapshot();
     const r = await plan({ cluster: CLUSTER });
@@ -257,6 +319,6 @@ describe('operator actions on a live cluster (switchover, plan, acknowledge, bad
       await expect(call(), what).rejects.toThrow(message);
     }
     expect(await snapshot()).toEqual(before);
-    expect(cloud!.sfn.executions().filter((e) => e.stateMachineName.endsWith('switchover')).length).toBe(3);
+    expect(cloud!.sfn.executions().filter((e) => e.stateMachineName.endsWith('switchover')).length).toBe(4);
   });
 });

@@ -4,8 +4,10 @@ import { type BenchScenario, percentile, sleep, type Trial, waitUntil, withTrial
 /**
  * A planned switchover under a steady write load through the VIP: the operator's `switchover`
  * action, run through the packaged switchover state machine. `writeBlockMs` is what the
- * switchover reports (read_only=ON on the old primary -> new primary writable through the VIP);
- * `clientGapMs` is what the writer saw (last ack on the old primary -> first ack on the new one).
+ * switchover reports: from the earlier of read_only=ON on the old primary and the VIP leaving it
+ * (bounded by the last provider read that still showed it there), to the later of the new primary
+ * accepting commits and the VIP verified on it. `clientGapMs` is what the writer saw (last ack on
+ * the old primary -> first ack on the new one), the figure no server-side clock can flatter.
  */
 export const switchoverScenario: BenchScenario = {
   name: 'switchover',
