@@ -244,10 +244,7 @@ export function resolveFromFailoverConfig(clusterName?: string): ProbePathResolv
  * `nodeOverrides` itself). Returns true when the file changed; the caller then rebuilds the
  * runtime (resetRuntime) so the next invocation reads it.
  */
-export function applyProbePathsToConfig(
-  configFile: string,
-  overrides: ProbePaths['nodeOverrides'],
-): boolean {
+export function applyProbePathsToConfig(configFile: string, overrides: ProbePaths['nodeOverrides']): boolean {
   const cfg = JSON.parse(readFileSync(configFile, 'utf8')) as {
     clusters: Array<{ nodes: Array<{ id: string; probeHost?: string; probePort?: number }> }>;
   };

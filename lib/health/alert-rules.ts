@@ -67,7 +67,9 @@ export function evaluateAlertRules(
       add('ReplicaIoStopped', n.nodeId, `Replica ${n.nodeId}: IO thread ${why}`);
     }
     if (rep !== undefined && (!rep.sqlRunning || rep.lastSqlErrno !== 0)) {
-      const why = rep.lastSqlErrno ? `error ${rep.lastSqlErrno}: ${rep.lastSqlError.slice(0, 120)}` : 'stopped';
+      const why = rep.lastSqlErrno
+        ? `error ${rep.lastSqlErrno}: ${rep.lastSqlError.slice(0, 120)}`
+        : 'stopped';
       add('ReplicaSqlStopped', n.nodeId, `Replica ${n.nodeId}: SQL thread ${why}`);
     }
     const lag = lagSeconds(n);

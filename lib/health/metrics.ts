@@ -64,7 +64,10 @@ export class MetricsWindow {
     const ind = countIndicators(alerts);
     this.indicators = this.indicators
       ? (Object.fromEntries(
-          Object.entries(ind).map(([k, v]) => [k, Math.max(v, this.indicators?.[k as keyof RuleIndicators] ?? 0)]),
+          Object.entries(ind).map(([k, v]) => [
+            k,
+            Math.max(v, this.indicators?.[k as keyof RuleIndicators] ?? 0),
+          ]),
         ) as unknown as RuleIndicators)
       : ind;
     this.healthy = Math.min(this.healthy, analysis.code === 'NoProblem' ? 1 : 0);
@@ -94,12 +97,16 @@ export class MetricsWindow {
       out.push({
         _aws: {
           Timestamp: now,
-          CloudWatchMetrics: [{ Namespace: METRICS_NAMESPACE, Dimensions: [['Cluster', 'Node']], Metrics: metrics }],
+          CloudWatchMetrics: [
+            { Namespace: METRICS_NAMESPACE, Dimensions: [['Cluster', 'Node']], Metrics: metrics },
+          ],
         },
         Cluster: this.cluster,
         Node: node,
         NodeReachable: w.reachable,
-        ...(w.ioRunning !== undefined ? { ReplicaIoRunning: w.ioRunning, ReplicaSqlRunning: w.sqlRunning } : {}),
+        ...(w.ioRunning !== undefined
+          ? { ReplicaIoRunning: w.ioRunning, ReplicaSqlRunning: w.sqlRunning }
+          : {}),
         ...(w.lagSeconds !== undefined ? { ReplicaLagSeconds: w.lagSeconds } : {}),
       });
     }

@@ -397,14 +397,23 @@ async function reportChange(
   for (const r of ch.raised) lines.push(`ALERT ${r.rule}: ${r.description}`);
   for (const r of ch.cleared) lines.push(`cleared ${r.rule} on ${r.nodeId}`);
   const type =
-    ch.from !== a.code ? 'AnalysisChanged' : ch.previousPrimary !== ch.primaryId ? 'RoleChanged' : 'AlertsChanged';
-  const subject =
-    ch.from !== a.code || ch.previousPrimary !== ch.primaryId
-      ? a.code
-      : ch.raised.length > 0
-        ? `Alert: ${ch.raised.map((r) => `${r.rule}(${r.nodeId})`).join(', ')}`
-        : `Cleared: ${ch.cleared.map((r) => `${r.rule}(${r.nodeId})`).join(', ')}`;
-  const severity = a.actionable ? 'critical' : a.code !== 'NoProblem' || ch.raised.length > 0 ? 'warning' : 'info';
+    ch.from !== a.code
+      ? 'AnalysisChanged'
+      : ch.previousPrimary !== ch.primaryId
+        ? 'RoleChanged'
+        : 'AlertsChanged';
+  const parts: string[] = [];
+  if (ch.from !== a.code) parts.push(a.code);
+  if (ch.previousPrimary !== ch.primaryId) parts.push(`primary ${ch.primaryId}`);
+  if (ch.raised.length > 0) parts.push(`Alert: ${ch.raised.map((r) => `${r.rule}(${r.nodeId})`).join(', ')}`);
+  else if (parts.length === 0)
+    parts.push(`Cleared: ${ch.cleared.map((r) => `${r.rule}(${r.nodeId})`).join(', ')}`);
+  const subject = parts.join(' | ');
+  const severity = a.actionable
+    ? 'critical'
+    : a.code !== 'NoProblem' || ch.raised.length > 0
+      ? 'warning'
+      : 'info';
   const message = lines.join('\n');
   await rt.store.putEvent(
     {
@@ -450,18 +459,20 @@ export async function probeCluster(
 ): Promise<ClusterSnapshot> {
   const t = { connectTimeoutMs: c.detection.connectTimeoutMs, queryTimeoutMs: c.detection.queryTimeoutMs };
   const nodes = await Promise.all(
-    c.nodes.filter((n) => nodeIds === undefined || nodeIds.includes(n.id)).map((n) =>
-      probeNode(
-        {
-          nodeId: n.id,
-          host: n.probeHost ?? n.host,
-          port: n.probePort ?? n.port,
-          isPrimary: n.id === primaryId,
-        },
-        admin,
-        t,
+    c.nodes
+      .filter((n) => nodeIds === undefined || nodeIds.includes(n.id))
+      .map((n) =>
+        probeNode(
+          {
+            nodeId: n.id,
+            host: n.probeHost ?? n.host,
+            port: n.probePort ?? n.port,
+            isPrimary: n.id === primaryId,
+          },
+          admin,
+          t,
+        ),
       ),
-    ),
   );
   return { cluster: c.name, takenAt, primaryId, nodes };
 }

@@ -44,7 +44,7 @@ import type { ClusterConfig } from '../config/schema.ts';
 import { electCandidate } from '../core/elect-candidate.ts';
 import { gtidContains } from '../core/gtid.ts';
 import type { CandidateVerdict, ClusterSnapshot, ElectionPolicy } from '../core/types.ts';
-import { describeError, VipNotVerifiedError } from '../errors.ts';
+import { describeError, TRANSIENT_ERROR_NAMES, VipMoveFailedError, VipNotVerifiedError } from '../errors.ts';
 import {
   beginFailover,
   type FailoverContext,
@@ -319,6 +319,16 @@ interface VipWait {
   waitMs: number;
 }
 
+/** `Name: message` of a non-transient MoveVip error in this execution's record, if any. */
+async function terminalVipFailure(rt: Runtime, ctx: SwitchoverContext): Promise<string | undefined> {
+  const record = await rt.store.getFailover(ctx.cluster, ctx.epoch).catch(() => undefined);
+  const transient: readonly string[] = TRANSIENT_ERROR_NAMES;
+  const e = record?.steps.find(
+    (x) => x.name === 'MoveVip' && x.result === 'error' && !transient.includes(x.error?.name ?? ''),
+  )?.error;
+  return e ? `${e.name}: ${e.message}` : undefined;
+}
+
 /** Polls the VIP's holder until it is the candidate; VipNotVerifiedError past the provider's verify time. */
 async function waitVipOffOldPrimary(rt: Runtime, ctx: SwitchoverContext, c: ClusterConfig): Promise<VipWait> {
   const mover = await rt.vipMover(c);
@@ -331,8 +341,24 @@ async function waitVipOffOldPrimary(rt: Runtime, ctx: SwitchoverContext, c: Clus
   let lastError = '';
   for (;;) {
     const sentAt = rt.now();
-    try {
-      holder = await mover.currentHolder();
+    // The VIP branch records its failure in the audit record: a terminal one (a permission, a
+    // wrong ENI) ends the wait at once instead of at the deadline.
+    const [failed, read] = await Promise.all([
+      terminalVipFailure(rt, ctx),
+      mover.currentHolder().then(
+        (h) => ({ ok: true as const, h }),
+        // A throttled or failed read is no verdict: read again until the deadline.
+        (err: unknown) => ({ ok: false as const, err: describeError(err).message }),
+      ),
+    ]);
+    if (failed) {
+      throw new VipMoveFailedError(
+        `The VIP branch failed (${failed}): writes were not blocked on ${ctx.failedPrimary}.`,
+        { candidate: ctx.candidate },
+      );
+    }
+    if (read.ok) {
+      holder = read.h;
       w.polls++;
       if (holder === ctx.failedPrimary) w.lastSeenOnOldAt = sentAt;
       if (holder === ctx.candidate) {
@@ -340,9 +366,8 @@ async function waitVipOffOldPrimary(rt: Runtime, ctx: SwitchoverContext, c: Clus
         w.waitMs = w.seenOnCandidateAt - t0;
         return w;
       }
-    } catch (err) {
-      // A throttled or failed read is no verdict: read again until the deadline.
-      lastError = describeError(err).message;
+    } else {
+      lastError = read.err;
     }
     if (rt.now() > deadline) {
       throw new VipNotVerifiedError(

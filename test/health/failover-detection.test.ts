@@ -51,11 +51,14 @@ describe('crash detection and the anti-flapping block', () => {
     const newPrimary = (await store.getClusterState(env.name))!.primaryId;
     // The monitor follows the new primary before the next fault.
     await waitFor(
-      () => m.rounds.at(-1)?.snapshot.primaryId === newPrimary && m.rounds.at(-1)?.decision.kind === 'healthy',
+      () =>
+        m.rounds.at(-1)?.snapshot.primaryId === newPrimary && m.rounds.at(-1)?.decision.kind === 'healthy',
       10_000,
       `the monitor to watch ${newPrimary}`,
     );
-    const roleNote = env.notifications().find((n) => String(n.message).includes(`primary is now ${newPrimary}`));
+    const roleNote = env
+      .notifications()
+      .find((n) => String(n.message).includes(`primary is now ${newPrimary}`));
     expect(roleNote).toBeDefined();
 
     await env.cluster.crash(newPrimary);

@@ -60,7 +60,11 @@ describe('hang detection', () => {
     const newPrimary = (await env.store.getClusterState(env.name))!.primaryId;
     expect(['db2', 'db3']).toContain(newPrimary);
     const newServerId = env.cluster.node(newPrimary).serverId;
-    await waitFor(() => writer!.firstAckOn(newServerId, hungAt) !== undefined, 20_000, 'a write on the new primary');
+    await waitFor(
+      () => writer!.firstAckOn(newServerId, hungAt) !== undefined,
+      20_000,
+      'a write on the new primary',
+    );
 
     // Thaw the old primary. Its clients were cut when the VIP left it; new VIP connections
     // reach the new primary only.
@@ -78,7 +82,11 @@ describe('hang detection', () => {
     try {
       const [rows] = await conn.query('SELECT @@server_id AS s');
       expect(Number((rows as Array<{ s: number }>)[0]?.s)).toBe(newServerId);
-      await conn.query('INSERT INTO app.writes (id, at, payload) VALUES (?, ?, ?)', [99_000_001, Date.now(), 'vip']);
+      await conn.query('INSERT INTO app.writes (id, at, payload) VALUES (?, ?, ?)', [
+        99_000_001,
+        Date.now(),
+        'vip',
+      ]);
     } finally {
       conn.destroy();
     }

@@ -246,6 +246,41 @@ describe('operator actions on a live cluster (switchover, plan, acknowledge, bad
     await c.waitForReplicas(primary, 30_000);
   });
 
+  it('aborts without blocking writes when the VIP cannot be moved, and the old primary stays writable', async () => {
+    const c = cluster!;
+    const lc = cloud!;
+    const primary = await primaryOf();
+    lc.faults.set('AssignPrivateIpAddresses', {
+      permanentError: {
+        code: 'UnauthorizedOperation',
+        message: 'You are not authorized to perform this operation.',
+        status: 403,
+      },
+    });
+    try {
+      const t0 = Date.now();
+      // The previous test stalled a replica; its heartbeat lag is not what this one is about.
+      const r = await switchover({ cluster: CLUSTER, maxLagSeconds: 60 });
+      expect(r.outcome, r.report).toBe('aborted');
+      expect(r.error?.name).toBe('VipMoveFailedError');
+      expect(r.restored).toBe(true);
+      // The terminal VIP error ends the wait for the VIP at once, not at its verify deadline.
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      const steps = new Map(r.steps.map((s) => [s.name, s]));
+      expect(steps.get('MoveVip')?.result).toBe('error');
+      expect(steps.get('BlockWrites')?.result).toBe('error');
+      expect(steps.has('WaitCandidateCaughtUp')).toBe(false);
+      expect(steps.has('PromoteCandidate')).toBe(false);
+    } finally {
+      lc.faults.clear('AssignPrivateIpAddresses');
+    }
+    expect(lc.vipHolder()).toBe(primary);
+    expect(await readOnly(primary)).toBe(0);
+    for (const id of ['db1', 'db2', 'db3'].filter((x) => x !== primary)) expect(await readOnly(id)).toBe(1);
+    expect((await store.getClusterState(CLUSTER))?.primaryId).toBe(primary);
+    await c.waitForReplicas(primary, 10_000);
+  });
+
   it('plans a failover without changing anything', async () => {
     const before = await snapshot();
     const r = await plan({ cluster: CLUSTER });
@@ -319,6 +354,6 @@ describe('operator actions on a live cluster (switchover, plan, acknowledge, bad
       await expect(call(), what).rejects.toThrow(message);
     }
     expect(await snapshot()).toEqual(before);
-    expect(cloud!.sfn.executions().filter((e) => e.stateMachineName.endsWith('switchover')).length).toBe(4);
+    expect(cloud!.sfn.executions().filter((e) => e.stateMachineName.endsWith('switchover')).length).toBe(5);
   });
 });

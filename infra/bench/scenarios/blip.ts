@@ -28,7 +28,9 @@ export const blip: BenchScenario = {
       await writer.stop();
       const resumed = writer.acked.find((a) => a.at > resumedAt);
       const failovers = cloud.sfn.executions().length;
-      const suspected = entries.some((e) => e.type === 'notification' && /DeadPrimary/.test(String(e.subject)));
+      const suspected = entries.some(
+        (e) => e.type === 'notification' && /DeadPrimary/.test(String(e.subject)),
+      );
       return {
         detectMs: null,
         promoteMs: null,

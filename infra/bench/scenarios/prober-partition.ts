@@ -37,7 +37,7 @@ export const proberPartition: BenchScenario = {
           const cutAt = Date.now();
           paths.set('db1', 'drop');
           const isNote = (e: Record<string, unknown>) =>
-            e.type === 'notification' && e.subject === 'UnreachablePrimary';
+            e.type === 'notification' && String(e.subject).startsWith('UnreachablePrimary');
           const seen = await waitUntil(() => entries.some(isNote), PARTITION_MS);
           const reportMs = seen ? Date.now() - cutAt : null;
           await sleep(cutAt + PARTITION_MS - Date.now());

@@ -14,7 +14,8 @@ export const replicaCrash: BenchScenario = {
       await sleep(1500 + Math.random() * 1000);
       const killedAt = Date.now();
       await cluster.crash('db3');
-      const isNote = (e: Record<string, unknown>) => e.type === 'notification' && e.subject === 'ReplicaDown';
+      const isNote = (e: Record<string, unknown>) =>
+        e.type === 'notification' && String(e.subject).startsWith('ReplicaDown');
       const seen = await waitUntil(() => entries.some(isNote), 8000);
       const reportMs = seen ? Date.now() - killedAt : null;
       await sleep(killedAt + 8000 - Date.now());
