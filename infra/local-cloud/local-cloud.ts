@@ -165,6 +165,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
             host: n.host,
             port: n.port,
             ...vipSetup.nodeFields[n.id],
+            ...opts.nodeOverrides?.[n.id],
           })),
           credentials: {
             admin: { user: creds.admin.user, password: { file: creds.admin.passwordFile } },

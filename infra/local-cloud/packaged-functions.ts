@@ -11,7 +11,13 @@ export const PACKAGED_TEMPLATE = join(
 );
 
 /** What the template depends on: packaging again only when one of these changed. */
-const INPUTS = ['serverless.yml', 'infra/state-machine.yml', 'infra/serverless-config.cjs', 'config'];
+const INPUTS = [
+  'serverless.yml',
+  'infra/state-machine.yml',
+  'infra/switchover-state-machine.yml',
+  'infra/serverless-config.cjs',
+  'config',
+];
 
 function newestInput(): number {
   let newest = 0;
