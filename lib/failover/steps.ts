@@ -302,6 +302,21 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
     const n = node(c, candidate);
     const t = timeouts(c);
     const timeoutS = c.failover.relayLogTimeoutSeconds;
+    // Freeze what every survivor has received, all at once: STOP SLAVE IO_THREAD against a
+    // hung or cut-off source takes ~2 s (the thread sits in a socket read), so one at a time
+    // would cost 2 s per replica here and again in RepointReplicas. A source that comes back
+    // mid-failover can then no longer feed anyone.
+    const state0 = await rt.store.getClusterState(c.name);
+    const freeze = c.nodes.filter(
+      (x) => x.id !== ctx.failedPrimary && !(state0?.needsRejoin ?? []).includes(x.id),
+    );
+    await Promise.all(
+      freeze.map((x) =>
+        onNode(x.id, x, logins.admin, t, 'CatchUpCandidate', async (s) => {
+          if (await readReplication(s)) await s.execute('STOP SLAVE IO_THREAD', [], 10_000);
+        }).catch(() => undefined),
+      ),
+    );
     const own = await onNode(n.id, n, logins.admin, t, 'CatchUpCandidate', async (s) => {
       const repl = await readReplication(s);
       if (!repl) return undefined;
@@ -322,8 +337,7 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
     if (!own)
       return { result: 'skipped', detail: { reason: 'no replication configured (already promoted)' } };
 
-    const state = await rt.store.getClusterState(c.name);
-    const skip = new Set([candidate, ctx.failedPrimary, ...(state?.needsRejoin ?? [])]);
+    const skip = new Set([candidate, ctx.failedPrimary, ...(state0?.needsRejoin ?? [])]);
     const others = c.nodes.filter((x) => !skip.has(x.id));
     const probes = await Promise.all(
       others.map((x) =>
@@ -406,6 +420,9 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
   };
 }
 
+/** How long the SQL fence may take before the VIP is taken away concurrently. */
+const FENCE_HEAD_START_MS = 150;
+
 /**
  * FenceOldPrimary: if the old primary answers, make it read-only and end its client sessions.
  * If it does not, take the VIP from it now, before the candidate becomes writable: a hung
@@ -418,24 +435,9 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
   let vipFenced = ctx.vipFenced === true;
   await step(rt, ctx, 'FenceOldPrimary', async (c, logins): Promise<StepOutcome> => {
     const n = node(c, ctx.failedPrimary);
-    try {
-      const r = await onNode(n.id, n, logins.admin, timeouts(c), 'FenceOldPrimary', (s) =>
-        fenceNode(s, logins.admin.user),
-      );
-      return { detail: { readOnly: true, killedSessions: r.killed } };
-    } catch (err) {
-      const code = err instanceof NodeUnreachableError ? String(err.details.code ?? '') : '';
-      const crashed = code === 'ECONNREFUSED';
-      const takeVip =
-        ctx.kind === 'failover' && (c.failover.vipFenceWhenUnreachable === 'always' || !crashed);
-      const reason = describeError(err).message;
-      if (!takeVip) {
-        // Refused: the process is gone. It comes back only through a restart, and the VIP
-        // leaves it in MoveVip; the health check re-fences it if it returns writable.
-        return { result: 'skipped', detail: { reachable: false, crashed, reason } };
-      }
-      const mover = await rt.vipMover(c);
-      if (!mover) return { result: 'skipped', detail: { reachable: false, crashed, reason, vip: 'none' } };
+    const mover = ctx.kind === 'failover' ? await rt.vipMover(c) : undefined;
+    const moveVipAway = async () => {
+      if (!mover) return undefined;
       const t0 = rt.now();
       const verifyMs = c.vip.provider === 'none' ? 0 : c.vip.verifyTimeoutMs;
       const moved = await mover.moveTo(candidate, {
@@ -445,17 +447,63 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
         clientToken: ctx.executionName.slice(0, 64),
       });
       vipFenced = true;
+      return moved;
+    };
+    // The SQL fence answers in milliseconds from a live server and is refused at once by a
+    // crashed one; a hung or cut-off one costs the whole connect timeout. Past a short head
+    // start, take the VIP away concurrently instead of after that timeout: moving it to the
+    // still read-only candidate is safe whatever the SQL attempt then finds.
+    const sqlFence = onNode(n.id, n, logins.admin, timeouts(c), 'FenceOldPrimary', (sess) =>
+      fenceNode(sess, logins.admin.user),
+    ).then(
+      (r) => ({ ok: true as const, killed: r.killed }),
+      (err: unknown) => ({ ok: false as const, err }),
+    );
+    const headStart = await Promise.race([
+      sqlFence,
+      new Promise<'slow'>((res) => setTimeout(() => res('slow'), FENCE_HEAD_START_MS)),
+    ]);
+    const speculative =
+      headStart === 'slow' && mover && c.vip.provider !== 'none' ? moveVipAway() : undefined;
+    // Do not leave a rejected speculative move unhandled while the SQL attempt finishes.
+    speculative?.catch(() => undefined);
+    const sql = await sqlFence;
+    if (sql.ok) {
+      const moved = speculative ? await speculative : undefined;
       return {
         detail: {
-          reachable: false,
-          crashed,
-          reason,
-          vipTakenFrom: ctx.failedPrimary,
-          vipHolder: moved.holder,
-          vipMs: moved.ms,
+          readOnly: true,
+          killedSessions: sql.killed,
+          ...(moved ? { vipTakenFrom: ctx.failedPrimary, vipHolder: moved.holder, vipMs: moved.ms } : {}),
         },
       };
     }
+    const err = sql.err;
+    const code = err instanceof NodeUnreachableError ? String(err.details.code ?? '') : '';
+    const crashed = code === 'ECONNREFUSED';
+    const takeVip = ctx.kind === 'failover' && (c.failover.vipFenceWhenUnreachable === 'always' || !crashed);
+    const reason = describeError(err).message;
+    if (!takeVip) {
+      // Refused: the process is gone. It comes back only through a restart, and the VIP
+      // leaves it in MoveVip; the health check re-fences it if it returns writable.
+      const moved = speculative ? await speculative : undefined;
+      return {
+        result: 'skipped',
+        detail: { reachable: false, crashed, reason, ...(moved ? { vipHolder: moved.holder } : {}) },
+      };
+    }
+    if (!mover) return { result: 'skipped', detail: { reachable: false, crashed, reason, vip: 'none' } };
+    const moved = await (speculative ?? moveVipAway());
+    return {
+      detail: {
+        reachable: false,
+        crashed,
+        reason,
+        vipTakenFrom: ctx.failedPrimary,
+        vipHolder: moved?.holder,
+        vipMs: moved?.ms,
+      },
+    };
   });
   return { ...ctx, vipFenced };
 }
