@@ -774,7 +774,8 @@ export async function failoverFailed(
   return ctx;
 }
 
-function parseStatesError(e: { Error?: string; Cause?: string } | undefined): {
+/** The `{Error, Cause}` a Catch puts in the context, as a name and a readable message. */
+export function parseStatesError(e: { Error?: string; Cause?: string } | undefined): {
   name: string;
   message: string;
 } {

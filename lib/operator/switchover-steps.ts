@@ -51,6 +51,7 @@ import {
   type FailoverRequest,
   moveVip,
   node,
+  parseStatesError,
   promoteCandidate,
   repointReplicas,
   type StepOutcome,
@@ -539,8 +540,8 @@ export async function joinSwitchover(rt: Runtime, input: SwitchoverContext): Pro
         promotedAt: ctx.promotedAt ?? null,
         writableAt: writableAt ?? null,
         vipVerifiedAt: ctx.vipVerifiedAt ?? null,
-        ...(ctx.error ? { error: parseCause(ctx.error) } : {}),
-        ...(out.vipError ? { vipError: parseCause(out.vipError) } : {}),
+        ...(ctx.error ? { error: parseStatesError(ctx.error) } : {}),
+        ...(out.vipError ? { vipError: parseStatesError(out.vipError) } : {}),
       },
     }),
   );
@@ -596,7 +597,7 @@ export async function switchoverAborted(
   // The Catch of SwitchoverJoin puts the join's error at $.error of its input (with the branches).
   if (input.branches && input.error) ctx.error = input.error;
   const c = rt.cluster(ctx.cluster);
-  const error = parseCause(ctx.error);
+  const error = parseStatesError(ctx.error);
   const now = rt.now();
   let restored = false;
   let vipMovedBack = false;
@@ -732,16 +733,4 @@ async function undoBeforePromotion(
     };
   });
   return { restored: detail.restored === true, vipMovedBack, reason: String(detail.reason) };
-}
-
-function parseCause(e: { Error?: string; Cause?: string } | undefined): { name: string; message: string } {
-  if (!e) return { name: 'Unknown', message: 'no error information' };
-  let message = e.Cause ?? '';
-  try {
-    const parsed = JSON.parse(message) as { errorMessage?: string; message?: string };
-    message = parsed.errorMessage ?? parsed.message ?? message;
-  } catch {
-    // plain text
-  }
-  return { name: e.Error ?? 'Error', message: message.slice(0, 1500) };
 }
