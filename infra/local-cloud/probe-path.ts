@@ -237,28 +237,3 @@ export function resolveFromFailoverConfig(clusterName?: string): ProbePathResolv
     return node ? { host: node.host, port: node.port } : undefined;
   };
 }
-
-/**
- * Makes sure the failover config file routes the prober through the paths: adds probeHost /
- * probePort to every node that lacks them (for a local cloud that did not apply
- * `nodeOverrides` itself). Returns true when the file changed; the caller then rebuilds the
- * runtime (resetRuntime) so the next invocation reads it.
- */
-export function applyProbePathsToConfig(configFile: string, overrides: ProbePaths['nodeOverrides']): boolean {
-  const cfg = JSON.parse(readFileSync(configFile, 'utf8')) as {
-    clusters: Array<{ nodes: Array<{ id: string; probeHost?: string; probePort?: number }> }>;
-  };
-  let changed = false;
-  for (const c of cfg.clusters) {
-    for (const n of c.nodes) {
-      const o = overrides[n.id];
-      if (o && (n.probeHost !== o.probeHost || n.probePort !== o.probePort)) {
-        n.probeHost = o.probeHost;
-        n.probePort = o.probePort;
-        changed = true;
-      }
-    }
-  }
-  if (changed) writeFileSync(configFile, `${JSON.stringify(cfg, null, 2)}\n`);
-  return changed;
-}

@@ -5,14 +5,10 @@
  */
 import { type MariaDbCluster, startCluster } from '../../infra/cluster/mariadb-cluster.ts';
 import { type LocalCloud, startLocalCloud } from '../../infra/local-cloud/local-cloud.ts';
-import {
-  applyProbePathsToConfig,
-  type ProbePaths,
-  startProbePaths,
-} from '../../infra/local-cloud/probe-path.ts';
+import { type ProbePaths, startProbePaths } from '../../infra/local-cloud/probe-path.ts';
 import { DynamoStateStore } from '../../lib/adapters/dynamodb-state-store.ts';
 import { type ClusterMonitorResult, type RoundReport, runHealthCheck } from '../../lib/health/monitor.ts';
-import { createRuntime, getRuntime, type Runtime, resetRuntime } from '../../lib/runtime.ts';
+import { getRuntime, type Runtime } from '../../lib/runtime.ts';
 
 export interface LiveEnv {
   cluster: MariaDbCluster;
@@ -73,11 +69,6 @@ export async function startLiveEnv(opts: {
       ...(paths ? { nodeOverrides: paths.nodeOverrides } : {}),
       onLog: (e) => logs.push(e),
     });
-    // Nothing has probed yet (no scheduler): make sure the config routes the prober through
-    // its paths even where the local cloud did not apply nodeOverrides.
-    if (paths && applyProbePathsToConfig(cloud.configFile, paths.nodeOverrides)) {
-      resetRuntime(createRuntime(process.env, { log: (e) => logs.push(e) }));
-    }
     const store = new DynamoStateStore(cloud.tableName);
     const startMonitor = (durationMs: number, o: { owner?: string; rt?: Runtime } = {}): RunningMonitor => {
       const owner = o.owner ?? `test-invocation-${++seq}`;

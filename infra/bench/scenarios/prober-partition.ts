@@ -1,9 +1,4 @@
-import { createRuntime, resetRuntime } from '../../../lib/runtime.ts';
-import {
-  applyProbePathsToConfig,
-  resolveFromFailoverConfig,
-  startProbePaths,
-} from '../../local-cloud/probe-path.ts';
+import { resolveFromFailoverConfig, startProbePaths } from '../../local-cloud/probe-path.ts';
 import { type BenchScenario, sleep, type Trial, waitUntil, withTrialEnv } from '../trial-env.ts';
 
 const PARTITION_MS = 8000;
@@ -22,13 +17,10 @@ export const proberPartition: BenchScenario = {
     const paths = await startProbePaths(['db1', 'db2', 'db3'], resolveFromFailoverConfig());
     try {
       return await withTrialEnv(
-        // Short invocations (6 s of probing, one every 5 s) so the patched config below is
-        // picked up within seconds; they hand the lease over as the 1-minute ones do.
+        // Short invocations (6 s of probing, one every 5 s); they hand the lease over as the
+        // 1-minute ones do.
         { cloud: { nodeOverrides: paths.nodeOverrides, healthCheckTimeoutMs: 10_000, scheduleRateMs: 5000 } },
         async ({ cloud, entries, startWriter, store }): Promise<Trial> => {
-          if (applyProbePathsToConfig(cloud.configFile, paths.nodeOverrides)) {
-            resetRuntime(createRuntime(process.env, { log: (e) => entries.push(e) }));
-          }
           const routed = paths.stats('db1').accepted;
           if (!(await waitUntil(() => paths.stats('db1').accepted > routed + 2, 15_000)))
             throw new Error('the prober never used its own path');
