@@ -12,6 +12,7 @@ import {
   type AliyunLogEntry,
 } from '../../lib/adapters/vip/aliyun-havip.ts';
 import { ProviderTransientError, VipMoveFailedError, VipNotVerifiedError } from '../../lib/errors.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 const CREDS = { accessKeyId: 'LTAI5tAdapterTestKey77', accessKeySecret: 'adapterSecret/+=Zq9x8c7v6b5n4m3' };
 const REGION = 'cn-shanghai';
@@ -179,7 +180,7 @@ describe('AliyunHaVipVipMover', () => {
     expect(logs.some((l) => l.msg === 'new holder not MASTER yet: announcing once more')).toBe(true);
   });
 
-  it('force-detaches a dead master and moves the HaVip to the candidate', async () => {
+  it('moves the HaVip to the candidate first and detaches the dead master afterwards', async () => {
     emu.model.setInstanceStatus(NODES.db1, 'Stopped');
     const res = await mover().moveTo('db2', {
       fromNodeId: 'db1',
@@ -187,8 +188,11 @@ describe('AliyunHaVipVipMover', () => {
       deadline: deadlineIn(10_000),
     });
     expect(res.holder).toBe('db2');
-    expect(emu.faults.calls('UnassociateHaVip')).toBe(1);
     const hv = emu.model.haVips.get(HAVIP)!;
+    // The data path follows the master at once; the detach of the dead one is under way.
+    expect(hv.masterInstanceId).toBe(NODES.db2);
+    expect(emu.faults.calls('UnassociateHaVip')).toBe(1);
+    await waitFor(() => hv.associatedInstances.length === 1, 5000, 'the dead master detached');
     expect(hv.associatedInstances).toEqual([NODES.db2]);
     expect(hv.masterInstanceId).toBe(NODES.db2);
   });

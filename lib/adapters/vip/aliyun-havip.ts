@@ -261,7 +261,13 @@ export class AliyunHaVipVipMover implements VipMover {
       (!oldInstance || oldInstance === view.master)
         ? view.master
         : undefined;
-    if (deadMaster) {
+    // With a free association slot the new holder is associated and announced first, and the
+    // dead master is detached afterwards, off the write path: the data path follows
+    // MasterInstanceId, so the Unassociating transition (seconds) no longer delays the first
+    // write. Without a free slot the dead master must go first (Force: it is still MASTER).
+    const slotFree =
+      view.associated.includes(target) || view.associated.length < this.#o.maxInstancesPerHaVip;
+    if (deadMaster && !slotFree) {
       await this.#unassociate(deadMaster, true, deadline, target, options.clientToken);
       view = await this.#waitFor(deadline, target, (v) => !v.associated.includes(deadMaster) && isStable(v));
     }
@@ -342,6 +348,19 @@ export class AliyunHaVipVipMover implements VipMover {
       }
     } else {
       await this.#waitFor(deadline, target, isMaster);
+    }
+    if (deadMaster && slotFree) {
+      // No longer MASTER (verified above), so no Force; the transition is not waited for. The
+      // next move waits for a stable HaVip first. Best effort: the move itself is done.
+      await this.#unassociate(deadMaster, false, deadline, target, options.clientToken).catch(
+        (err: unknown) =>
+          this.#log({
+            level: 'warn',
+            msg: 'detaching the dead old master failed; detach it by hand',
+            instanceId: deadMaster,
+            error: describe(err),
+          }),
+      );
     }
     this.#log({
       level: 'info',
