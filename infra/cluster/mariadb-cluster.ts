@@ -10,6 +10,7 @@
  * transactions, which a per-node `sql_log_bin=0` setup would also avoid but at the price of
  * N copies of the same DDL to keep in step).
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -28,6 +29,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import mysql from 'mysql2/promise';
+import { ADMIN_GRANTS } from '../../lib/operator/grants.ts';
 import {
   type CleanupEntry,
   groupMembers,
@@ -87,9 +89,10 @@ export interface HarnessCredentials {
 
 export type HarnessAccount = 'admin' | 'replication' | 'app';
 
-/**
- * Global privileges of `failover_admin` on MariaDB 10.11, least privilege for the failover
- * functions (each is exercised by test/cluster/mariadb-cluster.test.ts):
+/*
+ * Global privileges of `failover_admin` on MariaDB 10.11 (ADMIN_GRANTS, canonical in
+ * lib/operator/grants.ts), least privilege for the failover functions (each is exercised by
+ * test/cluster/mariadb-cluster.test.ts):
  * - SLAVE MONITOR: SHOW SLAVE STATUS, SHOW ALL SLAVES STATUS.
  * - BINLOG MONITOR: SHOW BINLOG STATUS (= SHOW MASTER STATUS), SHOW BINARY LOGS.
  * - REPLICATION SLAVE ADMIN: STOP/START SLAVE, CHANGE MASTER, SET GLOBAL gtid_slave_pos,
@@ -104,16 +107,7 @@ export type HarnessAccount = 'admin' | 'replication' | 'app';
  * Plus ALL PRIVILEGES ON failover_meta.* (heartbeat table). No SUPER, no ALL ON *.*, no
  * BINLOG ADMIN: none of the operations above needs them.
  */
-export const ADMIN_GRANTS: string[] = [
-  'SLAVE MONITOR',
-  'BINLOG MONITOR',
-  'REPLICATION SLAVE ADMIN',
-  'REPLICATION MASTER ADMIN',
-  'READ_ONLY ADMIN',
-  'CONNECTION ADMIN',
-  'PROCESS',
-  'RELOAD',
-];
+export { ADMIN_GRANTS };
 
 /** Schema-level rights of the `app` account: DML and DDL on `app`.* only, no read-only bypass. */
 export const APP_GRANTS: string[] = [
