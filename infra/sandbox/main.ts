@@ -220,7 +220,9 @@ async function client(cmd: string, args: string[]): Promise<void> {
       let body = '';
       res.on('data', (d) => (body += d));
       res.on('end', () => {
-        (res.statusCode === 200 ? process.stdout : process.stderr).write(body.endsWith('\n') ? body : `${body}\n`);
+        (res.statusCode === 200 ? process.stdout : process.stderr).write(
+          body.endsWith('\n') ? body : `${body}\n`,
+        );
         if (res.statusCode !== 200) process.exitCode = 2;
         resolve();
       });

@@ -30,7 +30,9 @@ describe('probing several clusters', () => {
 
   it('keeps the one-second cadence on a healthy cluster while another cluster times out on every probe', async () => {
     const port = (blackhole.address() as { port: number }).port;
-    const doc = JSON.parse(readFileSync(env.cloud.configFile, 'utf8')) as { clusters: Array<Record<string, unknown>> };
+    const doc = JSON.parse(readFileSync(env.cloud.configFile, 'utf8')) as {
+      clusters: Array<Record<string, unknown>>;
+    };
     const fast = doc.clusters[0]!;
     doc.clusters.push({
       name: 'hung',
