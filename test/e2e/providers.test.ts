@@ -122,8 +122,10 @@ describe.each(CASES)('failover with the VIP moved through $provider', (pc) => {
     expect(['db2', 'db3']).toContain(primary);
     replica = primary === 'db2' ? 'db3' : 'db2';
 
-    // The provider's API state names the new primary, and the data path follows it.
-    expect(pc.apiShowsOn(lc, primary)).toBe(true);
+    // The provider's API state names the new primary (a HaVip settles once the dead master's
+    // detach, done after the move, has finished), and the data path follows it.
+    const p = primary;
+    await waitFor(() => pc.apiShowsOn(lc, p), 5000, `the provider showing the VIP on ${p}`);
     expect(lc.vipHolder()).toBe(primary);
     const newServerId = c.node(primary).serverId;
     await waitFor(
@@ -249,7 +251,8 @@ describe.each(CASES)('failover with the VIP moved through $provider', (pc) => {
       deadline: Date.now() + 4000,
     });
     expect(moved).toMatchObject({ holder: replica, alreadyThere: false });
-    expect(pc.apiShowsOn(lc, replica)).toBe(true);
+    const r = replica;
+    await waitFor(() => pc.apiShowsOn(lc, r), 5000, `the provider showing the VIP on ${r}`);
     expect(lc.vipHolder()).toBe(replica);
     // The data path follows the provider: a new connection through the VIP lands on the replica.
     const app = cluster!.credentials.app;
