@@ -52,6 +52,11 @@ export class ProviderThrottledError extends TransientFailoverError {}
 export class ProviderTransientError extends TransientFailoverError {}
 export class VipMoveFailedError extends FailoverError {}
 export class VipNotVerifiedError extends FailoverError {}
+/**
+ * STONITH was enabled and the old primary's instance could not be stopped (or not confirmed
+ * stopped) in time. Terminal: the candidate is not promoted.
+ */
+export class StonithFailedError extends FailoverError {}
 
 /** Names retried by the state machine; kept next to the classes so they cannot drift. */
 export const TRANSIENT_ERROR_NAMES = [

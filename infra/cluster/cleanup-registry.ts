@@ -19,6 +19,8 @@ export interface CleanupEntry {
   groups(): number[];
   /** Directory to remove after the processes are gone. */
   readonly dir: string;
+  /** Extra synchronous teardown after the processes are killed (network namespaces, bridges). */
+  teardownSync?: () => void;
 }
 
 const entries = new Set<CleanupEntry>();
@@ -107,6 +109,7 @@ export function cleanupSync(entry: CleanupEntry): void {
   const deadline = Date.now() + 2000;
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
   while (pids.some(isProcessAlive) && Date.now() < deadline) Atomics.wait(sleeper, 0, 0, 10);
+  entry.teardownSync?.();
   rmSync(entry.dir, { recursive: true, force: true });
 }
 

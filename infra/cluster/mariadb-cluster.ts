@@ -30,6 +30,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { ADMIN_GRANTS } from '../../lib/operator/grants.ts';
+import type { NetnsLab } from '../netns/lab.ts';
 import {
   type CleanupEntry,
   groupMembers,
@@ -65,12 +66,20 @@ export interface ClusterHarnessOptions {
    * benchmark). Appended last, so they override the harness defaults.
    */
   extraMyCnf?: string | ((nodeId: string) => string);
+  /**
+   * Network-namespace mode (root only, infra/netns/lab.ts; the lab's nodes must be db1..dbN):
+   * each mariadbd runs in its node's namespace, listens on the node's own address, and every node
+   * uses the same port (as on real hosts), so replication and the prober cross the lab's bridge.
+   * Root queries keep using the unix socket. The caller owns the lab (close it after destroy()).
+   */
+  netns?: NetnsLab;
   log?: (msg: string) => void;
 }
 
 export interface HarnessNode {
   readonly id: string;
-  readonly host: '127.0.0.1';
+  /** 127.0.0.1, or the node's own address in network-namespace mode. */
+  readonly host: string;
   /** Fixed for the node's life: restart() reuses it. */
   readonly port: number;
   readonly socket: string;
@@ -245,6 +254,8 @@ export class MariaDbCluster {
   readonly nodes: HarnessNode[];
   readonly credentials: Record<HarnessAccount, HarnessCredentials>;
   readonly semiSync: boolean;
+  /** The namespace lab the nodes run in (network-namespace mode), else undefined. */
+  readonly netns: NetnsLab | undefined;
   private readonly runtimes = new Map<string, NodeRuntime>();
   private readonly log: (msg: string) => void;
   private readonly mariadbd: string;
@@ -258,10 +269,12 @@ export class MariaDbCluster {
   constructor(
     dir: string,
     nodeCount: number,
-    private readonly options: Required<Omit<ClusterHarnessOptions, 'baseDir' | 'log'>>,
+    private readonly options: Required<Omit<ClusterHarnessOptions, 'baseDir' | 'log' | 'netns'>>,
     log: (msg: string) => void,
+    netns?: NetnsLab,
   ) {
     this.dir = dir;
+    this.netns = netns;
     this.log = log;
     this.semiSync = options.semiSync;
     this.mariadbd = findMariadbd();
@@ -283,7 +296,7 @@ export class MariaDbCluster {
       }
       const node = {
         id,
-        host: '127.0.0.1' as const,
+        host: netns === undefined ? '127.0.0.1' : netns.addressOf(id),
         port: 0,
         socket,
         datadir: join(nodeDir, 'data'),
@@ -384,6 +397,8 @@ export class MariaDbCluster {
         applierThreads: this.options.applierThreads,
         semiSyncTimeoutMs: this.options.semiSyncTimeoutMs,
         extra: typeof extra === 'function' ? extra(rt.node.id) : extra,
+        // The whole namespace is the node's host: listen on its own address and on the VIP it may hold.
+        ...(this.netns === undefined ? {} : { bindAddress: '0.0.0.0', reportHost: rt.node.host }),
       }),
     );
   }
@@ -449,9 +464,10 @@ export class MariaDbCluster {
     let child: ChildProcess;
     try {
       this.assertNotDestroyed();
-      child = spawn(this.mariadbd, [`--defaults-file=${rt.cnf}`, ...extraArgs], {
-        stdio: ['ignore', out, out],
-      });
+      const argv = [this.mariadbd, `--defaults-file=${rt.cnf}`, ...extraArgs];
+      // `ip netns exec` execs in place, so the child's pid is mariadbd's own.
+      const [cmd, ...args] = this.netns === undefined ? argv : this.netns.wrap(rt.node.id, argv);
+      child = spawn(cmd!, args, { stdio: ['ignore', out, out] });
     } finally {
       closeSync(out);
     }
@@ -696,7 +712,10 @@ export class MariaDbCluster {
     await q(
       'CREATE TABLE failover_meta.heartbeat (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL, server_id INT NOT NULL)',
     );
-    for (const host of ACCOUNT_HOSTS) {
+    // In netns mode peers and the prober connect from the lab's subnet (skip_name_resolve: IP patterns).
+    const hosts =
+      this.netns === undefined ? ACCOUNT_HOSTS : [...ACCOUNT_HOSTS, this.netns.subnet.replace(/0\/24$/, '%')];
+    for (const host of hosts) {
       const { admin, replication, app } = this.credentials;
       await q('CREATE USER ?@? IDENTIFIED BY ?', [admin.user, host, admin.password]);
       await q(`GRANT ${ADMIN_GRANTS.join(', ')} ON *.* TO ?@?`, [admin.user, host]);
@@ -773,9 +792,11 @@ export async function startCluster(opts: ClusterHarnessOptions = {}): Promise<Ma
   const dir = resolveDir(opts.baseDir);
   let cluster: MariaDbCluster | undefined;
   try {
-    cluster = new MariaDbCluster(dir, nodeCount, settings, log);
+    cluster = new MariaDbCluster(dir, nodeCount, settings, log, opts.netns);
     const c = cluster;
-    await c.prepare(await pickFreePorts(nodeCount));
+    // Namespace mode: every node is its own host, so they all take one port (clients reach the VIP on it).
+    const ports = await pickFreePorts(opts.netns === undefined ? nodeCount : 1);
+    await c.prepare(opts.netns === undefined ? ports : Array<number>(nodeCount).fill(ports[0]!));
     // allSettled: a node that fails must not leave its siblings' installs running past destroy().
     const inits = await Promise.allSettled(c.nodes.map((n) => c.initNode(n.id)));
     const failed = inits.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -790,7 +811,7 @@ export async function startCluster(opts: ClusterHarnessOptions = {}): Promise<Ma
     await c.waitForReplicas(primary);
     log(
       `cluster ready in ${Date.now() - t0} ms (nodes up ${tNodes - t0} ms, wiring ${Date.now() - tNodes} ms): ` +
-        c.nodes.map((n) => `${n.id}=127.0.0.1:${n.port}`).join(' '),
+        c.nodes.map((n) => `${n.id}=${n.host}:${n.port}`).join(' '),
     );
     return c;
   } catch (err) {

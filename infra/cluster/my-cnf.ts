@@ -13,6 +13,10 @@ export interface NodeConfig {
   semiSyncTimeoutMs: number;
   /** Extra [mysqld] lines, appended last so they override the defaults above. */
   extra: string;
+  /** Address mariadbd listens on; default 127.0.0.1 (netns mode: 0.0.0.0 of its own namespace, so the VIP too). */
+  bindAddress?: string;
+  /** Address it reports to its primary (SHOW SLAVE HOSTS); default 127.0.0.1. */
+  reportHost?: string;
 }
 
 /**
@@ -34,10 +38,10 @@ pid-file=${c.pidFile}
 log_error=${c.errorLog}
 tmpdir=${c.tmpdir}
 port=${c.port}
-bind-address=127.0.0.1
+bind-address=${c.bindAddress ?? '127.0.0.1'}
 skip_name_resolve
 server_id=${c.serverId}
-report_host=127.0.0.1
+report_host=${c.reportHost ?? '127.0.0.1'}
 report_port=${c.port}
 
 log_bin=binlog

@@ -1,6 +1,7 @@
 /**
  * A local EC2 Query API endpoint (node:http) that the real @aws-sdk/client-ec2 talks to: SigV4 is
- * verified with the configured secret, the VIP-related actions are validated as EC2 validates them,
+ * verified with the configured secret, the VIP-related and STONITH actions (StopInstances,
+ * DescribeInstances) are validated as EC2 validates them,
  * and faults (latency, throttling, 5xx, hangs) can be injected per action.
  */
 import { randomUUID } from 'node:crypto';
@@ -15,6 +16,8 @@ import { verifySigV4 } from './sigv4.ts';
 export type {
   Ec2ChangeEvent,
   Ec2ChangeListener,
+  Ec2Instance,
+  InstanceStateName,
   NetworkInterfaceSpec,
   RouteTableSpec,
   SubnetSpec,
@@ -29,6 +32,10 @@ export interface Ec2EmulatorOptions {
   region?: string;
   /** Delay before an assignment or route change becomes visible (default 50 ms). */
   propagationMs?: number;
+  /** How long StopInstances leaves an instance 'stopping' (default 500 ms; Force: forceStopMs). */
+  stopMs?: number;
+  /** The same for StopInstances with Force=true (default 100 ms). */
+  forceStopMs?: number;
 }
 
 export interface Ec2Emulator {
@@ -47,7 +54,11 @@ const MAX_BODY = 1 << 20;
  */
 export async function startEc2Emulator(opts: Ec2EmulatorOptions): Promise<Ec2Emulator> {
   const region = opts.region ?? 'us-east-1';
-  const model = new Ec2Model(opts.propagationMs === undefined ? {} : { propagationMs: opts.propagationMs });
+  const model = new Ec2Model({
+    ...(opts.propagationMs === undefined ? {} : { propagationMs: opts.propagationMs }),
+    ...(opts.stopMs === undefined ? {} : { stopMs: opts.stopMs }),
+    ...(opts.forceStopMs === undefined ? {} : { forceStopMs: opts.forceStopMs }),
+  });
   const faults = new FaultInjector();
   const credentials = [opts.credentials];
 

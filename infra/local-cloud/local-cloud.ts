@@ -66,6 +66,12 @@ export interface LocalCloudOptions {
   provider?: LocalCloudProvider;
   /** Emulated provider latencies (latency-profiles.ts); default 'none' (fast, for tests). */
   latency?: LatencyMode;
+  /**
+   * The VIP data path: 'loopback' (default) is a TCP forwarder on 127.0.0.1 following the provider's
+   * holder; 'netns' (root, a cluster started with `netns`) makes the VIP a real address in the lab
+   * (its .50) that really moves between the nodes' namespaces, with no forwarder (infra/netns).
+   */
+  network?: 'loopback' | 'netns';
   /** Merged into the generated `vip` config, e.g. { verifyTimeoutMs: 3000 }. */
   vipOverrides?: Record<string, unknown>;
   log?: (line: string) => void;
@@ -78,6 +84,7 @@ export interface LocalCloud {
   configFile: string;
   ec2: Ec2Emulator;
   sfn: SfnEndpoint;
+  /** Where clients connect: the forwarder, or in netns mode the VIP address itself on the nodes' port. */
   vip: VipForwarder;
   provider: LocalCloudProvider;
   /** The address the provider moves (the overlay IP for aws-route-table). */
@@ -139,15 +146,36 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     // EC2 with one ENI per node, the VIP on the primary's ENI
     const ec2 = await startEc2Emulator({ credentials: LOCAL_CREDENTIALS, region: LOCAL_REGION });
     stops.push(() => ec2.close());
+    const netns = opts.network === 'netns' ? cluster.netns : undefined;
+    if (opts.network === 'netns' && netns === undefined)
+      throw new Error(
+        "network: 'netns' needs a cluster started with startCluster({ netns: await startNetnsLab(...) })",
+      );
     const vipSetup = await setUpVipProvider({
       provider: opts.provider ?? 'aws-secondary-ip',
       latency: opts.latency ?? 'none',
       cluster,
       ec2,
       region: LOCAL_REGION,
+      ...(netns === undefined ? {} : { netns, log }),
     });
     stops.push(() => vipSetup.close());
-    const vip = await startVipForwarder(vipSetup.source);
+    // A stopped instance runs nothing: STONITH's stop (EC2 StopInstances, ECS StopInstance) kills
+    // that node's mariadbd before the emulated API shows the instance stopped.
+    const onInstanceStopped = async (instanceId: string): Promise<void> => {
+      const nodeId = cluster.nodes.find(
+        (n) =>
+          ec2.model.networkInterface(vipSetup.eniOf[n.id] ?? '')?.instanceId === instanceId ||
+          vipSetup.instanceOf[n.id] === instanceId,
+      )?.id;
+      if (nodeId !== undefined) await cluster.crash(nodeId);
+    };
+    ec2.model.powerOff = onInstanceStopped;
+    if (vipSetup.aliyun) vipSetup.aliyun.model.powerOff = onInstanceStopped;
+    const vip: VipForwarder =
+      netns === undefined
+        ? await startVipForwarder(vipSetup.source)
+        : { host: vipSetup.address, port: cluster.nodes[0]!.port, close: async () => {} };
     stops.push(() => vip.close());
 
     // The cluster's configuration, as an operator would write it.

@@ -12,6 +12,8 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MariaDbCluster } from '../cluster/mariadb-cluster.ts';
+import type { NetnsLab } from '../netns/lab.ts';
+import { guestHostFromLab, startEc2VipFabric, startHaVipFabric } from '../netns/vip-fabric.ts';
 import { type AliyunEmulator, startAliyunEmulator, vipBackendFromHaVip } from './aliyun/emulator.ts';
 import type { Ec2Emulator } from './ec2-emulator.ts';
 import type { FaultInjector } from './fault-injection.ts';
@@ -90,8 +92,17 @@ export async function setUpVipProvider(opts: {
   cluster: MariaDbCluster;
   ec2: Ec2Emulator;
   region: string;
+  /**
+   * Network-namespace mode: the VPC is the lab's subnet, each node's private IP its lab address,
+   * the VIP the lab's .50, and the address really moves between namespaces (infra/netns/vip-fabric.ts).
+   */
+  netns?: NetnsLab;
+  log?: (msg: string) => void;
 }): Promise<VipProviderSetup> {
-  const { provider, cluster, ec2 } = opts;
+  const { provider, cluster, ec2, netns } = opts;
+  if (netns !== undefined && provider === 'aws-route-table')
+    throw new Error('aws-route-table is not available in network-namespace mode yet (use loopback)');
+  const vipAddress = netns === undefined ? VIP_ADDRESS : netns.addressAt(50);
   const profile = latencyProfile(opts.latency);
   for (const [action, ms] of Object.entries(profile.ec2.apiMs)) ec2.faults.set(action, { latencyMs: ms });
   ec2.model.propagationMs =
@@ -99,7 +110,12 @@ export async function setUpVipProvider(opts: {
 
   // ENIs exist for every provider (the sandbox and operator tools read eniOf); the route-table
   // cluster spreads its nodes over two AZs, which is what that provider is for.
-  const subnets = provider === 'aws-route-table' ? SUBNETS : SUBNETS.slice(0, 1);
+  const subnets =
+    netns !== undefined
+      ? [{ ...SUBNETS[0], cidrBlock: netns.subnet, net: netns.hostAddress.replace(/\.1$/, '') }]
+      : provider === 'aws-route-table'
+        ? SUBNETS
+        : SUBNETS.slice(0, 1);
   for (const s of subnets) ec2.model.addSubnet({ ...s, vpcId: VPC_ID });
   const eniOf: Record<string, string> = {};
   const byEni: Record<string, Backend> = {};
@@ -112,11 +128,11 @@ export async function setUpVipProvider(opts: {
     ec2.model.addNetworkInterface({
       networkInterfaceId: eni,
       subnetId: subnet.subnetId,
-      privateIpAddress: `${subnet.net}.${11 + i}`,
+      privateIpAddress: netns === undefined ? `${subnet.net}.${11 + i}` : netns.addressOf(n.id),
       instanceId: `i-0a00000000000001${i}`,
       description: `database node ${n.id}`,
       ...(provider === 'aws-secondary-ip' && n.id === primaryId
-        ? { secondaryPrivateIpAddresses: [VIP_ADDRESS] }
+        ? { secondaryPrivateIpAddresses: [vipAddress] }
         : {}),
     });
   });
@@ -134,15 +150,27 @@ export async function setUpVipProvider(opts: {
   };
 
   if (provider === 'aws-secondary-ip') {
+    const fabric =
+      netns === undefined
+        ? undefined
+        : await startEc2VipFabric({
+            lab: netns,
+            model: ec2.model,
+            address: vipAddress,
+            nodeOfEni,
+            initialHolder: primaryId,
+            ...(opts.log === undefined ? {} : { log: opts.log }),
+          });
     return {
       ...base,
       provider,
-      address: VIP_ADDRESS,
-      vipConfig: { provider, address: VIP_ADDRESS, region: opts.region },
+      address: vipAddress,
+      vipConfig: { provider, address: vipAddress, region: opts.region },
       nodeFields: awsNodeFields,
       routeTableIds: [],
-      source: vipBackendFromEc2(ec2.model, VIP_ADDRESS, byEni),
-      holder: () => nodeOfEni(ec2.model.holderOf(VIP_ADDRESS)),
+      source: vipBackendFromEc2(ec2.model, vipAddress, byEni),
+      holder: () => nodeOfEni(ec2.model.holderOf(vipAddress)),
+      close: async () => fabric?.close(),
     };
   }
 
@@ -172,28 +200,40 @@ export async function setUpVipProvider(opts: {
   }
 
   // aliyun-havip
+  const instanceOf: Record<string, string> = {};
   const aliyun = await startAliyunEmulator({
     credentials: ALIYUN_CREDENTIALS,
     regionId: ALIYUN_REGION,
     transitionMs: profile.aliyun.transitionMs,
     commandMs: profile.aliyun.commandMs,
+    ...(netns === undefined
+      ? {}
+      : {
+          guestHost: guestHostFromLab(
+            netns,
+            (id) => Object.entries(instanceOf).find(([, inst]) => inst === id)?.[0],
+          ),
+        }),
   });
   for (const [action, ms] of Object.entries(profile.aliyun.apiMs))
     aliyun.faults.set(action, { latencyMs: ms });
   const vSwitchId = 'vsw-bp1local0000000001';
   aliyun.model.addVSwitch({ vSwitchId, vpcId: 'vpc-bp1local0000000001', zoneId: `${ALIYUN_REGION}-h` });
-  const instanceOf: Record<string, string> = {};
   const byInstance: Record<string, Backend> = {};
   cluster.nodes.forEach((n, i) => {
     const id = `i-bp1local00000000000${i + 1}`;
     instanceOf[n.id] = id;
     byInstance[id] = { host: n.host, port: n.port };
-    aliyun.model.addInstance({ instanceId: id, vSwitchId, privateIpAddress: `10.0.1.${11 + i}` });
+    aliyun.model.addInstance({
+      instanceId: id,
+      vSwitchId,
+      privateIpAddress: netns === undefined ? `10.0.1.${11 + i}` : netns.addressOf(n.id),
+    });
   });
   aliyun.model.addHaVip({
     haVipId: HAVIP_ID,
     vSwitchId,
-    ipAddress: VIP_ADDRESS,
+    ipAddress: vipAddress,
     associatedInstances: [instanceOf[primaryId]!],
     masterInstanceId: instanceOf[primaryId]!,
   });
@@ -201,13 +241,29 @@ export async function setUpVipProvider(opts: {
   const secretFile = join(cluster.dir, 'aliyun-access-key-secret');
   writeFileSync(secretFile, `${ALIYUN_CREDENTIALS.accessKeySecret}\n`, { mode: 0o600 });
   chmodSync(secretFile, 0o600);
+  const nodeOfInstance = (id: string | undefined) =>
+    Object.entries(instanceOf).find(([, i]) => i === id)?.[0];
+  const haVipFabric =
+    netns === undefined
+      ? undefined
+      : await startHaVipFabric({
+          lab: netns,
+          model: aliyun.model,
+          haVipId: HAVIP_ID,
+          address: vipAddress,
+          nodeOfInstance,
+          ...(opts.log === undefined ? {} : { log: opts.log }),
+        }).catch(async (err: unknown) => {
+          await aliyun.close();
+          throw err;
+        });
   return {
     ...base,
     provider,
-    address: VIP_ADDRESS,
+    address: vipAddress,
     vipConfig: {
       provider,
-      address: VIP_ADDRESS,
+      address: vipAddress,
       haVipId: HAVIP_ID,
       regionId: ALIYUN_REGION,
       endpoint: aliyun.url,
@@ -228,6 +284,9 @@ export async function setUpVipProvider(opts: {
     faults: aliyun.faults,
     aliyun,
     env: { [ALIYUN_KEY_ID_ENV]: ALIYUN_CREDENTIALS.accessKeyId },
-    close: () => aliyun.close(),
+    close: async () => {
+      await haVipFabric?.close();
+      await aliyun.close();
+    },
   };
 }

@@ -29,7 +29,10 @@ export const NodeSchema = z
      */
     probeHost: z.string().min(1).optional(),
     probePort: z.number().int().min(1).max(65535).optional(),
-    /** ECS instance id (aliyun-havip). */
+    /**
+     * The node's cloud instance: the ECS instance id (aliyun-havip, needed) or the EC2 instance id
+     * (i-..., aws-* providers). Also what STONITH stops (failover.stonith), on either cloud.
+     */
     instanceId: z.string().min(1).optional(),
   })
   .strict();
@@ -122,6 +125,22 @@ export const FailoverPolicySchema = z
      * resume writable); a refused one crashed and costs no provider call on the hot path.
      */
     vipFenceWhenUnreachable: z.enum(['always', 'unless-refused']).default('unless-refused'),
+    /**
+     * STONITH: stop the old primary's instance through the cloud API (EC2 StopInstances Force, or
+     * ECS StopInstance ForceStop, on the vip provider's cloud) when it did not answer the SQL fence,
+     * before the candidate is promoted. Off by default. When enabled, a stop that fails or is not
+     * confirmed within waitStoppedMs fails the failover (StonithFailedError): no promotion.
+     */
+    stonith: z
+      .object({
+        enabled: z.boolean().default(false),
+        /** Wait until the API shows the instance stopped (false: accepted/stopping is enough). */
+        waitStopped: z.boolean().default(true),
+        /** Budget for the stop and its confirmation; the FenceOldPrimary task has 60 s in all. */
+        waitStoppedMs: z.number().int().min(100).max(50_000).default(40_000),
+      })
+      .strict()
+      .default({ enabled: false, waitStopped: true, waitStoppedMs: 40_000 }),
     /** Pre/post-failover hook Lambdas (mysqlfailover's --exec-before/--exec-after). */
     hooks: z
       .object({
@@ -172,7 +191,25 @@ export const ClusterSchema = z
           path: ['nodes', i, need],
           message: `required by vip.provider "${c.vip.provider}"`,
         });
+      if (c.failover.stonith.enabled && c.vip.provider !== 'none') {
+        const aws = c.vip.provider !== 'aliyun-havip';
+        if (n.instanceId === undefined || (aws && !/^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/.test(n.instanceId)))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['nodes', i, 'instanceId'],
+            message: aws
+              ? 'an EC2 instance id like i-0123456789abcdef0 is required by failover.stonith'
+              : 'required by failover.stonith',
+          });
+      }
     });
+    if (c.failover.stonith.enabled && c.vip.provider === 'none')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['failover', 'stonith', 'enabled'],
+        message:
+          'STONITH stops instances through the vip provider\'s cloud API: vip.provider must not be "none"',
+      });
     if (!ids.has(c.primary))
       ctx.addIssue({
         code: 'custom',

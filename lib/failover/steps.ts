@@ -12,6 +12,7 @@ import {
 } from '../adapters/mysql/admin.ts';
 import type { Login, Timeouts } from '../adapters/mysql/connection.ts';
 import { probeNode } from '../adapters/mysql/probe.ts';
+import { createStonith } from '../adapters/stonith.ts';
 import type { ClusterConfig, NodeConfig } from '../config/schema.ts';
 import { electCandidate, findErrantReplicas, replicasAheadOf } from '../core/elect-candidate.ts';
 import { describeGtidRanges, gtidContains, gtidMissing, maxGtid } from '../core/gtid.ts';
@@ -429,6 +430,8 @@ const FENCE_HEAD_START_MS = 150;
  * primary can resume (SIGCONT, a healed partition) with read_only=OFF and would take writes
  * through the VIP while the new primary does (orchestrator's two-primaries case). The VIP then
  * points at the still read-only candidate: clients get read-only errors until the promotion.
+ * With failover.stonith.enabled, an old primary that did not take the SQL fence also has its
+ * instance stopped through the cloud API (detail.stonith); a failed stop throws StonithFailedError.
  */
 export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promise<FailoverContext> {
   const candidate = requireCandidate(ctx);
@@ -478,6 +481,27 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
         },
       };
     }
+    // STONITH: whatever the SQL attempt found (hung, cut off, or refused by a crashed mariadbd on
+    // a host that may restart it), a node that did not take the fence is stopped through the cloud
+    // API before anyone is promoted, concurrently with the VIP move. A node that answered is fenced
+    // by read_only and never stopped. A failed stop fails the step (StonithFailedError, terminal).
+    const stonith =
+      ctx.kind === 'failover' && c.failover.stonith.enabled
+        ? createStonith(c, rt.secrets, (e) => rt.log(e)).then((s) =>
+            s?.stop(ctx.failedPrimary, { deadline: Date.now() + c.failover.stonith.waitStoppedMs }),
+          )
+        : undefined;
+    stonith?.catch(() => undefined);
+    const withStonith = async (o: StepOutcome): Promise<StepOutcome> => {
+      const s = await stonith;
+      if (!s) return o;
+      return {
+        detail: {
+          ...o.detail,
+          stonith: { instanceId: s.instanceId, state: s.state, ms: s.ms, apiCalls: s.apiCalls },
+        },
+      };
+    };
     const err = sql.err;
     const code = err instanceof NodeUnreachableError ? String(err.details.code ?? '') : '';
     const crashed = code === 'ECONNREFUSED';
@@ -487,14 +511,15 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
       // Refused: the process is gone. It comes back only through a restart, and the VIP
       // leaves it in MoveVip; the health check re-fences it if it returns writable.
       const moved = speculative ? await speculative : undefined;
-      return {
+      return withStonith({
         result: 'skipped',
         detail: { reachable: false, crashed, reason, ...(moved ? { vipHolder: moved.holder } : {}) },
-      };
+      });
     }
-    if (!mover) return { result: 'skipped', detail: { reachable: false, crashed, reason, vip: 'none' } };
+    if (!mover)
+      return withStonith({ result: 'skipped', detail: { reachable: false, crashed, reason, vip: 'none' } });
     const moved = await (speculative ?? moveVipAway());
-    return {
+    return withStonith({
       detail: {
         reachable: false,
         crashed,
@@ -503,7 +528,7 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
         vipHolder: moved?.holder,
         vipMs: moved?.ms,
       },
-    };
+    });
   });
   return { ...ctx, vipFenced };
 }

@@ -1,11 +1,14 @@
 /**
- * ECS API (Version 2014-05-26) Cloud Assistant actions of the emulator: RunCommand,
- * DescribeInvocationResults, DescribeInvocations. An invocation runs for `commandMs` per
+ * ECS API (Version 2014-05-26) actions of the emulator: the power actions STONITH uses
+ * (StopInstance with ForceStop, DescribeInstanceStatus, DescribeInstances) and Cloud Assistant
+ * (RunCommand, DescribeInvocationResults, DescribeInvocations). StopInstance moves a Running
+ * instance to Stopping, then to Stopped after `stopMs` (`forceStopMs` with ForceStop=true) once
+ * the model's powerOff hook has run. An invocation runs for `commandMs` per
  * instance (Running), then Finished (exit 0) or Failed; an instance that is not Running fails
  * it with ErrorCode InstanceNotRunning. Scripts are interpreted by guest-script.ts, never run.
  */
 import { randomBytes } from 'node:crypto';
-import { runGuestScript } from './guest-script.ts';
+import { type GuestHost, runGuestScript, runGuestScriptOnHost, type ScriptResult } from './guest-script.ts';
 import { AliyunApiError, type AliyunModel } from './model.ts';
 import { IdempotencyCache, type RpcHandler, type RpcParams, requireParams } from './vpc-emulator.ts';
 
@@ -47,6 +50,12 @@ interface Invocation {
 export interface EcsEmulatorOptions {
   /** How long a command "runs" on an instance before its result is known. */
   commandMs?: number;
+  /** How long StopInstance leaves an instance Stopping (default 2 x the model's transitionMs). */
+  stopMs?: number;
+  /** The same with ForceStop=true (default the model's transitionMs). */
+  forceStopMs?: number;
+  /** Really run the scripts on the instances' hosts (network-namespace mode) instead of modelling them. */
+  guestHost?: GuestHost;
 }
 
 const iso = (ms = Date.now()) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -84,8 +93,37 @@ export function createEcsHandlers(
   opts: EcsEmulatorOptions = {},
 ): Record<string, RpcHandler> {
   const commandMs = opts.commandMs ?? model.transitionMs;
+  const stopMs = opts.stopMs ?? model.transitionMs * 2;
+  const forceStopMs = opts.forceStopMs ?? model.transitionMs;
   const invocations = new Map<string, Invocation>();
   const idem = new IdempotencyCache();
+  const stopping = new Map<string, symbol>();
+
+  const requireRegion = (params: RpcParams) => {
+    requireParams(params, 'RegionId');
+    if (params.RegionId !== model.regionId) {
+      throw new AliyunApiError(404, 'InvalidRegionId.NotFound', 'The specified RegionId does not exist.');
+    }
+  };
+  const finishStop = async (instanceId: string, token: symbol) => {
+    try {
+      await model.powerOff?.(instanceId);
+    } catch {
+      // The hypervisor stops the instance whatever its guest does.
+    }
+    if (stopping.get(instanceId) !== token) return;
+    stopping.delete(instanceId);
+    if (model.instances.get(instanceId)?.status === 'Stopping')
+      model.setInstanceStatus(instanceId, 'Stopped');
+  };
+  const page = <T>(rows: T[], params: RpcParams) => {
+    const pageSize = Math.min(100, Math.max(1, Number(params.PageSize ?? 10) || 10));
+    const pageNumber = Math.max(1, Number(params.PageNumber ?? 1) || 1);
+    return {
+      rows: rows.slice((pageNumber - 1) * pageSize, pageNumber * pageSize),
+      meta: { TotalCount: rows.length, PageNumber: pageNumber, PageSize: pageSize },
+    };
+  };
 
   const execute = (run: InstanceRun, inv: Invocation) => {
     const inst = model.instances.get(run.instanceId);
@@ -99,7 +137,22 @@ export function createEcsHandlers(
       });
       return;
     }
-    const result = runGuestScript(model, run.instanceId, inv.content);
+    const guestHost = opts.guestHost;
+    if (guestHost !== undefined) {
+      // Still Running until the real commands have finished on the host.
+      run.finishedTime = '';
+      void runGuestScriptOnHost(model, run.instanceId, inv.content, guestHost)
+        .catch((err: Error): ScriptResult => ({ exitCode: 1, output: err.message }))
+        .then((result) => {
+          run.finishedTime = iso();
+          applyResult(run, result);
+        });
+      return;
+    }
+    applyResult(run, runGuestScript(model, run.instanceId, inv.content));
+  };
+
+  const applyResult = (run: InstanceRun, result: ScriptResult) => {
     run.exitCode = result.exitCode;
     run.output = result.output;
     if (result.exitCode === 0) {
@@ -128,6 +181,101 @@ export function createEcsHandlers(
   };
 
   return {
+    StopInstance: (params, { requestId }) => {
+      requireParams(params, 'InstanceId');
+      const inst = model.instances.get(params.InstanceId!);
+      if (!inst) {
+        throw new AliyunApiError(
+          404,
+          'InvalidInstanceId.NotFound',
+          'The specified InstanceId does not exist.',
+        );
+      }
+      const force = (params.ForceStop ?? 'false').toLowerCase() === 'true';
+      // ECS refuses to stop an instance that is not Running (also one already Stopped).
+      if (inst.status !== 'Running' && !(inst.status === 'Stopping' && force)) {
+        throw new AliyunApiError(
+          403,
+          'IncorrectInstanceStatus',
+          'The current status of the resource does not support this operation.',
+        );
+      }
+      if ((params.DryRun ?? 'false').toLowerCase() === 'true') {
+        throw new AliyunApiError(
+          400,
+          'DryRunOperation',
+          'Request validation has been passed with DryRun flag set.',
+        );
+      }
+      if (inst.status === 'Running') model.setInstanceStatus(inst.instanceId, 'Stopping');
+      const token = Symbol('stop');
+      stopping.set(inst.instanceId, token);
+      model.later(() => void finishStop(inst.instanceId, token), force ? forceStopMs : stopMs);
+      return { RequestId: requestId };
+    },
+
+    DescribeInstanceStatus: (params, { requestId }) => {
+      requireRegion(params);
+      const ids: string[] = [];
+      for (let n = 1; n <= 100; n++) {
+        const id = params[`InstanceId.${n}`];
+        if (id) ids.push(id);
+      }
+      const all = [...model.instances.values()].filter((i) => ids.length === 0 || ids.includes(i.instanceId));
+      const { rows, meta } = page(all, params);
+      return {
+        RequestId: requestId,
+        ...meta,
+        InstanceStatuses: {
+          InstanceStatus: rows.map((i) => ({ InstanceId: i.instanceId, Status: i.status })),
+        },
+      };
+    },
+
+    DescribeInstances: (params, { requestId }) => {
+      requireRegion(params);
+      let ids: string[] | undefined;
+      if (params.InstanceIds) {
+        try {
+          const parsed: unknown = JSON.parse(params.InstanceIds);
+          if (!Array.isArray(parsed) || parsed.some((x) => typeof x !== 'string')) throw new Error('shape');
+          ids = parsed as string[];
+        } catch {
+          throw new AliyunApiError(
+            400,
+            'InvalidInstanceIds.Malformed',
+            'The specified parameter InstanceIds is not valid.',
+          );
+        }
+      }
+      const all = [...model.instances.values()].filter(
+        (i) => (!ids || ids.includes(i.instanceId)) && (!params.Status || i.status === params.Status),
+      );
+      const { rows, meta } = page(all, params);
+      return {
+        RequestId: requestId,
+        ...meta,
+        Instances: {
+          Instance: rows.map((i) => {
+            const vs = model.vSwitches.get(i.vSwitchId);
+            return {
+              InstanceId: i.instanceId,
+              Status: i.status,
+              RegionId: model.regionId,
+              ZoneId: vs?.zoneId ?? '',
+              InstanceNetworkType: 'vpc',
+              StoppedMode: i.status === 'Stopped' ? 'KeepCharging' : 'Not-applicable',
+              VpcAttributes: {
+                VpcId: vs?.vpcId ?? '',
+                VSwitchId: i.vSwitchId,
+                PrivateIpAddress: { IpAddress: [i.privateIpAddress] },
+              },
+            };
+          }),
+        },
+      };
+    },
+
     RunCommand: (params, { requestId }) => {
       requireParams(params, 'RegionId', 'Type', 'CommandContent');
       return idem.run('RunCommand', params, () => {

@@ -12,6 +12,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { FaultInjector } from '../fault-injection.ts';
 import { createEcsHandlers, ECS_API_VERSION, type EcsEmulatorOptions } from './ecs-emulator.ts';
+import type { GuestHost } from './guest-script.ts';
 import { AliyunApiError, AliyunModel } from './model.ts';
 import { buildStringToSign, computeRpcSignature, parseFormString, signaturesMatch } from './signature.ts';
 import { createVpcHandlers, type RpcHandler, type RpcParams, VPC_API_VERSION } from './vpc-emulator.ts';
@@ -31,6 +32,8 @@ export interface AliyunEmulatorOptions {
   maxInstancesPerHaVip?: number;
   /** How long a Cloud Assistant command runs; defaults to transitionMs. */
   commandMs?: number;
+  /** Really run Cloud Assistant scripts on the instances' hosts (network-namespace mode). */
+  guestHost?: GuestHost;
   /** Largest accepted clock skew of Timestamp; the gateway allows 15 minutes. */
   maxSkewMs?: number;
 }
@@ -67,7 +70,10 @@ export async function startAliyunEmulator(opts: AliyunEmulatorOptions): Promise<
     ...(opts.minCallIntervalMs === undefined ? {} : { minCallIntervalMs: opts.minCallIntervalMs }),
     ...(opts.maxInstancesPerHaVip === undefined ? {} : { maxInstancesPerHaVip: opts.maxInstancesPerHaVip }),
   });
-  const ecsOpts: EcsEmulatorOptions = opts.commandMs === undefined ? {} : { commandMs: opts.commandMs };
+  const ecsOpts: EcsEmulatorOptions = {
+    ...(opts.commandMs === undefined ? {} : { commandMs: opts.commandMs }),
+    ...(opts.guestHost === undefined ? {} : { guestHost: opts.guestHost }),
+  };
   const services = new Map<string, Service>([
     [VPC_API_VERSION, { name: 'Vpc', handlers: createVpcHandlers(model) }],
     [ECS_API_VERSION, { name: 'Ecs', handlers: createEcsHandlers(model, ecsOpts) }],

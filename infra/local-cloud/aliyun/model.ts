@@ -93,6 +93,11 @@ export class AliyunModel {
   readonly instances = new Map<string, EcsInstance>();
   readonly haVips = new Map<string, HaVip>();
   private readonly listeners = new Set<(event: ModelEvent) => void>();
+  /**
+   * Powers an instance's workload off (the local cloud kills the node's mariadbd). StopInstance
+   * awaits it before the instance shows Stopped: a stopped instance runs nothing.
+   */
+  powerOff: ((instanceId: string) => Promise<void> | void) | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly now: () => number;
 

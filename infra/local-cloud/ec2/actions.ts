@@ -3,8 +3,12 @@
  * its `<ActionResponse>` or throws Ec2ApiError.
  */
 import {
+  type Ec2Instance,
   type Ec2Model,
+  INSTANCE_STATE_CODES,
+  type InstanceStateName,
   isEniId,
+  isInstanceId,
   isRouteTableId,
   type NetworkInterface,
   parseCidr,
@@ -215,6 +219,118 @@ const describeRouteTables: ActionHandler = (model, params) => {
   return `<routeTableSet>${page.map((t) => renderTable(t, model)).join('')}</routeTableSet>${el('nextToken', nextToken)}`;
 };
 
+/** Resolves instance ids as EC2 does: every malformed id first, then every unknown one in one error. */
+function findInstances(model: Ec2Model, ids: string[]): Ec2Instance[] {
+  for (const id of ids) {
+    if (!isInstanceId(id)) {
+      throw new Ec2ApiError('InvalidInstanceID.Malformed', `Invalid id: "${id}" (expecting "i-...")`);
+    }
+  }
+  const missing = ids.filter((id) => !model.instance(id));
+  if (missing.length === 1) {
+    throw new Ec2ApiError('InvalidInstanceID.NotFound', `The instance ID '${missing[0]}' does not exist`);
+  }
+  if (missing.length > 1) {
+    throw new Ec2ApiError(
+      'InvalidInstanceID.NotFound',
+      `The instance IDs '${missing.join(', ')}' do not exist`,
+    );
+  }
+  return ids.map((id) => model.instance(id) as Ec2Instance);
+}
+
+function stateXml(tag: string, state: InstanceStateName): string {
+  return `<${tag}>${el('code', INSTANCE_STATE_CODES[state])}${el('name', state)}</${tag}>`;
+}
+
+const stopInstances: ActionHandler = (model, params) => {
+  const ids = list(params, 'InstanceId');
+  if (ids.length === 0) {
+    throw new Ec2ApiError('MissingParameter', 'The request must contain the parameter InstanceId');
+  }
+  const instances = findInstances(model, ids);
+  // All or nothing, as EC2 validates the whole call before stopping any instance.
+  for (const inst of instances) {
+    if (inst.state === 'pending' || inst.state === 'shutting-down' || inst.state === 'terminated') {
+      throw new Ec2ApiError(
+        'IncorrectInstanceState',
+        `This instance '${inst.instanceId}' is not in a state from which it can be stopped.`,
+      );
+    }
+  }
+  if (bool(params, 'DryRun')) {
+    throw new Ec2ApiError('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
+  }
+  const force = bool(params, 'Force');
+  const items = instances
+    .map((inst) => {
+      const { previous, current } = model.stopInstance(inst.instanceId, force);
+      return `<item>${el('instanceId', inst.instanceId)}${stateXml('currentState', current)}${stateXml('previousState', previous)}</item>`;
+    })
+    .join('');
+  return `<instancesSet>${items}</instancesSet>`;
+};
+
+const INSTANCE_FILTERS: Record<string, (i: Ec2Instance, model: Ec2Model) => readonly (string | undefined)[]> =
+  {
+    'instance-id': (i) => [i.instanceId],
+    'instance-state-name': (i) => [i.state],
+    'instance-state-code': (i) => [String(INSTANCE_STATE_CODES[i.state])],
+    'network-interface.network-interface-id': (i, m) => enisOf(m, i).map((e) => e.networkInterfaceId),
+    'private-ip-address': (i, m) => [enisOf(m, i)[0]?.privateIpAddress],
+  };
+
+function enisOf(model: Ec2Model, inst: Ec2Instance): NetworkInterface[] {
+  return [...model.networkInterfaces()].filter((e) => e.instanceId === inst.instanceId);
+}
+
+function renderInstance(inst: Ec2Instance, model: Ec2Model): string {
+  const enis = enisOf(model, inst);
+  const primary = enis[0];
+  const reason =
+    inst.state === 'stopped' || inst.state === 'stopping'
+      ? `<stateReason>${el('code', 'Client.UserInitiatedShutdown')}${el('message', 'Client.UserInitiatedShutdown: User initiated shutdown')}</stateReason>`
+      : '';
+  const nis = enis
+    .map(
+      (e, i) =>
+        `<item>${el('networkInterfaceId', e.networkInterfaceId)}${el('subnetId', e.subnetId)}${el('vpcId', e.vpcId)}${el('ownerId', OWNER_ID)}${el('status', 'in-use')}${el('privateIpAddress', e.privateIpAddress)}<attachment>${el('attachmentId', `eni-attach-${e.networkInterfaceId.slice(4)}`)}${el('deviceIndex', i)}${el('status', 'attached')}</attachment></item>`,
+    )
+    .join('');
+  return `<item>${el('instanceId', inst.instanceId)}${el('imageId', 'ami-0a000000000000001')}${stateXml('instanceState', inst.state)}${el('privateDnsName', primary ? `ip-${primary.privateIpAddress.replace(/\./g, '-')}.ec2.internal` : '')}${el('reason', inst.stateTransitionReason)}${el('instanceType', 'r6i.large')}<placement>${el('availabilityZone', primary?.availabilityZone)}${el('tenancy', 'default')}</placement>${el('subnetId', primary?.subnetId)}${el('vpcId', primary?.vpcId)}${el('privateIpAddress', primary?.privateIpAddress)}${reason}<networkInterfaceSet>${nis}</networkInterfaceSet><tagSet><item>${el('key', 'mysql-failover')}${el('value', 'managed')}</item></tagSet></item>`;
+}
+
+const describeInstances: ActionHandler = (model, params) => {
+  const ids = list(params, 'InstanceId');
+  if (ids.length > 0 && params.has('MaxResults')) {
+    throw new Ec2ApiError(
+      'InvalidParameterCombination',
+      'The parameter instancesSet cannot be used with the parameter maxResults',
+    );
+  }
+  const wanted = findInstances(model, ids);
+  const given = filters(params);
+  const source = wanted.length > 0 ? wanted : [...model.instances()];
+  const matched = source.filter((i) =>
+    matchFilters(
+      i,
+      given,
+      Object.fromEntries(
+        Object.entries(INSTANCE_FILTERS).map(([k, f]) => [k, (x: Ec2Instance) => f(x, model)]),
+      ),
+    ),
+  );
+  const { page, nextToken } = paginate(matched, params, 'DescribeInstances', { min: 5, max: 1000 });
+  // One reservation per instance, as separate RunInstances calls would have made them.
+  const reservations = page
+    .map(
+      (i) =>
+        `<item>${el('reservationId', `r-${i.instanceId.slice(2)}`)}${el('ownerId', OWNER_ID)}<groupSet/><instancesSet>${renderInstance(i, model)}</instancesSet></item>`,
+    )
+    .join('');
+  return `<reservationSet>${reservations}</reservationSet>${el('nextToken', nextToken)}`;
+};
+
 /** Action name -> handler. */
 export const EC2_ACTIONS: Readonly<Record<string, ActionHandler>> = {
   AssignPrivateIpAddresses: assignPrivateIpAddresses,
@@ -222,4 +338,6 @@ export const EC2_ACTIONS: Readonly<Record<string, ActionHandler>> = {
   DescribeNetworkInterfaces: describeNetworkInterfaces,
   ReplaceRoute: replaceRoute,
   DescribeRouteTables: describeRouteTables,
+  StopInstances: stopInstances,
+  DescribeInstances: describeInstances,
 };

@@ -57,12 +57,38 @@ export type Ec2ChangeEvent =
       destinationCidrBlock: string;
       target: string;
       previous: string | undefined;
-    };
+    }
+  | { kind: 'instance'; instanceId: string; state: InstanceStateName; previous: InstanceStateName };
+
+/** EC2 instance state names and the codes DescribeInstances / StopInstances report with them. */
+export const INSTANCE_STATE_CODES = {
+  pending: 0,
+  running: 16,
+  'shutting-down': 32,
+  terminated: 48,
+  stopping: 64,
+  stopped: 80,
+} as const;
+export type InstanceStateName = keyof typeof INSTANCE_STATE_CODES;
+
+/** An instance as Describe shows it; instances are the ones the ENIs are attached to. */
+export interface Ec2Instance {
+  instanceId: string;
+  state: InstanceStateName;
+  /** e.g. "User initiated (2026-01-01 00:00:00 GMT)" once stopped through the API. */
+  stateTransitionReason: string;
+}
 
 export type Ec2ChangeListener = (event: Ec2ChangeEvent) => void;
 
 const ENI_ID = /^eni-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
 const RTB_ID = /^rtb-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
+const INSTANCE_ID = /^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
+
+/** True when `id` has the shape EC2 accepts for an instance id (i- + 8 or 17 hex digits). */
+export function isInstanceId(id: string): boolean {
+  return INSTANCE_ID.test(id);
+}
 
 /** True when `id` has the shape EC2 accepts for a network interface id (eni- + 8 or 17 hex digits). */
 export function isEniId(id: string): boolean {
@@ -114,9 +140,85 @@ export class Ec2Model {
   readonly #intentRoute = new Map<string, string>();
   readonly #listeners = new Set<Ec2ChangeListener>();
   readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #instances = new Map<string, Ec2Instance>();
+  /** How long a StopInstances without Force stays 'stopping' (the guest shuts down). */
+  stopMs: number;
+  /** How long a forced stop stays 'stopping' (no guest shutdown, no file system flush). */
+  forceStopMs: number;
+  /**
+   * Powers the instance's workload off (the local cloud kills the node's mariadbd). Awaited
+   * before Describe shows 'stopped': a stopped instance runs nothing.
+   */
+  powerOff: ((instanceId: string) => Promise<void> | void) | undefined;
 
-  constructor(opts: { propagationMs?: number } = {}) {
+  constructor(opts: { propagationMs?: number; stopMs?: number; forceStopMs?: number } = {}) {
     this.propagationMs = opts.propagationMs ?? 50;
+    this.stopMs = opts.stopMs ?? 500;
+    this.forceStopMs = opts.forceStopMs ?? 100;
+  }
+
+  /** The instance an ENI is attached to (created running when the ENI is added), or undefined. */
+  instance(id: string): Ec2Instance | undefined {
+    return this.#instances.get(id);
+  }
+
+  instances(): IterableIterator<Ec2Instance> {
+    return this.#instances.values();
+  }
+
+  /** Sets an instance's state directly (tests: a terminated or pending instance). */
+  setInstanceState(id: string, state: InstanceStateName): void {
+    const inst = this.#instances.get(id);
+    if (!inst) throw new Error(`Unknown instance ${id}`);
+    const previous = inst.state;
+    inst.state = state;
+    if (previous !== state) this.#emit({ kind: 'instance', instanceId: id, state, previous });
+  }
+
+  /**
+   * Accepts a stop: running -> stopping now, -> stopped after stopMs (forceStopMs with Force),
+   * once powerOff resolved. A forced stop of an instance already stopping speeds it up, as EC2's
+   * "force stop" of a stuck instance does. Returns the states StopInstances reports.
+   */
+  stopInstance(id: string, force: boolean): { previous: InstanceStateName; current: InstanceStateName } {
+    const inst = this.#instances.get(id);
+    if (!inst) throw new Error(`Unknown instance ${id}`);
+    const previous = inst.state;
+    if (previous === 'stopped') return { previous, current: previous };
+    if (previous === 'stopping' && !force) return { previous, current: previous };
+    if (previous === 'running') {
+      inst.state = 'stopping';
+      inst.stateTransitionReason = `User initiated (${new Date().toISOString().slice(0, 19).replace('T', ' ')} GMT)`;
+      this.#emit({ kind: 'instance', instanceId: id, state: 'stopping', previous });
+    }
+    const token = Symbol('stop');
+    this.#stopTokens.set(id, token);
+    const t = setTimeout(
+      () => {
+        this.#timers.delete(t);
+        void this.#finishStop(id, token);
+      },
+      force ? this.forceStopMs : this.stopMs,
+    );
+    this.#timers.add(t);
+    return { previous, current: 'stopping' };
+  }
+
+  readonly #stopTokens = new Map<string, symbol>();
+
+  async #finishStop(id: string, token: symbol): Promise<void> {
+    if (this.#stopTokens.get(id) !== token) return;
+    const inst = this.#instances.get(id);
+    if (inst?.state !== 'stopping') return;
+    try {
+      await this.powerOff?.(id);
+    } catch {
+      // The hypervisor stops the instance whatever its guest does.
+    }
+    if (this.#stopTokens.get(id) !== token || inst.state !== 'stopping') return;
+    this.#stopTokens.delete(id);
+    inst.state = 'stopped';
+    this.#emit({ kind: 'instance', instanceId: id, state: 'stopped', previous: 'stopping' });
   }
 
   addSubnet(spec: SubnetSpec): void {
@@ -144,6 +246,14 @@ export class Ec2Model {
       availabilityZone: subnet.availabilityZone,
       secondary,
     });
+    if (spec.instanceId !== undefined && !this.#instances.has(spec.instanceId)) {
+      if (!isInstanceId(spec.instanceId)) throw new Error(`Malformed instance id ${spec.instanceId}`);
+      this.#instances.set(spec.instanceId, {
+        instanceId: spec.instanceId,
+        state: 'running',
+        stateTransitionReason: '',
+      });
+    }
   }
 
   addRouteTable(spec: RouteTableSpec): void {
@@ -253,6 +363,8 @@ export class Ec2Model {
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     this.#listeners.clear();
+    this.#stopTokens.clear();
+    this.powerOff = undefined;
   }
 
   #dropSecondary(eniId: string, ip: string): boolean {
