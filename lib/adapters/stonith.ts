@@ -68,6 +68,19 @@ function instanceOf(nodes: Record<string, string>, nodeId: string): string {
   return id;
 }
 
+/** The defaults both providers share. */
+function resolveOptions(opts: CommonOptions): ResolvedOptions {
+  return {
+    nodes: opts.nodes,
+    waitStopped: opts.waitStopped ?? true,
+    pollMs: opts.pollMs ?? 200,
+    attemptTimeoutMs: opts.attemptTimeoutMs ?? 5000,
+    retryBaseMs: opts.retryBaseMs ?? 100,
+    retryMaxMs: opts.retryMaxMs ?? 1000,
+    log: opts.log,
+  };
+}
+
 /** EC2: StopInstances Force=true + DescribeInstances. */
 export class Ec2Stonith implements Stonith {
   readonly #client: EC2Client;
@@ -75,15 +88,7 @@ export class Ec2Stonith implements Stonith {
 
   constructor(opts: CommonOptions & { client?: EC2Client; region?: string }) {
     this.#client = opts.client ?? createEc2Client(opts.region === undefined ? {} : { region: opts.region });
-    this.#o = {
-      nodes: opts.nodes,
-      waitStopped: opts.waitStopped ?? true,
-      pollMs: opts.pollMs ?? 200,
-      attemptTimeoutMs: opts.attemptTimeoutMs ?? 5000,
-      retryBaseMs: opts.retryBaseMs ?? 100,
-      retryMaxMs: opts.retryMaxMs ?? 1000,
-      log: opts.log,
-    };
+    this.#o = resolveOptions(opts);
   }
 
   async stop(nodeId: string, opts: { deadline: number }): Promise<StonithResult> {
@@ -191,15 +196,7 @@ export class AliyunStonith implements Stonith {
       accessKeySecret: opts.accessKeySecret,
       ...(opts.client ? { client: opts.client } : {}),
     });
-    this.#o = {
-      nodes: opts.nodes,
-      waitStopped: opts.waitStopped ?? true,
-      pollMs: opts.pollMs ?? 200,
-      attemptTimeoutMs: opts.attemptTimeoutMs ?? 5000,
-      retryBaseMs: opts.retryBaseMs ?? 100,
-      retryMaxMs: opts.retryMaxMs ?? 1000,
-      log: opts.log,
-    };
+    this.#o = resolveOptions(opts);
   }
 
   async stop(nodeId: string, opts: { deadline: number }): Promise<StonithResult> {

@@ -31,6 +31,7 @@ import {
 } from '../../lib/failover/steps.ts';
 import { probeCluster } from '../../lib/health/monitor.ts';
 import { createRuntime, getRuntime, resetRuntime } from '../../lib/runtime.ts';
+import { seedClusterState } from '../support/seed-state.ts';
 import { waitFor } from '../support/wait-for.ts';
 
 const NAME = 'sp';
@@ -145,16 +146,7 @@ describe('safe promotion', () => {
     setConfig((cfg) => {
       cfg.nodes.find((n: { id: string }) => n.id === 'db3').promotionRule = 'must_not';
     });
-    await store.initClusterState({
-      cluster: NAME,
-      primaryId: 'db1',
-      epoch: 0,
-      analysis: 'NoProblem',
-      description: 'set up by the test',
-      topology: [],
-      counters: { probes: 0, stateChanges: 0, failovers: 0, blockedFailovers: 0 },
-      updatedAt: Date.now(),
-    });
+    await seedClusterState(store, NAME, 'db1');
   }, 120_000);
 
   afterAll(async () => {

@@ -17,6 +17,7 @@ import { startWriter, WRITES_TABLE_DDL, type Writer } from '../../infra/workload
 import { DynamoStateStore } from '../../lib/adapters/dynamodb-state-store.ts';
 import type { FailoverRequest } from '../../lib/failover/steps.ts';
 import { createRuntime, resetRuntime } from '../../lib/runtime.ts';
+import { seedClusterState } from '../support/seed-state.ts';
 import { waitFor } from '../support/wait-for.ts';
 
 const NAME = 'st';
@@ -120,16 +121,7 @@ describe('STONITH through the cloud API', () => {
       for (const n of cfg.nodes) n.instanceId = instanceOf(n.id);
       cfg.failover.stonith = { enabled: true, waitStoppedMs: 10_000 };
     });
-    await store.initClusterState({
-      cluster: NAME,
-      primaryId: 'db1',
-      epoch: 0,
-      analysis: 'NoProblem',
-      description: 'set up by the test',
-      topology: [],
-      counters: { probes: 0, stateChanges: 0, failovers: 0, blockedFailovers: 0 },
-      updatedAt: Date.now(),
-    });
+    await seedClusterState(store, NAME, 'db1');
   }, 120_000);
 
   afterAll(async () => {
