@@ -168,10 +168,10 @@ describe('AliyunHaVipVipMover', () => {
         if (hv) hv.masterInstanceId = '';
       }
     });
-    const res = await mover({ verifyTimeoutMs: 2000 }).moveTo('db2', {
+    const res = await mover({ verifyTimeoutMs: 3000 }).moveTo('db2', {
       fromNodeId: 'db1',
       oldHolderDead: true,
-      deadline: deadlineIn(6000),
+      deadline: deadlineIn(8000),
     });
     expect(dropped).toBe(true);
     expect(res).toMatchObject({ holder: 'db2', alreadyThere: false });

@@ -31,6 +31,9 @@ import type { VipMoveOptions, VipMoveResult, VipMover } from '../../ports.ts';
 import { AliyunCallError, AliyunRpc, type RpcRequester } from './aliyun-client.ts';
 import { retryWithin, sleep } from './retry.ts';
 
+/** The least time a verification read needs to be worth starting. */
+const MIN_POLL_MS = 50;
+
 export const VPC_API_VERSION = '2016-04-28';
 export const ECS_API_VERSION = '2014-05-26';
 
@@ -521,20 +524,27 @@ export class AliyunHaVipVipMover implements VipMover {
     for (;;) {
       const view = await this.#describe(phaseDeadline, 'DescribeHaVips', target);
       if (done(view)) return view;
-      if (Date.now() + this.#o.pollIntervalMs >= phaseDeadline) {
-        throw new VipNotVerifiedError(
-          `VIP ${this.address} not verified on ${target}: HaVip ${this.#o.haVipId} is ${view.status}, master ${view.master ?? 'none'}, associated [${view.associated.join(', ')}]`,
-          {
-            provider: this.provider,
-            haVipId: this.#o.haVipId,
-            instanceId: target,
-            status: view.status,
-            master: view.master ?? null,
-          },
-        );
-      }
+      // A poll that would start with almost no time left could only time out, and a timed-out
+      // read would surface as a transient API error instead of "not verified" (a sleep that
+      // overshoots under load made that happen): stop here instead, before and after the pause.
+      const tooLate = (pauseMs: number) => Date.now() + pauseMs + MIN_POLL_MS >= phaseDeadline;
+      if (tooLate(this.#o.pollIntervalMs)) throw this.#notVerified(target, view);
       await sleep(this.#o.pollIntervalMs);
+      if (tooLate(0)) throw this.#notVerified(target, view);
     }
+  }
+
+  #notVerified(target: string, view: HaVipView): VipNotVerifiedError {
+    return new VipNotVerifiedError(
+      `VIP ${this.address} not verified on ${target}: HaVip ${this.#o.haVipId} is ${view.status}, master ${view.master ?? 'none'}, associated [${view.associated.join(', ')}]`,
+      {
+        provider: this.provider,
+        haVipId: this.#o.haVipId,
+        instanceId: target,
+        status: view.status,
+        master: view.master ?? null,
+      },
+    );
   }
 
   /** One API call with retries inside the deadline; failures become the typed errors of lib/errors.ts. */
