@@ -1,7 +1,7 @@
 import { DynamoStateStore } from '../../lib/adapters/dynamodb-state-store.ts';
 import { type ClusterHarnessOptions, type MariaDbCluster, startCluster } from '../cluster/mariadb-cluster.ts';
 import { type LocalCloud, type LocalCloudOptions, startLocalCloud } from '../local-cloud/local-cloud.ts';
-import { startWriter, WRITES_TABLE_DDL, type Writer } from '../workload/writer.ts';
+import { missingAcked, startWriter, WRITES_TABLE_DDL, type Writer } from '../workload/writer.ts';
 
 /** One bench trial's measurements. Scenario-specific fields may be added. */
 export interface Trial {
@@ -123,11 +123,7 @@ export async function withTrialEnv<T>(
         writers.push(w);
         return w;
       },
-      lostOn: async (writer, nodeId) => {
-        const rows = await cluster.query<{ id: string | number }>(nodeId, 'SELECT id FROM app.writes');
-        const present = new Set(rows.map((r) => Number(r.id)));
-        return writer.acked.filter((a) => !present.has(a.id)).length;
-      },
+      lostOn: async (writer, nodeId) => (await missingAcked(cluster, nodeId, writer.acked)).length,
       succeededFailovers: () => lc.sfn.executions().filter((e) => e.status === 'SUCCEEDED').length,
     });
   } finally {

@@ -91,3 +91,15 @@ export function startWriter(opts: WriterOptions): Writer {
 /** Creates the writer's table on the primary (as root through the harness). */
 export const WRITES_TABLE_DDL =
   'CREATE TABLE IF NOT EXISTS app.writes (id BIGINT PRIMARY KEY, at BIGINT NOT NULL, payload VARCHAR(64) NOT NULL) ENGINE=InnoDB';
+
+/** Acknowledged ids that `nodeId` does not hold: the durability check after a failover. */
+export async function missingAcked(
+  cluster: { query<T>(nodeId: string, sql: string): Promise<T[]> },
+  nodeId: string,
+  acked: readonly Pick<Ack, 'id'>[],
+  table = 'app.writes',
+): Promise<number[]> {
+  const rows = await cluster.query<{ id: string | number }>(nodeId, `SELECT id FROM ${table}`);
+  const present = new Set(rows.map((r) => Number(r.id)));
+  return acked.map((a) => a.id).filter((id) => !present.has(id));
+}

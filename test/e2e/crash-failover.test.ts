@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MariaDbCluster, startCluster } from '../../infra/cluster/mariadb-cluster.ts';
 import { type LocalCloud, startLocalCloud } from '../../infra/local-cloud/local-cloud.ts';
-import { startWriter, WRITES_TABLE_DDL, type Writer } from '../../infra/workload/writer.ts';
+import { missingAcked, startWriter, WRITES_TABLE_DDL, type Writer } from '../../infra/workload/writer.ts';
 import { DynamoStateStore } from '../../lib/adapters/dynamodb-state-store.ts';
 import { waitFor } from '../support/wait-for.ts';
 
@@ -86,13 +86,9 @@ describe('crash failover, end to end on the local cloud', () => {
       '50 writes on the new primary',
     );
     await writer.stop();
-    const acked = writer.acked.map((a) => a.id);
 
     // Every acknowledged id is on the new primary.
-    const rows = await c.query<{ id: string | number }>(newPrimary, 'SELECT id FROM app.writes');
-    const present = new Set(rows.map((r) => Number(r.id)));
-    const lost = acked.filter((id) => !present.has(id));
-    expect(lost).toEqual([]);
+    expect(await missingAcked(c, newPrimary, writer.acked)).toEqual([]);
 
     // The other replica replicates from the new primary with both threads running.
     await waitFor(

@@ -8,12 +8,11 @@
  *      steps, each run twice, promote db4; a failing post hook marks the failover failed.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MariaDbCluster, startCluster } from '../../infra/cluster/mariadb-cluster.ts';
 import { type LocalCloud, startLocalCloud } from '../../infra/local-cloud/local-cloud.ts';
-import { startWriter, WRITES_TABLE_DDL, type Writer } from '../../infra/workload/writer.ts';
+import { missingAcked, startWriter, WRITES_TABLE_DDL, type Writer } from '../../infra/workload/writer.ts';
 import { DynamoStateStore } from '../../lib/adapters/dynamodb-state-store.ts';
 import { fenceReturnedPrimaries } from '../../lib/failover/fence-returned.ts';
 import {
@@ -32,6 +31,7 @@ import {
 import { probeCluster } from '../../lib/health/monitor.ts';
 import { createRuntime, getRuntime, resetRuntime } from '../../lib/runtime.ts';
 import { seedClusterState } from '../support/seed-state.ts';
+import { startExecution } from '../support/start-execution.ts';
 import { waitFor } from '../support/wait-for.ts';
 
 const NAME = 'sp';
@@ -68,16 +68,8 @@ describe('safe promotion', () => {
     };
   }
 
-  async function start(name: string, input: FailoverRequest): Promise<void> {
-    const sfn = new SFNClient({});
-    await sfn.send(
-      new StartExecutionCommand({
-        stateMachineArn: lc().stateMachineArn,
-        name,
-        input: JSON.stringify(input),
-      }),
-    );
-    sfn.destroy();
+  function start(name: string, input: FailoverRequest): Promise<void> {
+    return startExecution(lc().stateMachineArn, name, input);
   }
 
   async function waitDone(names: string[]) {
@@ -222,9 +214,7 @@ describe('safe promotion', () => {
       '50 writes on db2',
     );
     await writer.stop();
-    const rows = await c().query<{ id: string }>('db2', 'SELECT id FROM app.writes');
-    const present = new Set(rows.map((r) => Number(r.id)));
-    expect(writer.acked.filter((a) => !present.has(a.id))).toEqual([]);
+    expect(await missingAcked(c(), 'db2', writer.acked)).toEqual([]);
 
     // Both other replicas follow db2 (no 1236: none is ahead of it) and end with equal data.
     for (const id of ['db3', 'db4'])
@@ -419,9 +409,7 @@ describe('safe promotion', () => {
     expect(e4[1]?.detail.notRepointed).toHaveLength(2);
 
     // Nothing db2 acknowledged is missing on db4, and the errant row was not copied.
-    const rows = await c().query<{ id: string }>('db4', 'SELECT id FROM app.writes2');
-    const present = new Set(rows.map((r) => Number(r.id)));
-    expect(acked.filter((a) => !present.has(a.id))).toEqual([]);
+    expect(await missingAcked(c(), 'db4', acked, 'app.writes2')).toEqual([]);
     const [errantRow] = await c().query<{ n: number }>(
       'db4',
       'SELECT COUNT(*) AS n FROM app.writes WHERE id = 999999999',

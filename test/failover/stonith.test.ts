@@ -8,16 +8,16 @@
  *   3. stonith off (the default), db2 hung: db3 is promoted without any StopInstances call.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MariaDbCluster, startCluster } from '../../infra/cluster/mariadb-cluster.ts';
 import { type LocalCloud, startLocalCloud } from '../../infra/local-cloud/local-cloud.ts';
-import { startWriter, WRITES_TABLE_DDL, type Writer } from '../../infra/workload/writer.ts';
+import { missingAcked, startWriter, WRITES_TABLE_DDL, type Writer } from '../../infra/workload/writer.ts';
 import { DynamoStateStore } from '../../lib/adapters/dynamodb-state-store.ts';
 import type { FailoverRequest } from '../../lib/failover/steps.ts';
 import { createRuntime, resetRuntime } from '../../lib/runtime.ts';
 import { seedClusterState } from '../support/seed-state.ts';
+import { startExecution } from '../support/start-execution.ts';
 import { waitFor } from '../support/wait-for.ts';
 
 const NAME = 'st';
@@ -58,15 +58,7 @@ describe('STONITH through the cloud API', () => {
       incidentId: `incident-${name}`,
       executionName: name,
     };
-    const sfn = new SFNClient({});
-    await sfn.send(
-      new StartExecutionCommand({
-        stateMachineArn: lc().stateMachineArn,
-        name,
-        input: JSON.stringify(input),
-      }),
-    );
-    sfn.destroy();
+    await startExecution(lc().stateMachineArn, name, input);
     await waitFor(
       () =>
         lc()
@@ -204,9 +196,7 @@ describe('STONITH through the cloud API', () => {
       '50 writes on db2',
     );
     await writer!.stop();
-    const rows = await c().query<{ id: string }>('db2', 'SELECT id FROM app.writes');
-    const present = new Set(rows.map((r) => Number(r.id)));
-    expect(writer!.acked.filter((a) => !present.has(a.id))).toEqual([]);
+    expect(await missingAcked(c(), 'db2', writer!.acked)).toEqual([]);
     expect(await readOnly('db2')).toBe(0);
     expect((await store.getClusterState(NAME))?.primaryId).toBe('db2');
   }, 90_000);
