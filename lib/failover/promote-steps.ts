@@ -1,0 +1,155 @@
+import {
+  onNode,
+  promoteToPrimary,
+  readGtid,
+  readReplication,
+  readSemiSyncMaster,
+  replicateFrom,
+} from '../adapters/mysql/admin.ts';
+import { describeGtidRanges, gtidMissing } from '../core/gtid.ts';
+import { describeError, PromotionFailedError } from '../errors.ts';
+import type { Runtime } from '../runtime.ts';
+import { type FailoverContext, node, requireCandidate, timeouts } from './context.ts';
+import { type StepOutcome, step } from './step-runner.ts';
+
+/** PromoteCandidate: resets replication, enables semi-sync per policy, makes it writable. */
+export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promise<FailoverContext> {
+  const candidate = requireCandidate(ctx);
+  await step(rt, ctx, 'PromoteCandidate', async (c, logins) => {
+    const n = node(c, candidate);
+    return onNode(n.id, n, logins.admin, timeouts(c), 'PromoteCandidate', async (s): Promise<StepOutcome> => {
+      const repl = await readReplication(s);
+      const [ro] = await s.query<{ ro: number }>('SELECT @@read_only AS ro');
+      if (!repl && Number(ro?.ro) === 0) return { result: 'skipped', detail: { alreadyPrimary: true } };
+      await promoteToPrimary(s, {
+        semiSync: c.failover.semiSync,
+        semiSyncTimeoutMs: c.failover.semiSyncTimeoutMs,
+      });
+      const [check] = await s.query<{ ro: number }>('SELECT @@read_only AS ro');
+      if (Number(check?.ro) !== 0)
+        throw new PromotionFailedError(`${candidate} is still read_only after promotion.`);
+      const semi = await readSemiSyncMaster(s);
+      if (c.failover.semiSync && (!semi.enabled || semi.waitPoint !== 'AFTER_SYNC')) {
+        throw new PromotionFailedError(
+          `${candidate} promoted but semi-sync is not as the policy says: enabled=${semi.enabled}, wait point ${semi.waitPoint} (want AFTER_SYNC).`,
+        );
+      }
+      const gtid = await readGtid(s);
+      return {
+        detail: {
+          gtidBinlogPos: gtid.binlog,
+          semiSync: { policy: c.failover.semiSync, enabled: semi.enabled, waitPoint: semi.waitPoint },
+        },
+      };
+    });
+  });
+  return ctx;
+}
+
+/** RepointReplicas: every other reachable replica replicates from the new primary. */
+export async function repointReplicas(rt: Runtime, ctx: FailoverContext): Promise<FailoverContext> {
+  const candidate = requireCandidate(ctx);
+  const detail = await step(rt, ctx, 'RepointReplicas', async (c, logins) => {
+    const primary = node(c, candidate);
+    const state = await rt.store.getClusterState(c.name);
+    const rejoin = new Set((state?.needsRejoin ?? []).filter((id) => id !== ctx.failedPrimary));
+    const others = c.nodes.filter((n) => n.id !== candidate && n.id !== ctx.failedPrimary);
+    const t = timeouts(c);
+    const primaryGtid = await onNode(primary.id, primary, logins.admin, t, 'RepointReplicas', readGtid);
+    const results = await Promise.all(
+      others.map(async (n) => {
+        if (rejoin.has(n.id)) {
+          return { nodeId: n.id, ok: false as const, error: 'old primary that needs rejoin: left alone' };
+        }
+        try {
+          await onNode(n.id, n, logins.admin, t, 'RepointReplicas', async (s) => {
+            // A replica with transactions the new primary lacks would fail with 1236 or, later,
+            // 1950 (errant GTID, out of order): report it rather than point it and let it break.
+            const mine = await readGtid(s);
+            const extra = gtidMissing(primaryGtid.current, mine.current);
+            if (extra.length > 0) {
+              throw new Error(
+                `has transactions the new primary ${candidate} lacks (${describeGtidRanges(extra)}): needs rejoin`,
+              );
+            }
+            const r = await readReplication(s);
+            const already = r && r.sourceHost === primary.host && r.sourcePort === primary.port;
+            if (!already)
+              await replicateFrom(s, primary, logins.replication, { semiSync: c.failover.semiSync });
+            else if (r.ioState !== 'Yes' || !r.sqlRunning) await s.execute('START SLAVE');
+            await s.execute('SET GLOBAL read_only = ON');
+            await waitThreadsRunning(s, 5000);
+          });
+          return { nodeId: n.id, ok: true as const };
+        } catch (err) {
+          return { nodeId: n.id, ok: false as const, error: describeError(err).message };
+        }
+      }),
+    );
+    const notRepointed = results
+      .filter((r) => !r.ok)
+      .map((r) => ({ nodeId: r.nodeId, error: r.error ?? '' }));
+    const semi = c.failover.semiSync
+      ? await onNode(primary.id, primary, logins.admin, t, 'RepointReplicas', readSemiSyncMaster).catch(
+          () => undefined,
+        )
+      : undefined;
+    return {
+      detail: {
+        repointed: results.filter((r) => r.ok).map((r) => r.nodeId),
+        notRepointed,
+        ...(semi ? { semiSyncClients: semi.clients, semiSyncActive: semi.active } : {}),
+      },
+    };
+  });
+  return {
+    ...ctx,
+    repointed: detail.repointed as string[],
+    notRepointed: detail.notRepointed as Array<{ nodeId: string; error: string }>,
+  };
+}
+
+async function waitThreadsRunning(
+  s: Parameters<typeof readReplication>[0],
+  timeoutMs: number,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await readReplication(s);
+    if (r && r.ioState === 'Yes' && r.sqlRunning) return;
+    if (Date.now() > until) {
+      throw new Error(
+        `replication threads not running after repoint: IO=${r?.ioState} SQL=${r?.sqlRunning} ${r?.lastIoError ?? ''} ${r?.lastSqlError ?? ''}`.trim(),
+      );
+    }
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+/** MoveVip: moves the endpoint to the new primary through the provider API and verifies it. */
+export async function moveVip(rt: Runtime, ctx: FailoverContext): Promise<FailoverContext> {
+  const candidate = requireCandidate(ctx);
+  const detail = await step(rt, ctx, 'MoveVip', async (c): Promise<StepOutcome> => {
+    // Also when FenceOldPrimary moved it already: the move is a verified no-op then.
+    const mover = await rt.vipMover(c);
+    if (!mover) return { result: 'skipped', detail: { skipped: 'vip.provider is none' } };
+    const t0 = rt.now();
+    const verifyMs = c.vip.provider === 'none' ? 0 : c.vip.verifyTimeoutMs;
+    const r = await mover.moveTo(candidate, {
+      fromNodeId: ctx.failedPrimary,
+      oldHolderDead: ctx.kind === 'failover',
+      deadline: t0 + verifyMs,
+      clientToken: ctx.executionName.slice(0, 64),
+    });
+    return {
+      detail: {
+        holder: r.holder,
+        address: r.address,
+        ms: r.ms,
+        alreadyThere: r.alreadyThere,
+        apiCalls: r.apiCalls,
+      },
+    };
+  });
+  return { ...ctx, vip: detail as FailoverContext['vip'] };
+}
