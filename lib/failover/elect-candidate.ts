@@ -1,0 +1,77 @@
+import { probeNode } from '../adapters/mysql/probe.ts';
+import { electCandidate, findErrantReplicas, replicasAheadOf } from '../core/elect-candidate.ts';
+import { describeGtidRanges } from '../core/gtid.ts';
+import type { CandidateVerdict, ClusterSnapshot, ElectionPolicy } from '../core/types.ts';
+import { ErrantTransactionsError, NoEligibleCandidateError } from '../errors.ts';
+import type { Runtime } from '../runtime.ts';
+import { type FailoverContext, timeouts } from './context.ts';
+import { step } from './step-runner.ts';
+/** ElectCandidate: probes the survivors and picks the most up-to-date eligible replica. */
+export async function electCandidateStep(rt: Runtime, ctx: FailoverContext): Promise<FailoverContext> {
+  const detail = await step(rt, ctx, 'ElectCandidate', async (c, logins) => {
+    const t = timeouts(c);
+    const survivors = c.nodes.filter((n) => n.id !== ctx.failedPrimary);
+    const probes = await Promise.all(
+      survivors.map((n) =>
+        probeNode({ nodeId: n.id, host: n.host, port: n.port, isPrimary: false }, logins.admin, t),
+      ),
+    );
+    const snapshot: ClusterSnapshot = {
+      cluster: c.name,
+      takenAt: rt.now(),
+      primaryId: ctx.failedPrimary,
+      nodes: probes,
+    };
+    const state = await rt.store.getClusterState(c.name);
+    const primaryGtid = state?.topology.find((t) => t.nodeId === ctx.failedPrimary)?.gtid;
+    const facts = primaryGtid ? { primaryGtid } : {};
+    const policy: ElectionPolicy = {
+      mode: c.failover.mode,
+      order: c.nodes.map((n) => n.id),
+      rules: Object.fromEntries(c.nodes.map((n) => [n.id, n.promotionRule])),
+      maxLagSeconds: c.failover.maxLagSeconds,
+    };
+    const excluded = Object.fromEntries(
+      (state?.needsRejoin ?? [])
+        .filter((id) => id !== ctx.failedPrimary)
+        .map((id) => [id, 'old primary that needs rejoin']),
+    );
+    if (c.failover.pedantic) {
+      const errant = findErrantReplicas(snapshot, facts);
+      if (errant.length > 0) {
+        throw new ErrantTransactionsError(
+          `Failover of ${c.name} aborted (pedantic): errant transactions on ${errant.map((e) => `${e.nodeId} (${e.errant})`).join(', ')}. Remove them or set failover.pedantic=false to skip such replicas.`,
+          { errant },
+        );
+      }
+    }
+    const election = electCandidate(snapshot, policy, { ...facts, excluded });
+    if (election.kind === 'veto') {
+      throw new NoEligibleCandidateError(`No replica of ${c.name} can be promoted: ${election.reason}`, {
+        verdicts: election.verdicts,
+      });
+    }
+    const ahead = replicasAheadOf(snapshot, election.nodeId).filter((r) => !(r.nodeId in excluded));
+    return {
+      detail: {
+        candidate: election.nodeId,
+        receivedGtid: election.receivedGtid,
+        verdicts: election.verdicts,
+        ...(ahead.length > 0
+          ? {
+              aheadOfCandidate: ahead.map((r) => ({
+                nodeId: r.nodeId,
+                missing: describeGtidRanges(r.missing),
+              })),
+            }
+          : {}),
+      },
+    };
+  });
+  return {
+    ...ctx,
+    candidate: String(detail.candidate),
+    candidateGtid: String(detail.receivedGtid),
+    verdicts: detail.verdicts as CandidateVerdict[],
+  };
+}
