@@ -22,9 +22,9 @@ const U2 = '2174b383-5441-11e8-b90a-c80aa9429562';
 const U3 = '896e7882-18fe-11ef-ab88-22222d34d411';
 
 describe('parseGtidSet', () => {
-  it('reads the manual’s GTID_SUBTRACT example sets (MySQL 8.4 Reference Manual 14.18.2 "Functions Used with GTIDs")', () => {
-    // SELECT GTID_SUBTRACT('3E11FA47-71CA-11E1-9E33-C80AA9429562:21-57', '3E11FA47-71CA-11E1-9E33-C80AA9429562:21')
-    // returns 3e11fa47-71ca-11e1-9e33-c80aa9429562:22-57 in the manual.
+  it('computes GTID_SUBSET / GTID_SUBTRACT on the sets of MySQL 8.4 Reference Manual 14.18.2 "Functions Used with GTIDs"', () => {
+    // The manual's inputs (upper-case UUID, 21-57 and sub-ranges of it); the expected values
+    // follow the functions' definitions there. GTID_SUBSET('…:23', '…:21-57') = 1 is printed there.
     const r = gtidSetSubtract(
       '3E11FA47-71CA-11E1-9E33-C80AA9429562:21-57',
       '3E11FA47-71CA-11E1-9E33-C80AA9429562:21',
@@ -40,8 +40,9 @@ describe('parseGtidSet', () => {
   });
 
   it('reads the multi-line form the server prints in SHOW REPLICA STATUS and @@gtid_executed', () => {
-    // Members separated by ",\n", as in Executed_Gtid_Set of SHOW REPLICA STATUS (MySQL 8.4
-    // Reference Manual 15.7.7.35) for a replica that applied transactions from two sources.
+    // The server separates members with ",\n" (Executed_Gtid_Set in SHOW REPLICA STATUS, 8.4
+    // Reference Manual 15.7.7.35; @@gtid_executed, 19.1.3.1 "GTID Format and Storage", whose
+    // example set holds 2174B383-5441-11E8-B90A-C80AA9429562:1-3).
     const text = `${U2.toUpperCase()}:1-3,\n${U1}:1-5:11-18`;
     const set = parseGtidSet(text);
     expect(formatGtidSet(set)).toBe(`${U2}:1-3,${U1}:1-5:11-18`);

@@ -61,7 +61,12 @@ const SET = '73f86016-978b-11ee-ade5-8d2a2a562feb:1-5';
 
 const fakeClock = () => {
   let t = 0;
-  return { now: () => t, sleep: async (ms: number) => void (t += ms) };
+  return {
+    now: () => t,
+    sleep: async (ms: number) => {
+      t += ms;
+    },
+  };
 };
 
 describe('openInst', () => {
