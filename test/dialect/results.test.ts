@@ -37,6 +37,7 @@ describe('replica status, normalised', () => {
       heartbeatsReceived: null,
       usingGtid: 'Auto_Position',
       receivedGtid: '73f86016-978b-11ee-ade5-8d2a2a562feb:1-3',
+      retrievedGtid: '73f86016-978b-11ee-ade5-8d2a2a562feb:1-3',
       executedGtid: '73f86016-978b-11ee-ade5-8d2a2a562feb:1-3',
       autoPosition: true,
       sourceId: '73f86016-978b-11ee-ade5-8d2a2a562feb',
@@ -56,6 +57,7 @@ describe('replica status, normalised', () => {
       '2174b383-5441-11e8-b90a-c80aa9429562:1-2,73f86016-978b-11ee-ade5-8d2a2a562feb:1-5',
     );
     expect(MY84.gtid.countMissing(st.executedGtid, st.receivedGtid)).toBe(2);
+    expect(st.retrievedGtid).toBe('73f86016-978b-11ee-ade5-8d2a2a562feb:1-5');
   });
 
   it('reads the 5.7 manual’s SHOW SLAVE STATUS row (Slave_/Master_ names) into the same shape', () => {

@@ -49,6 +49,7 @@ export function parseMariadbReplicaRow(r: Row): NormalizedReplicaStatus {
     heartbeatsReceived: r.Slave_received_heartbeats === undefined ? null : num(r.Slave_received_heartbeats),
     usingGtid,
     receivedGtid: received === '' ? '' : mariadbGtidAlgebra.normalize(received),
+    retrievedGtid: received === '' ? '' : mariadbGtidAlgebra.normalize(received),
     executedGtid: mariadbGtidAlgebra.normalize(str(col(r, 'Gtid_Slave_Pos'))),
     autoPosition: usingGtid !== '' && usingGtid !== 'No',
     sourceId: str(r.Master_Server_Id),

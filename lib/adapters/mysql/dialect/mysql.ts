@@ -88,6 +88,7 @@ export function parseMysqlReplicaRow(r: Row): NormalizedReplicaStatus {
     heartbeatsReceived: null,
     usingGtid: autoPosition ? 'Auto_Position' : 'No',
     receivedGtid: mysqlGtidAlgebra.union(retrieved, executed),
+    retrievedGtid: canonical(retrieved),
     executedGtid: canonical(executed),
     autoPosition,
     sourceId: str(col(r, 'Source_UUID', 'Master_UUID')),

@@ -78,8 +78,12 @@ export interface NormalizedReplicaStatus extends ReplicationStatus {
   /**
    * Everything this replica has received or applied, in its flavor's notation: MariaDB
    * Gtid_IO_Pos; MySQL Retrieved_Gtid_Set ∪ Executed_Gtid_Set (canonical, one line).
+   * On MySQL this includes the node's own local (possibly errant) transactions, since they
+   * are in Executed_Gtid_Set: subtract the errant set before using it as a catch-up target.
    */
   receivedGtid: string;
+  /** What the receiver fetched: MariaDB Gtid_IO_Pos; MySQL Retrieved_Gtid_Set (canonical). */
+  retrievedGtid: string;
   /** What it applied: MariaDB Gtid_Slave_Pos; MySQL Executed_Gtid_Set (canonical). */
   executedGtid: string;
   /** GTID auto-positioning is on (MariaDB Using_Gtid != No; MySQL Auto_Position = 1). */
