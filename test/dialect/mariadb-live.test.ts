@@ -288,6 +288,29 @@ describe('MariaDB dialect against a live cluster', () => {
     expect((await db3.readSemiSync()).slaveEnabled).toBe(true);
   });
 
+  it('starts and stops each thread on its own, and RESET SLAVE ALL forgets the source', async () => {
+    const db3 = await inst('db3');
+    await db3.stopReplicationSql();
+    expect(await db3.readReplicaStatus()).toMatchObject({ ioState: 'Yes', sqlRunning: false });
+    await appWrite('db1', 1);
+    const target = await binlogPos('db1');
+    // Received but not applied while the SQL thread is stopped.
+    expect(await db3.applyRelayLog(target, 1)).toBe('timeout');
+    await db3.startReplicationSql();
+    expect(await db3.applyRelayLog(target, 10)).toBe('reached');
+    await db3.stopReplicationIo();
+    expect(await db3.readReplicaStatus()).toMatchObject({ ioState: 'No', sqlRunning: true });
+    await db3.startReplicationIo();
+    expect((await db3.waitReplicationRunning(10_000)).ioState).toBe('Yes');
+    await db3.stopReplication();
+    await db3.resetReplicaAll();
+    expect(await db3.readReplicaStatus()).toBeUndefined();
+    await expect(db3.waitReplicationRunning(1000)).rejects.toThrow('replicates from no source');
+    await db3.followPrimary(replSource('db1'), { semiSync: true });
+    expect((await db3.waitReplicationRunning(10_000)).sourcePort).toBe(cluster.node('db1').port);
+    expect(await db3.applyRelayLog(await binlogPos('db1'), 10)).toBe('reached');
+  });
+
   it('ran everything with exactly the grants the MariaDB dialect lists', async () => {
     const db1 = await inst('db1');
     const rows = await cluster.query<Record<string, string>>('db1', 'SHOW GRANTS FOR ?@?', [
