@@ -207,10 +207,12 @@ export class Inst {
 
   /**
    * Collects on this node what `source` (another replica, ahead of it) has: follows `source`
-   * with auto-positioning, applies up to `until` (the source's received set/position, so its
-   * own errant writes further down its binary log are never copied), waits, then stops and
-   * drops the relay log, whatever happened: a retried step can never apply what the receiver
-   * fetched past `until`.
+   * with auto-positioning, applies up to `until`, waits, then stops and drops the relay log,
+   * whatever happened: a retried step can never apply what the receiver fetched past `until`.
+   *
+   * `until` must hold only what the source got from the primary, so its own errant writes are
+   * never copied: on MariaDB its Gtid_IO_Pos (`retrievedGtid`); on MySQL its `receivedGtid`
+   * minus its errant set (`gtid.errant`), because Executed_Gtid_Set includes local writes.
    */
   async collectFrom(
     source: SourceSpec,
