@@ -4,4 +4,5 @@ export * from './confirm-failure.ts';
 export type * from './decision-types.ts';
 export * from './elect-candidate.ts';
 export * from './gtid.ts';
+export * from './gtid-set.ts';
 export type * from './types.ts';

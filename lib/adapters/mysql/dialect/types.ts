@@ -1,0 +1,229 @@
+/**
+ * The dialect seam: every statement the failover code sends to a MySQL-family server, per
+ * flavor and version. A dialect only BUILDS statements and PARSES rows; it never talks to a
+ * server. That makes every operation testable at the statement level (the exact SQL) and at
+ * the result level (rows shaped like the server's) without a server, and leaves the I/O to
+ * the named operations (../operations.ts).
+ */
+import type { GtidAlgebra } from '../../../core/gtid-set.ts';
+import type { ReplicationStatus, SemiSyncStatus } from '../../../core/types.ts';
+
+export type Flavor = 'mariadb' | 'mysql';
+
+/** The three implementations of the issue's table. */
+export type DialectName = 'mariadb' | 'mysql8' | 'mysql57';
+
+export interface ServerVersion {
+  flavor: Flavor;
+  major: number;
+  minor: number;
+  patch: number;
+}
+
+export type Row = Record<string, unknown>;
+
+/** One statement exactly as sent: SQL text and the values for its `?` placeholders. */
+export interface Statement {
+  sql: string;
+  params: readonly unknown[];
+  /** Per-statement timeout when the statement itself waits (MASTER_GTID_WAIT, STOP SLAVE). */
+  timeoutMs?: number;
+  /**
+   * Values written into `sql` as literals that must never be logged (the replication
+   * password). The operations layer redacts them from every error.
+   */
+  secrets?: readonly string[];
+}
+
+/** A statement that returns rows, and the parser for those rows. */
+export interface Read<T> extends Statement {
+  parse(rows: readonly Row[]): T;
+}
+
+/** The source a replica follows. */
+export interface SourceSpec {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+}
+
+export interface FollowOptions {
+  /** Seconds between reconnect attempts (default server value is 60: far too slow for failover). */
+  connectRetrySeconds: number;
+  /** Seconds between heartbeats from the source; a stalled counter is a fast death signal. */
+  heartbeatPeriodSeconds: number;
+  /** Force SQL delay 0 (collecting from another replica must not inherit a delayed setup). */
+  noDelay?: boolean;
+  /**
+   * MySQL 8 only: how the replication account authenticates under caching_sha2_password.
+   * 'public-key' asks the source for its RSA key (GET_SOURCE_PUBLIC_KEY=1); 'tls' requires TLS
+   * (SOURCE_SSL=1). Default 'public-key'. Ignored by MariaDB and MySQL 5.7.
+   */
+  sha2Auth?: 'public-key' | 'tls';
+}
+
+/** How values are written into SQL text on this session. */
+export interface QuoteMode {
+  /** @@SESSION.sql_mode has NO_BACKSLASH_ESCAPES: a backslash is an ordinary character. */
+  noBackslashEscapes: boolean;
+}
+
+/**
+ * Replica status normalised to one shape for every flavor. Extends the decision core's
+ * ReplicationStatus (so probes keep working) with the GTID facts MySQL needs.
+ */
+export interface NormalizedReplicaStatus extends ReplicationStatus {
+  flavor: Flavor;
+  /**
+   * Everything this replica has received or applied, in its flavor's notation: MariaDB
+   * Gtid_IO_Pos; MySQL Retrieved_Gtid_Set ∪ Executed_Gtid_Set (canonical, one line).
+   * On MySQL this includes the node's own local (possibly errant) transactions, since they
+   * are in Executed_Gtid_Set: subtract the errant set before using it as a catch-up target.
+   */
+  receivedGtid: string;
+  /** What the receiver fetched: MariaDB Gtid_IO_Pos; MySQL Retrieved_Gtid_Set (canonical). */
+  retrievedGtid: string;
+  /** What it applied: MariaDB Gtid_Slave_Pos; MySQL Executed_Gtid_Set (canonical). */
+  executedGtid: string;
+  /** GTID auto-positioning is on (MariaDB Using_Gtid != No; MySQL Auto_Position = 1). */
+  autoPosition: boolean;
+  /** Source_UUID / Master_UUID (MySQL), Master_Server_Id as text (MariaDB). */
+  sourceId: string;
+}
+
+/** A node's own GTID state. */
+export interface GtidPositions {
+  flavor: Flavor;
+  /**
+   * Everything the node has executed: MySQL @@gtid_executed; MariaDB @@gtid_current_pos
+   * (binlogged and replicated transactions alike). Canonical, one line.
+   */
+  executed: string;
+  /** MySQL @@gtid_purged (no longer in any binary log); '' on MariaDB. */
+  purged: string;
+  /** MariaDB only: @@gtid_binlog_pos, @@gtid_slave_pos. */
+  binlog?: string;
+  slave?: string;
+}
+
+/** SHOW BINARY LOG STATUS / SHOW MASTER STATUS. */
+export interface BinlogStatus {
+  file: string;
+  position: number;
+  /** MySQL Executed_Gtid_Set (canonical); '' on MariaDB (use readGtidPositions there). */
+  executedGtid: string;
+}
+
+export type WaitOutcome = 'reached' | 'timeout';
+
+/** Names of the semi-sync plugin family in use. */
+export type SemiSyncFamily = 'builtin' | 'source-replica' | 'master-slave';
+
+export interface SemiSyncNames {
+  family: SemiSyncFamily;
+  /** INSTALL PLUGIN names and libraries; undefined for MariaDB's built-in semi-sync. */
+  sourcePlugin?: { name: string; soname: string };
+  replicaPlugin?: { name: string; soname: string };
+  sourceEnabled: string;
+  sourceTimeout: string;
+  sourceWaitPoint: string;
+  replicaEnabled: string;
+  sourceStatus: string;
+  sourceClients: string;
+  replicaStatus: string;
+}
+
+/** Semi-sync facts with the names the node uses, enabled/active per side. */
+export interface SemiSyncState extends SemiSyncStatus {
+  family: SemiSyncFamily;
+  /** Variable not present: the plugin for that side is not installed. */
+  sourceInstalled: boolean;
+  replicaInstalled: boolean;
+  waitPoint: string;
+  timeoutMs: number | null;
+}
+
+/** A session we may end when fencing. */
+export interface ClientSession {
+  id: number;
+  user: string;
+  command: string;
+}
+
+/** One privilege the admin account needs, and why. */
+export interface GrantNeed {
+  privilege: string;
+  usedFor: string;
+}
+
+/** What a rejoining node needs on this flavor: how to wipe its GTID history. */
+export interface RejoinVocabulary {
+  /** The statement that empties binary logs and GTID history. */
+  resetGtidHistory: string;
+  /** Whether CLONE INSTANCE exists (MySQL 8.0.17+). */
+  clone: boolean;
+}
+
+/**
+ * Every operation of issue 13's table for one server. Implementations: MariaDB 10.6+/11,
+ * MySQL 8.0.23+/8.4 (+8.1-9.x), MySQL 5.7 and 8.0 before 8.0.23.
+ */
+export interface Dialect {
+  readonly name: DialectName;
+  readonly version: ServerVersion;
+  /** GTID notation of this flavor, for election, completeness and errant checks. */
+  readonly gtid: GtidAlgebra;
+
+  // ---- replica status ----
+  readReplicaStatus(): Read<NormalizedReplicaStatus | undefined>;
+
+  // ---- follow a source, start/stop/reset ----
+  followSource(source: SourceSpec, opts: FollowOptions, quote: QuoteMode): Statement;
+  startReplication(): Statement;
+  startReplicationIo(): Statement;
+  startReplicationSql(): Statement;
+  stopReplication(): Statement;
+  stopReplicationIo(): Statement;
+  stopReplicationSql(): Statement;
+  /** Drops relay logs, keeps the source configuration. */
+  resetReplica(): Statement;
+  /** Forgets the source entirely (promotion). */
+  resetReplicaAll(): Statement;
+
+  // ---- GTIDs and binary log ----
+  readGtidPositions(): Read<GtidPositions>;
+  readBinlogStatus(): Read<BinlogStatus | undefined>;
+  /** Waits until the node executed `gtid` (its flavor's notation), at most `timeoutSeconds`. */
+  waitForGtid(gtid: string, timeoutSeconds: number): Read<WaitOutcome>;
+
+  // ---- collect from a replica ahead ----
+  /** Starts replication that applies up to and including `gtid`, then stops the applier. */
+  startReplicationUntil(gtid: string): Statement;
+
+  // ---- fence ----
+  /** Statements that make the node refuse writes (`on`) or accept them again. */
+  setReadOnly(on: boolean): Statement[];
+  readReadOnly(): Read<{ readOnly: boolean; superReadOnly: boolean }>;
+  listClientSessions(ownUser: string): Read<ClientSession[]>;
+  killSession(id: number): Statement;
+
+  // ---- semi-sync ----
+  /** Which plugins are installed (MySQL); MariaDB's are built in. */
+  readSemiSyncPlugins(): Read<{ source: SemiSyncFamily | undefined; replica: SemiSyncFamily | undefined }>;
+  semiSyncNames(family: SemiSyncFamily): SemiSyncNames;
+  /** The family a fresh install of this version uses. */
+  readonly preferredSemiSync: SemiSyncFamily;
+  readSemiSyncVariables(names: SemiSyncNames): Read<Map<string, string>>;
+  readSemiSyncStatus(names: SemiSyncNames): Read<Map<string, string>>;
+  enableSemiSyncSource(names: SemiSyncNames, timeoutMs: number): Statement[];
+  disableSemiSyncSource(names: SemiSyncNames): Statement[];
+  setSemiSyncReplica(names: SemiSyncNames, on: boolean): Statement;
+
+  // ---- accounts ----
+  /** Global privileges of the failover admin account, least that works on this version. */
+  adminGrants(): readonly GrantNeed[];
+  /** Global privileges of the replication account. */
+  replicationGrants(): readonly string[];
+  readonly rejoin: RejoinVocabulary;
+}

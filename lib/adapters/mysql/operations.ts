@@ -1,0 +1,388 @@
+/**
+ * Named MySQL/MariaDB operations (orchestrator's `inst.*`): what the failover steps, switchover
+ * and rejoin ask of a node, in their words (followPrimary, applyRelayLog, setReadOnly, ...).
+ * The SQL lives in the node's dialect (./dialect); this layer runs it on a session, in order,
+ * and turns driver failures into typed errors that never carry SQL text or a password.
+ *
+ *   const inst = await openInst(session, 'db2');      // detects MariaDB / MySQL 5.7 / 8.0 / 8.4
+ *   await inst.stopReplicationIo();
+ *   if ((await inst.applyRelayLog(received, 30)) === 'timeout') throw new RelayLogTimeoutError(...);
+ */
+import { MissingPrivilegeError, NodeUnreachableError, redact } from '../../errors.ts';
+import { classifyError } from './connection.ts';
+import { detectFlavor } from './dialect/flavor.ts';
+import type {
+  BinlogStatus,
+  Dialect,
+  FollowOptions,
+  GtidPositions,
+  NormalizedReplicaStatus,
+  QuoteMode,
+  Read,
+  Row,
+  SemiSyncNames,
+  SemiSyncState,
+  SourceSpec,
+  Statement,
+  WaitOutcome,
+} from './dialect/types.ts';
+import {
+  MysqlOperationError,
+  NotAReplicaError,
+  ReplicationNotRunningError,
+  SemiSyncUnavailableError,
+} from './errors.ts';
+
+/** What the operations need from a connection; AdminSession (./connection.ts) is one. */
+export interface SqlSession {
+  query<T = Row>(sql: string, params?: unknown[], timeoutMs?: number): Promise<T[]>;
+}
+
+/** Time for polling waits; the default is the real clock. */
+export interface OpsClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+const realClock: OpsClock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+};
+
+export interface FollowPrimaryOptions extends Partial<FollowOptions> {
+  /** Register as a semi-sync replica (the setting must be ON before the IO thread connects). */
+  semiSync?: boolean;
+}
+
+/** Replica IO errors that no retry cures: waiting for the threads would only burn the timeout. */
+const FATAL_IO_ERRNOS = new Set([
+  1236, // source purged what we need / not in its binlog
+  1593, // fatal replica error (same server id or uuid)
+  1950, // MariaDB gtid_strict_mode out-of-order
+]);
+
+/** The named operations on one node. Build it with {@link openInst} (detects the dialect) or directly. */
+export class Inst {
+  constructor(
+    private readonly session: SqlSession,
+    readonly nodeId: string,
+    readonly dialect: Dialect,
+    readonly quote: QuoteMode,
+    private readonly clock: OpsClock = realClock,
+  ) {}
+
+  // ---------------------------------------------------------------- plumbing
+
+  private async send(operation: string, stmt: Statement): Promise<Row[]> {
+    try {
+      return await this.session.query<Row>(stmt.sql, [...stmt.params], stmt.timeoutMs);
+    } catch (err) {
+      throw translate(err, this.nodeId, operation, stmt.secrets ?? []);
+    }
+  }
+
+  private async read<T>(operation: string, r: Read<T>): Promise<T> {
+    const rows = await this.send(operation, r);
+    try {
+      return r.parse(Array.isArray(rows) ? rows : []);
+    } catch (err) {
+      throw new MysqlOperationError(
+        `${operation} on ${this.nodeId}: unexpected result: ${(err as Error).message}`,
+        {
+          nodeId: this.nodeId,
+          operation,
+        },
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------- replica status
+
+  /** The node's replica status in one shape for every flavor; undefined when it replicates from nobody. */
+  readReplicaStatus(): Promise<NormalizedReplicaStatus | undefined> {
+    return this.read('readReplicaStatus', this.dialect.readReplicaStatus());
+  }
+
+  /** Like readReplicaStatus, but a node that is not a replica is an error. */
+  async requireReplicaStatus(operation: string): Promise<NormalizedReplicaStatus> {
+    const st = await this.readReplicaStatus();
+    if (st === undefined) {
+      throw new NotAReplicaError(`${operation} on ${this.nodeId}: the node replicates from no source`, {
+        nodeId: this.nodeId,
+      });
+    }
+    return st;
+  }
+
+  /**
+   * Waits until both replication threads run. Fails fast on an IO error no retry cures
+   * (1236 purged/not in binlog, 1593, 1950) and on an SQL thread stopped by an error.
+   *
+   * @throws ReplicationNotRunningError with the last IO and SQL errors.
+   */
+  async waitReplicationRunning(timeoutMs: number, pollMs = 50): Promise<NormalizedReplicaStatus> {
+    const deadline = this.clock.now() + timeoutMs;
+    for (;;) {
+      const st = await this.requireReplicaStatus('waitReplicationRunning');
+      if (st.ioState === 'Yes' && st.sqlRunning) return st;
+      const fatal =
+        (st.ioState !== 'Yes' && FATAL_IO_ERRNOS.has(st.lastIoErrno)) ||
+        (!st.sqlRunning && st.lastSqlErrno !== 0);
+      if (fatal || this.clock.now() >= deadline) {
+        throw new ReplicationNotRunningError(
+          `Replication on ${this.nodeId} ${fatal ? 'stopped with an error' : `not running after ${timeoutMs} ms`}: ` +
+            `IO=${st.ioState} (${st.lastIoErrno}: ${st.lastIoError}) SQL=${st.sqlRunning ? 'Yes' : 'No'} ` +
+            `(${st.lastSqlErrno}: ${st.lastSqlError})`,
+          {
+            nodeId: this.nodeId,
+            ioState: st.ioState,
+            lastIoErrno: st.lastIoErrno,
+            sqlRunning: st.sqlRunning,
+            lastSqlErrno: st.lastSqlErrno,
+          },
+        );
+      }
+      await this.clock.sleep(pollMs);
+    }
+  }
+
+  // ---------------------------------------------------------------- follow, start, stop, reset
+
+  /**
+   * Points the node at `source` with GTID auto-positioning (1 s connect retry and heartbeat by
+   * default) and starts replication. Idempotent: a repeat re-points to the same source.
+   */
+  async followPrimary(source: SourceSpec, opts: FollowPrimaryOptions = {}): Promise<void> {
+    const follow: FollowOptions = {
+      connectRetrySeconds: opts.connectRetrySeconds ?? 1,
+      heartbeatPeriodSeconds: opts.heartbeatPeriodSeconds ?? 1,
+      ...(opts.noDelay === undefined ? {} : { noDelay: opts.noDelay }),
+      ...(opts.sha2Auth === undefined ? {} : { sha2Auth: opts.sha2Auth }),
+    };
+    // Build before stopping anything: a bad host or password fails here and changes nothing.
+    const change = this.dialect.followSource(source, follow, this.quote);
+    await this.send('followPrimary', this.dialect.stopReplication());
+    await this.send('followPrimary', change);
+    // The IO thread registers as a semi-sync replica only if this is ON when it connects.
+    if (opts.semiSync) {
+      const names = await this.resolveSemiSync('replica');
+      await this.send('followPrimary', this.dialect.setSemiSyncReplica(names, true));
+    }
+    await this.send('followPrimary', this.dialect.startReplication());
+  }
+
+  stopReplication = () => this.send('stopReplication', this.dialect.stopReplication()).then(() => {});
+  /** Stops only the receiver: the applier keeps draining the relay log (first step of a promotion). */
+  stopReplicationIo = () => this.send('stopReplicationIo', this.dialect.stopReplicationIo()).then(() => {});
+  stopReplicationSql = () =>
+    this.send('stopReplicationSql', this.dialect.stopReplicationSql()).then(() => {});
+  startReplication = () => this.send('startReplication', this.dialect.startReplication()).then(() => {});
+  startReplicationIo = () =>
+    this.send('startReplicationIo', this.dialect.startReplicationIo()).then(() => {});
+  startReplicationSql = () =>
+    this.send('startReplicationSql', this.dialect.startReplicationSql()).then(() => {});
+  resetReplica = () => this.send('resetReplica', this.dialect.resetReplica()).then(() => {});
+  resetReplicaAll = () => this.send('resetReplicaAll', this.dialect.resetReplicaAll()).then(() => {});
+
+  // ---------------------------------------------------------------- GTIDs
+
+  readGtidPosition(): Promise<GtidPositions> {
+    return this.read('readGtidPosition', this.dialect.readGtidPositions());
+  }
+
+  /** SHOW BINARY LOG STATUS (MySQL 8.2+) / SHOW MASTER STATUS; undefined when the binary log is off. */
+  readBinlogStatus(): Promise<BinlogStatus | undefined> {
+    return this.read('readBinlogStatus', this.dialect.readBinlogStatus());
+  }
+
+  /**
+   * Waits until the node has executed `target` (its flavor's GTID notation): the relay log is
+   * applied up to there. Stop the IO thread first, or the target keeps moving. An empty target
+   * is reached at once. A timeout is an outcome, not an error: the caller decides.
+   */
+  async applyRelayLog(target: string, timeoutSeconds: number): Promise<WaitOutcome> {
+    if (target.trim() === '') return 'reached';
+    return this.read('applyRelayLog', this.dialect.waitForGtid(target, timeoutSeconds));
+  }
+
+  /**
+   * Collects on this node what `source` (another replica, ahead of it) has: follows `source`
+   * with auto-positioning, applies up to `until`, waits, then stops and drops the relay log,
+   * whatever happened: a retried step can never apply what the receiver fetched past `until`.
+   *
+   * `until` must hold only what the source got from the primary, so its own errant writes are
+   * never copied: on MariaDB its Gtid_IO_Pos (`retrievedGtid`); on MySQL its `receivedGtid`
+   * minus its errant set (`gtid.errant`), because Executed_Gtid_Set includes local writes.
+   */
+  async collectFrom(
+    source: SourceSpec,
+    until: string,
+    timeoutSeconds: number,
+    opts: FollowPrimaryOptions = {},
+  ) {
+    const follow: FollowOptions = {
+      connectRetrySeconds: opts.connectRetrySeconds ?? 1,
+      heartbeatPeriodSeconds: opts.heartbeatPeriodSeconds ?? 1,
+      noDelay: true,
+      ...(opts.sha2Auth === undefined ? {} : { sha2Auth: opts.sha2Auth }),
+    };
+    const change = this.dialect.followSource(source, follow, this.quote);
+    const start = this.dialect.startReplicationUntil(until);
+    await this.send('collectFrom', this.dialect.stopReplication());
+    await this.send('collectFrom', change);
+    try {
+      await this.send('collectFrom', start);
+      return await this.read('collectFrom', this.dialect.waitForGtid(until, timeoutSeconds));
+    } finally {
+      await this.send('collectFrom', this.dialect.stopReplication());
+      await this.send('collectFrom', this.dialect.resetReplica());
+    }
+  }
+
+  // ---------------------------------------------------------------- fence
+
+  /** read_only (MariaDB) / super_read_only (MySQL) on or off. */
+  async setReadOnly(on: boolean): Promise<void> {
+    for (const stmt of this.dialect.setReadOnly(on)) await this.send('setReadOnly', stmt);
+  }
+
+  readReadOnly(): Promise<{ readOnly: boolean; superReadOnly: boolean }> {
+    return this.read('readReadOnly', this.dialect.readReadOnly());
+  }
+
+  /** Ends every client session but ours, replication threads and system threads. */
+  async killClientSessions(ownUser: string): Promise<{ killed: number }> {
+    const sessions = await this.read('killClientSessions', this.dialect.listClientSessions(ownUser));
+    let killed = 0;
+    for (const s of sessions) {
+      try {
+        await this.send('killClientSessions', this.dialect.killSession(s.id));
+        killed++;
+      } catch (err) {
+        // Ended on its own between the SELECT and the KILL (ER_NO_SUCH_THREAD): fine. Anything else is not.
+        if (!(err instanceof MysqlOperationError && err.details.code === 'ER_NO_SUCH_THREAD')) throw err;
+      }
+    }
+    return { killed };
+  }
+
+  /** Fences the node: refuses writes first, then ends the sessions that could still hold some. */
+  async fence(ownUser: string): Promise<{ killed: number }> {
+    await this.setReadOnly(true);
+    return this.killClientSessions(ownUser);
+  }
+
+  // ---------------------------------------------------------------- semi-sync
+
+  /**
+   * The semi-sync names this node uses for `side`: MariaDB's built-ins, or the installed MySQL
+   * plugin family.
+   *
+   * @throws SemiSyncUnavailableError naming the INSTALL PLUGIN statement when none is installed.
+   */
+  async resolveSemiSync(side: 'source' | 'replica'): Promise<SemiSyncNames> {
+    const installed = await this.read('resolveSemiSync', this.dialect.readSemiSyncPlugins());
+    const family = installed[side];
+    if (family === undefined) {
+      const names = this.dialect.semiSyncNames(this.dialect.preferredSemiSync);
+      const plugin = side === 'source' ? names.sourcePlugin : names.replicaPlugin;
+      throw new SemiSyncUnavailableError(
+        `Semi-sync ${side} plugin is not installed on ${this.nodeId}` +
+          (plugin === undefined ? '' : `: INSTALL PLUGIN ${plugin.name} SONAME '${plugin.soname}'`),
+        { nodeId: this.nodeId, side },
+      );
+    }
+    return this.dialect.semiSyncNames(family);
+  }
+
+  /** Semi-sync AFTER_SYNC on with `timeoutMs` before falling back to async. */
+  async enableSemiSyncPrimary(opts: { timeoutMs: number }): Promise<void> {
+    const names = await this.resolveSemiSync('source');
+    for (const stmt of this.dialect.enableSemiSyncSource(names, opts.timeoutMs)) {
+      await this.send('enableSemiSyncPrimary', stmt);
+    }
+  }
+
+  async disableSemiSyncPrimary(): Promise<void> {
+    const names = await this.resolveSemiSync('source');
+    for (const stmt of this.dialect.disableSemiSyncSource(names))
+      await this.send('disableSemiSyncPrimary', stmt);
+  }
+
+  async setSemiSyncReplica(on: boolean): Promise<void> {
+    const names = await this.resolveSemiSync('replica');
+    await this.send('setSemiSyncReplica', this.dialect.setSemiSyncReplica(names, on));
+  }
+
+  /** Semi-sync settings and status of both sides, under whichever names the node uses. */
+  async readSemiSync(): Promise<SemiSyncState> {
+    const installed = await this.read('readSemiSync', this.dialect.readSemiSyncPlugins());
+    const family = installed.source ?? installed.replica ?? this.dialect.preferredSemiSync;
+    const names = this.dialect.semiSyncNames(family);
+    const vars = await this.read('readSemiSync', this.dialect.readSemiSyncVariables(names));
+    const status = await this.read('readSemiSync', this.dialect.readSemiSyncStatus(names));
+    const on = (v: string | undefined) => v === 'ON' || v === '1';
+    const timeout = vars.get(names.sourceTimeout);
+    return {
+      family,
+      sourceInstalled: vars.has(names.sourceEnabled),
+      replicaInstalled: vars.has(names.replicaEnabled),
+      masterEnabled: on(vars.get(names.sourceEnabled)),
+      masterActive: status.get(names.sourceStatus) === 'ON',
+      masterClients: Number(status.get(names.sourceClients) ?? 0),
+      slaveEnabled: on(vars.get(names.replicaEnabled)),
+      slaveActive: status.get(names.replicaStatus) === 'ON',
+      waitPoint: vars.get(names.sourceWaitPoint) ?? '',
+      timeoutMs: timeout === undefined ? null : Number(timeout),
+    };
+  }
+}
+
+/**
+ * Detects the node's flavor and version (and the session's sql_mode, for quoting) and returns
+ * its named operations.
+ *
+ * @throws UnsupportedServerError for a server no dialect speaks.
+ */
+export async function openInst(session: SqlSession, nodeId: string, clock?: OpsClock): Promise<Inst> {
+  let row: Row | undefined;
+  try {
+    [row] = await session.query<Row>(
+      'SELECT @@GLOBAL.version AS version, @@GLOBAL.version_comment AS comment, @@SESSION.sql_mode AS sql_mode',
+    );
+  } catch (err) {
+    throw translate(err, nodeId, 'openInst', []);
+  }
+  const detected = detectFlavor(String(row?.version ?? ''), String(row?.comment ?? ''));
+  const quote = { noBackslashEscapes: /NO_BACKSLASH_ESCAPES/i.test(String(row?.sql_mode ?? '')) };
+  return new Inst(session, nodeId, detected.dialect, quote, clock);
+}
+
+/**
+ * Driver error -> typed error. Never keeps the driver error as `cause`: mysql2 errors carry the
+ * SQL text (`err.sql`), which may hold the replication password. A syntax error's "near '…'"
+ * excerpt of a statement with secrets is dropped whole (it may hold part of one).
+ */
+export function translate(
+  err: unknown,
+  nodeId: string,
+  operation: string,
+  secrets: readonly string[],
+): Error {
+  if (err instanceof Error && 'transient' in err) return err; // already one of ours
+  const c = classifyError(err);
+  const e = err as { code?: string; errno?: number };
+  let message = c.message;
+  if (secrets.length > 0) message = message.replace(/near '[\s\S]*' at line \d+/, "near '<redacted>'");
+  message = redact(message, secrets);
+  const msg = `${operation} on ${nodeId} failed: ${c.code}: ${message}`;
+  const details = { nodeId, operation, code: e.code ?? c.code, errno: e.errno ?? 0 };
+  if (c.kind === 'refused' || c.kind === 'timeout') return new NodeUnreachableError(msg, details);
+  if (c.kind === 'auth' || e.code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR') {
+    return new MissingPrivilegeError(
+      `${msg}. Grant the failover admin account the privilege named above.`,
+      details,
+    );
+  }
+  return new MysqlOperationError(msg, details);
+}

@@ -1,0 +1,268 @@
+/**
+ * The named operations on MySQL dialects, over a scripted session: no MySQL server runs here
+ * (issue 13, "How to test it here"), so this asserts the ORDER of statements each operation
+ * sends and what it makes of MySQL-shaped answers. The same operations run against real
+ * MariaDB servers in mariadb-live.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  ReplicationNotRunningError,
+  SemiSyncUnavailableError,
+  UnsupportedServerError,
+} from '../../lib/adapters/mysql/errors.ts';
+import { Inst, openInst, type SqlSession } from '../../lib/adapters/mysql/operations.ts';
+import { NodeUnreachableError } from '../../lib/errors.ts';
+import { SHOW_REPLICA_STATUS_84, SHOW_REPLICA_STATUS_84_CONNECTING } from './fixtures/mysql-manual.ts';
+
+type Answer = unknown[] | Error;
+
+/** Records every statement; answers by the first rule whose pattern matches. */
+function scripted(rules: Array<[RegExp, Answer | (() => Answer)]>) {
+  const sent: Array<{ sql: string; params: unknown[] }> = [];
+  const session: SqlSession = {
+    async query<T>(sql: string, params: unknown[] = []) {
+      sent.push({ sql, params });
+      for (const [re, a] of rules) {
+        if (re.test(sql)) {
+          const answer = typeof a === 'function' ? a() : a;
+          if (answer instanceof Error) throw answer;
+          return answer as T[];
+        }
+      }
+      return [] as T[];
+    },
+  };
+  return { session, sent, sqls: () => sent.map((s) => s.sql) };
+}
+
+const VERSION_84 = [
+  /^SELECT @@GLOBAL\.version/,
+  [
+    {
+      version: '8.4.3',
+      comment: 'MySQL Community Server - GPL',
+      sql_mode: 'ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION',
+    },
+  ],
+] as [RegExp, Answer];
+const VERSION_57 = [
+  /^SELECT @@GLOBAL\.version/,
+  [{ version: '5.7.44-log', comment: 'MySQL Community Server (GPL)', sql_mode: 'NO_BACKSLASH_ESCAPES' }],
+] as [RegExp, Answer];
+const PLUGINS_NEW = [
+  /information_schema\.PLUGINS/,
+  [
+    { PLUGIN_NAME: 'rpl_semi_sync_source', PLUGIN_STATUS: 'ACTIVE' },
+    { PLUGIN_NAME: 'rpl_semi_sync_replica', PLUGIN_STATUS: 'ACTIVE' },
+  ],
+] as [RegExp, Answer];
+const SRC = { host: '10.0.1.12', port: 3306, user: 'repl', password: 'r3pl-pass' };
+const SET = '73f86016-978b-11ee-ade5-8d2a2a562feb:1-5';
+
+const fakeClock = () => {
+  let t = 0;
+  return {
+    now: () => t,
+    sleep: async (ms: number) => {
+      t += ms;
+    },
+  };
+};
+
+describe('openInst', () => {
+  it('detects MySQL 8.4 and the session’s quoting; refuses an unsupported server', async () => {
+    const a = await openInst(scripted([VERSION_84]).session, 'db1');
+    expect(a.dialect.name).toBe('mysql8');
+    expect(a.quote.noBackslashEscapes).toBe(false);
+    const b = await openInst(scripted([VERSION_57]).session, 'db1');
+    expect(b.dialect.name).toBe('mysql57');
+    expect(b.quote.noBackslashEscapes).toBe(true);
+    await expect(
+      openInst(
+        scripted([[/^SELECT @@GLOBAL\.version/, [{ version: '5.6.51', comment: '', sql_mode: '' }]]]).session,
+        'db1',
+      ),
+    ).rejects.toBeInstanceOf(UnsupportedServerError);
+  });
+});
+
+describe('Inst on MySQL 8.4 (scripted)', () => {
+  it('followPrimary: STOP, CHANGE REPLICATION SOURCE, semi-sync replica ON, START, in that order', async () => {
+    const s = scripted([VERSION_84, PLUGINS_NEW]);
+    const inst = await openInst(s.session, 'db2');
+    await inst.followPrimary(SRC, { semiSync: true });
+    expect(s.sqls().slice(1)).toEqual([
+      'STOP REPLICA',
+      "CHANGE REPLICATION SOURCE TO SOURCE_HOST = '10.0.1.12', SOURCE_PORT = 3306, SOURCE_USER = 'repl', " +
+        "SOURCE_PASSWORD = 'r3pl-pass', SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = 1, " +
+        'SOURCE_HEARTBEAT_PERIOD = 1, GET_SOURCE_PUBLIC_KEY = 1',
+      expect.stringMatching(/information_schema\.PLUGINS/),
+      'SET GLOBAL rpl_semi_sync_replica_enabled = ON',
+      'START REPLICA',
+    ]);
+  });
+
+  it('collectFrom: follows the replica ahead, starts UNTIL SQL_AFTER_GTIDS, waits, then always stops and resets', async () => {
+    for (const [w, outcome] of [
+      ['0', 'reached'],
+      ['1', 'timeout'],
+    ] as const) {
+      const s = scripted([VERSION_84, [/WAIT_FOR_EXECUTED_GTID_SET/, [{ w }]]]);
+      const inst = await openInst(s.session, 'db2');
+      expect(await inst.collectFrom(SRC, `${SET.toUpperCase()}`, 30)).toBe(outcome);
+      expect(s.sqls().slice(1)).toEqual([
+        'STOP REPLICA',
+        expect.stringMatching(/^CHANGE REPLICATION SOURCE TO .*SOURCE_DELAY = 0, GET_SOURCE_PUBLIC_KEY = 1$/),
+        'START REPLICA UNTIL SQL_AFTER_GTIDS = ?',
+        'SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS w',
+        'STOP REPLICA',
+        'RESET REPLICA',
+      ]);
+      expect(s.sent[3]?.params).toEqual([SET]);
+    }
+  });
+
+  it('collectFrom resets the relay log even when the wait fails', async () => {
+    const s = scripted([
+      VERSION_84,
+      [/WAIT_FOR_EXECUTED_GTID_SET/, Object.assign(new Error('gone'), { code: 'ECONNRESET' })],
+    ]);
+    const inst = await openInst(s.session, 'db2');
+    await expect(inst.collectFrom(SRC, SET, 30)).rejects.toBeInstanceOf(NodeUnreachableError);
+    expect(s.sqls().slice(-2)).toEqual(['STOP REPLICA', 'RESET REPLICA']);
+  });
+
+  it('applyRelayLog waits on WAIT_FOR_EXECUTED_GTID_SET and reads 1 as a timeout', async () => {
+    const s = scripted([VERSION_84, [/WAIT_FOR_EXECUTED_GTID_SET/, [{ w: 1 }]]]);
+    const inst = await openInst(s.session, 'db2');
+    expect(await inst.applyRelayLog(SET, 10)).toBe('timeout');
+    expect(await inst.applyRelayLog('', 10)).toBe('reached');
+    expect(s.sqls().filter((q) => q.includes('WAIT')).length).toBe(1);
+  });
+
+  it('fence: super_read_only, then KILL every listed client session', async () => {
+    const s = scripted([
+      VERSION_84,
+      [
+        /information_schema\.PROCESSLIST/,
+        [
+          { ID: '31', USER: 'app', COMMAND: 'Sleep' },
+          { ID: '32', USER: 'app', COMMAND: 'Query' },
+        ],
+      ],
+      [
+        /^KILL CONNECTION 32$/,
+        Object.assign(new Error('Unknown thread id: 32'), { code: 'ER_NO_SUCH_THREAD', errno: 1094 }),
+      ],
+    ]);
+    const inst = await openInst(s.session, 'db1');
+    expect(await inst.fence('failover_admin')).toEqual({ killed: 1 });
+    expect(s.sqls().slice(1)).toEqual([
+      'SET GLOBAL super_read_only = ON',
+      expect.stringMatching(/^SELECT ID, USER, COMMAND FROM information_schema\.PROCESSLIST/),
+      'KILL CONNECTION 31',
+      'KILL CONNECTION 32',
+    ]);
+  });
+
+  it('enableSemiSyncPrimary refuses, naming the INSTALL PLUGIN statement, when the plugin is missing', async () => {
+    const s = scripted([VERSION_84, [/information_schema\.PLUGINS/, []]]);
+    const inst = await openInst(s.session, 'db1');
+    const err = await inst.enableSemiSyncPrimary({ timeoutMs: 10_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SemiSyncUnavailableError);
+    expect((err as Error).message).toBe(
+      "Semi-sync source plugin is not installed on db1: INSTALL PLUGIN rpl_semi_sync_source SONAME 'semisync_source.so'",
+    );
+    expect(s.sqls().some((q) => q.startsWith('SET GLOBAL'))).toBe(false);
+  });
+
+  it('readSemiSync reads the names of the installed family', async () => {
+    const s = scripted([
+      VERSION_84,
+      PLUGINS_NEW,
+      [
+        /SHOW GLOBAL VARIABLES/,
+        [
+          { Variable_name: 'rpl_semi_sync_source_enabled', Value: 'ON' },
+          { Variable_name: 'rpl_semi_sync_source_timeout', Value: '10000' },
+          { Variable_name: 'rpl_semi_sync_source_wait_point', Value: 'AFTER_SYNC' },
+          { Variable_name: 'rpl_semi_sync_replica_enabled', Value: 'OFF' },
+        ],
+      ],
+      [
+        /SHOW GLOBAL STATUS/,
+        [
+          { Variable_name: 'Rpl_semi_sync_source_status', Value: 'ON' },
+          { Variable_name: 'Rpl_semi_sync_source_clients', Value: '2' },
+        ],
+      ],
+    ]);
+    const inst = await openInst(s.session, 'db1');
+    expect(await inst.readSemiSync()).toEqual({
+      family: 'source-replica',
+      sourceInstalled: true,
+      replicaInstalled: true,
+      masterEnabled: true,
+      masterActive: true,
+      masterClients: 2,
+      slaveEnabled: false,
+      slaveActive: false,
+      waitPoint: 'AFTER_SYNC',
+      timeoutMs: 10_000,
+    });
+  });
+
+  it('waitReplicationRunning returns once both threads run, and fails fast on error 1236', async () => {
+    let calls = 0;
+    const s = scripted([
+      VERSION_84,
+      [
+        /^SHOW REPLICA STATUS$/,
+        () => (++calls < 3 ? [SHOW_REPLICA_STATUS_84_CONNECTING] : [SHOW_REPLICA_STATUS_84]),
+      ],
+    ]);
+    const inst = new Inst(
+      s.session,
+      'db2',
+      (await openInst(s.session, 'db2')).dialect,
+      { noBackslashEscapes: false },
+      fakeClock(),
+    );
+    expect((await inst.waitReplicationRunning(5000)).ioState).toBe('Yes');
+    expect(calls).toBe(3);
+
+    const purged = {
+      ...SHOW_REPLICA_STATUS_84,
+      Replica_IO_Running: 'No',
+      Last_IO_Errno: '13114',
+      Last_IO_Error: 'Got fatal error 1236 from source when reading data from binary log',
+    };
+    const fatal = { ...purged, Last_IO_Errno: '1236' };
+    const s2 = scripted([VERSION_84, [/^SHOW REPLICA STATUS$/, [fatal]]]);
+    const clock = fakeClock();
+    const inst2 = new Inst(s2.session, 'db2', inst.dialect, inst.quote, clock);
+    await expect(inst2.waitReplicationRunning(60_000)).rejects.toBeInstanceOf(ReplicationNotRunningError);
+    expect(clock.now()).toBe(0); // no waiting for a cure that never comes
+  });
+
+  it('never puts the password into an error, even from a syntax error that quotes the statement', async () => {
+    const pw = SRC.password;
+    const driverError = Object.assign(
+      new Error(
+        `You have an error in your SQL syntax; check the manual near '${pw.slice(3)}', SOURCE_AUTO_POSITION = 1' at line 1`,
+      ),
+      { code: 'ER_PARSE_ERROR', errno: 1064, sql: `CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD = '${pw}'` },
+    );
+    const s = scripted([VERSION_84, [/^CHANGE REPLICATION SOURCE/, driverError]]);
+    const inst = await openInst(s.session, 'db2');
+    const err = (await inst.followPrimary(SRC).catch((e: unknown) => e)) as Error;
+    expect(err.name).toBe('MysqlOperationError');
+    expect(err.message).toBe(
+      "followPrimary on db2 failed: ER_PARSE_ERROR: You have an error in your SQL syntax; check the manual near '<redacted>'",
+    );
+    expect(
+      JSON.stringify({ m: err.message, d: (err as { details?: unknown }).details, c: err.cause }),
+    ).not.toContain(pw.slice(3));
+    expect('sql' in err).toBe(false);
+  });
+});
