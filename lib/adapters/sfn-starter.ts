@@ -43,6 +43,15 @@ export class SfnFailoverStarter implements FailoverStarter {
     for (let attempt = 1; attempt <= MAX_START_ATTEMPTS; attempt++) {
       const executionName = attempt === 1 ? name : `${name}-a${attempt}`;
       const executionArn = `${this.stateMachineArn.replace(':stateMachine:', ':execution:')}:${executionName}`;
+      // A later attempt is looked up first: StartExecution answers a running execution of the same
+      // name and input as if it had started it, which would count one execution twice.
+      if (attempt > 1) {
+        const status = await this.status(executionArn);
+        if (status === 'RUNNING' || status === 'PENDING_REDRIVE') {
+          return { executionArn, executionName, alreadyStarted: true };
+        }
+        if (status !== undefined) continue;
+      }
       try {
         const r = await this.client.send(
           new StartExecutionCommand({
@@ -55,15 +64,26 @@ export class SfnFailoverStarter implements FailoverStarter {
       } catch (err) {
         if ((err as Error).name !== 'ExecutionAlreadyExists') throw err;
       }
-      const d = await this.client.send(new DescribeExecutionCommand({ executionArn }));
+      const status = await this.status(executionArn);
       // Running: the "one execution per incident" guarantee working, not a failure.
-      if (d.status === 'RUNNING' || d.status === 'PENDING_REDRIVE') {
+      if (status === 'RUNNING' || status === 'PENDING_REDRIVE') {
         return { executionArn, executionName, alreadyStarted: true };
       }
     }
     throw new Error(
       `Cannot start ${name}: ${MAX_START_ATTEMPTS} executions for this epoch ended without claiming it. Check the failover records and the state table's availability.`,
     );
+  }
+
+  /** The execution's status, or undefined when there is no execution of that ARN. */
+  private async status(executionArn: string): Promise<string | undefined> {
+    try {
+      const d = await this.client.send(new DescribeExecutionCommand({ executionArn }));
+      return d.status ?? 'RUNNING';
+    } catch (err) {
+      if ((err as Error).name === 'ExecutionDoesNotExist') return undefined;
+      throw err;
+    }
   }
 }
 
