@@ -207,6 +207,41 @@ describe('T5: an execution that ends outside its Catch', () => {
     expect(notes.filter((n) => n.subject.includes('FAILED'))).toHaveLength(1);
   });
 
+  it('undoes a switchover stopped before promotion: the VIP goes back to the old primary and the claim is cleared', async () => {
+    const store = new InMemoryStateStore();
+    const mover = new FakeVipMover('db2'); // the VIP branch had moved it to the candidate
+    const notes: Notification[] = [];
+    const rt = runtime(store, mover, notes);
+    await seedClusterState(store, CLUSTER, 'db1');
+    const req = {
+      cluster: CLUSTER,
+      kind: 'switchover' as const,
+      failedPrimary: 'db1',
+      expectedEpoch: 0,
+      incidentId: 'sw',
+      executionName: 'unit-switchover-e1',
+      ignoreBlock: true,
+      limits: { maxLagSeconds: 5, maxTransactionSeconds: 10, graceMs: 100, catchUpTimeoutSeconds: 10 },
+    };
+    await beginFailover(rt, req);
+    await store.appendStep(CLUSTER, 1, {
+      name: 'SwitchoverPreCheck',
+      result: 'ok',
+      startedAt: 0,
+      endedAt: 0,
+      detail: { candidate: 'db2' },
+    });
+    const r = await executionEnded(rt, statusChange('unit-switchover-e1', 'ABORTED', req));
+    expect(r.action).toBe('cleaned');
+    expect(mover.holder).toBe('db1');
+    expect(mover.moves.at(-1)?.to).toBe('db1');
+    const state = await store.getClusterState(CLUSTER);
+    expect(state?.failoverInProgress).toBeUndefined();
+    expect(state?.primaryId).toBe('db1');
+    // The candidate does not answer here, so it cannot be verified read-only: writes stay off.
+    expect(r.reason).toContain('stays read-only');
+  });
+
   it('leaves alone an execution that does not hold the claim (its Catch ran, or a stale one)', async () => {
     const store = new InMemoryStateStore();
     const notes: Notification[] = [];
