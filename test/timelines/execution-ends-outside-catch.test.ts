@@ -47,7 +47,9 @@ describe('T5: an execution that ends outside its Catch', () => {
 
   function setMode(mode: 'auto' | 'fail'): void {
     const file = lc().configFile;
-    const doc = JSON.parse(readFileSync(file, 'utf8')) as { clusters: Array<Record<string, any>> };
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as {
+      clusters: Array<{ failover?: Record<string, unknown> }>;
+    };
     doc.clusters[0]!.failover = { ...doc.clusters[0]!.failover, mode };
     writeFileSync(file, JSON.stringify(doc, null, 2));
     resetRuntime(createRuntime(process.env, { log: (e) => logs.push(e) }));
