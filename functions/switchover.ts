@@ -1,5 +1,6 @@
 import middy from '@middy/core';
 import { z } from 'zod';
+import { MAX_SWITCHOVER_CATCH_UP_SECONDS } from '../lib/config/schema.ts';
 import { parseRequest } from '../lib/operator/common.ts';
 import { runSwitchover } from '../lib/operator/switchover.ts';
 import { getRuntime } from '../lib/runtime.ts';
@@ -12,7 +13,7 @@ const SwitchoverRequest = z
     maxLagSeconds: z.number().min(0).max(3600).optional(),
     maxTransactionSeconds: z.number().min(0).max(86_400).optional(),
     graceMs: z.number().int().min(0).max(10_000).optional(),
-    catchUpTimeoutSeconds: z.number().min(1).max(600).optional(),
+    catchUpTimeoutSeconds: z.number().min(1).max(MAX_SWITCHOVER_CATCH_UP_SECONDS).optional(),
   })
   .strict();
 

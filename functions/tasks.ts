@@ -1,3 +1,4 @@
+import { plain as executionEnded } from './execution-ended.ts';
 import { failoverTaskHandlers } from './failover/index.ts';
 import { switchoverTaskHandlers } from './switchover/index.ts';
 
@@ -8,4 +9,12 @@ import { switchoverTaskHandlers } from './switchover/index.ts';
 export const taskHandlers: Record<string, (input: never) => Promise<unknown>> = {
   ...failoverTaskHandlers,
   ...switchoverTaskHandlers,
+};
+
+/**
+ * Functions that EventBridge rules invoke (not Task states), by the CloudFormation logical id of
+ * the function: the local cloud delivers each matching event to these.
+ */
+export const ruleTargetHandlers: Record<string, (event: never) => Promise<unknown>> = {
+  ExecutionEndedLambdaFunction: executionEnded,
 };

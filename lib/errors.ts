@@ -1,6 +1,7 @@
 /**
- * Typed errors. Their `name`s are the contract with the failover state machine
- * (infra/state-machine.yml): Retry lists the transient names, Catch routes the terminal ones.
+ * Typed errors, all of them in this file. Their `name`s are the contract with the state machines
+ * (infra/state-machine.yml, infra/switchover-state-machine.yml): Retry lists the transient names,
+ * Catch routes the terminal ones (test/failover/state-machine-contract.test.ts checks both).
  * Keep a name once it has shipped.
  */
 
@@ -32,6 +33,14 @@ export class SecretNotFoundError extends FailoverError {}
 export class StaleEpochError extends FailoverError {}
 export class FailoverBlockedError extends FailoverError {}
 
+// ---- state table ----
+/**
+ * The state table did not answer (DynamoDB 5xx, throttling after the SDK's own retries, a timeout
+ * or a dropped connection). Translated at the adapter boundary, so the state machines retry it: a
+ * BeginFailover that failed before its conditional write never burns the incident.
+ */
+export class StateStoreUnavailableError extends TransientFailoverError {}
+
 // ---- database ----
 /** A node did not answer in time or refused; retried. */
 export class NodeUnreachableError extends TransientFailoverError {}
@@ -58,11 +67,20 @@ export class VipNotVerifiedError extends FailoverError {}
  */
 export class StonithFailedError extends FailoverError {}
 
+// ---- operator actions ----
+/** An operator action was refused before it changed anything (not a crash: an expected outcome). */
+export class OperatorRefusedError extends FailoverError {}
+/** The switchover's pre-checks failed: nothing was changed. */
+export class SwitchoverPreCheckFailedError extends FailoverError {}
+/** The candidate did not reach the old primary's last transaction in time: writes are restored. */
+export class SwitchoverCatchUpTimeoutError extends FailoverError {}
+
 /** Names retried by the state machine; kept next to the classes so they cannot drift. */
 export const TRANSIENT_ERROR_NAMES = [
   'NodeUnreachableError',
   'ProviderThrottledError',
   'ProviderTransientError',
+  'StateStoreUnavailableError',
   'TransientFailoverError',
 ] as const;
 

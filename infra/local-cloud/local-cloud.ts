@@ -16,18 +16,19 @@ import { join } from 'node:path';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { plain as healthCheck } from '../../functions/health-check.ts';
-import { taskHandlers } from '../../functions/tasks.ts';
+import { ruleTargetHandlers, taskHandlers } from '../../functions/tasks.ts';
 import { resetFailoverIntegrations } from '../../lib/failover/integrations.ts';
 import { resetRuntime } from '../../lib/runtime.ts';
 import type { MariaDbCluster } from '../cluster/mariadb-cluster.ts';
 import type { AliyunEmulator } from './aliyun/emulator.ts';
+import { type DynamoFaults, startDynamoFaultProxy } from './dynamo-fault-proxy.ts';
 import { type Ec2Emulator, startEc2Emulator } from './ec2-emulator.ts';
 import { type EventBridgeEmulator, startEventBridgeEmulator } from './eventbridge-emulator.ts';
 import type { FaultInjector } from './fault-injection.ts';
 import { type LambdaEmulator, startLambdaEmulator } from './lambda-emulator.ts';
 import type { LatencyMode } from './latency-profiles.ts';
 import { ensurePackagedTemplate, readSchedule } from './packaged-functions.ts';
-import { loadPackagedStateMachines } from './packaged-template.ts';
+import { loadPackagedEventRules, loadPackagedStateMachines } from './packaged-template.ts';
 import { type SfnEndpoint, startSfnEndpoint } from './sfn-endpoint.ts';
 import { startVipForwarder, type VipForwarder } from './vip-forwarder.ts';
 import { type LocalCloudProvider, setUpVipProvider } from './vip-provider.ts';
@@ -74,6 +75,11 @@ export interface LocalCloudOptions {
   network?: 'loopback' | 'netns';
   /** Merged into the generated `vip` config, e.g. { verifyTimeoutMs: 3000 }. */
   vipOverrides?: Record<string, unknown>;
+  /**
+   * Execution-level timeouts in ms by state machine logical id (e.g. { FailoverStateMachine: 3000 }),
+   * shortening the definitions' TimeoutSeconds so a test reaches TIMED_OUT in seconds.
+   */
+  executionTimeoutMs?: Record<string, number>;
   log?: (line: string) => void;
   /** Receives every structured log entry of the functions. */
   onLog?: (entry: Record<string, unknown>) => void;
@@ -115,6 +121,8 @@ export interface LocalCloud {
   eventBridge: EventBridgeEmulator;
   /** Lambda Invoke endpoint: register hook functions by name. */
   lambda: LambdaEmulator;
+  /** Faults for the state table: DynamoDB 5xx, throttling or hung requests (a proxy before dynalite). */
+  dynamoFaults: DynamoFaults;
   dynamoEndpoint: string;
   tableName: string;
   /** Fires healthCheck once more now (as a schedule tick would). */
@@ -141,7 +149,9 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     await new Promise<void>((res) => dyn.listen(0, '127.0.0.1', () => res()));
     stops.push(() => new Promise<void>((res) => dyn.close(() => res())));
     const dynAddr = dyn.address() as { port: number };
-    const dynamoEndpoint = `http://127.0.0.1:${dynAddr.port}`;
+    const dynamoProxy = await startDynamoFaultProxy(`http://127.0.0.1:${dynAddr.port}`);
+    stops.push(() => dynamoProxy.close());
+    const dynamoEndpoint = dynamoProxy.url;
 
     // EC2 with one ENI per node, the VIP on the primary's ENI
     const ec2 = await startEc2Emulator({ credentials: LOCAL_CREDENTIALS, region: LOCAL_REGION });
@@ -250,8 +260,13 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     const sfn = await startSfnEndpoint({
       region: LOCAL_REGION,
       accountId: '000000000000',
+      // Step Functions publishes every status change to the default bus (and its rules).
+      onStatusChange: (event) => eventBridge.deliver(event),
       stateMachines: machines.map((m) => ({
         name: m.name ?? m.logicalId,
+        ...(opts.executionTimeoutMs?.[m.logicalId] === undefined
+          ? {}
+          : { executionTimeoutMs: opts.executionTimeoutMs[m.logicalId] }),
         definition: m.definition,
         taskHandlers: Object.fromEntries(
           Object.keys(m.taskResources).map((state) => [
@@ -264,6 +279,20 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     });
     stops.push(() => sfn.close());
     process.env.AWS_ENDPOINT_URL_SFN = sfn.url;
+    // The packaged EventBridge rules with event patterns, each delivering to its function's handler.
+    for (const rule of loadPackagedEventRules(templatePath, {
+      region: LOCAL_REGION,
+      accountId: '000000000000',
+    })) {
+      for (const fn of rule.targetFunctions) {
+        const handler = ruleTargetHandlers[fn] as ((event: unknown) => Promise<unknown>) | undefined;
+        if (!handler)
+          throw new Error(`EventBridge rule ${rule.logicalId} targets ${fn}, which has no local handler`);
+        eventBridge.addRule({ name: rule.logicalId, pattern: rule.pattern, target: (e) => handler(e) });
+      }
+    }
+    // Deliveries still running (a cleanup) finish before the servers they use go away.
+    stops.push(() => eventBridge.idle());
     // Each machine's ARN in the variable serverless.yml gives the functions: <LogicalId>Arn ->
     // FAILOVER_STATE_MACHINE -> STATE_MACHINE_ARN; others as <LOGICAL_ID>_ARN.
     const arns: Record<string, string> = {};
@@ -335,6 +364,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
       stateMachineArns: arns,
       eventBridge,
       lambda,
+      dynamoFaults: dynamoProxy.faults,
       dynamoEndpoint,
       tableName: TABLE,
       tick,

@@ -338,3 +338,46 @@ function splitOnce(text: string, separator: string): [string, string] {
 function isObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/** An EventBridge rule with an event pattern, as packaged, its intrinsics resolved. */
+export interface PackagedEventRule {
+  logicalId: string;
+  pattern: Record<string, unknown>;
+  /** CloudFormation logical ids of the Lambda functions it targets. */
+  targetFunctions: string[];
+}
+
+/**
+ * Every `AWS::Events::Rule` with an `EventPattern` in the packaged template (schedules are left
+ * to the scheduler), with the pattern resolved as CloudFormation would and each Lambda target
+ * given by its function's logical id, so the local EventBridge delivers exactly what is deployed.
+ */
+export function loadPackagedEventRules(
+  templatePath: string,
+  options: ResolveOptions = {},
+): PackagedEventRule[] {
+  const template = JSON.parse(readFileSync(templatePath, 'utf8')) as CfnTemplate;
+  const resources = template.Resources ?? {};
+  const ctx: ResolveContext = {
+    region: options.region ?? 'us-east-1',
+    accountId: options.accountId ?? '000000000000',
+    resources,
+    parameters: template.Parameters ?? {},
+    deferred: new Set(),
+    source: templatePath,
+  };
+  const rules: PackagedEventRule[] = [];
+  for (const [logicalId, resource] of Object.entries(resources)) {
+    if (resource.Type !== 'AWS::Events::Rule' || resource.Properties?.EventPattern === undefined) continue;
+    let pattern = resolve(resource.Properties.EventPattern, ctx);
+    if (typeof pattern === 'string') pattern = JSON.parse(pattern) as Json;
+    if (!isObject(pattern)) throw new Error(`${templatePath}: EventPattern of ${logicalId} is not an object`);
+    const targets = resolve(resource.Properties.Targets ?? [], ctx);
+    const targetFunctions = (Array.isArray(targets) ? targets : [])
+      .map((t) => (isObject(t) && typeof t.Arn === 'string' ? t.Arn : ''))
+      .filter((arn) => arn.startsWith('arn:aws:lambda:'))
+      .map((arn) => arn.split(':')[6] ?? '');
+    rules.push({ logicalId, pattern, targetFunctions });
+  }
+  return rules;
+}

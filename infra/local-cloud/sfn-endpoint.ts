@@ -27,6 +27,11 @@ export interface SfnStateMachineSpec {
   /** Shorten Wait states / retry intervals (milliseconds, by state name); real durations otherwise. */
   waitTimeOverrides?: Overrides['waitTimeOverrides'];
   retryIntervalOverrides?: Overrides['retryIntervalOverrides'];
+  /**
+   * The execution-level timeout in ms; default the definition's `TimeoutSeconds`. Tests shorten it
+   * to reach a TIMED_OUT execution in seconds; the endpoint enforces it either way.
+   */
+  executionTimeoutMs?: number;
   validationOptions?: NonNullable<StateMachineOptions['validationOptions']>;
 }
 
@@ -39,6 +44,38 @@ export interface StartSfnEndpointOptions {
   region?: string;
   accountId?: string;
   log?: (line: string) => void;
+  /**
+   * Receives every execution status change (RUNNING, then how it ended) as the
+   * "Step Functions Execution Status Change" event Step Functions publishes to EventBridge.
+   */
+  onStatusChange?: (event: ExecutionStatusChangeEvent) => void;
+}
+
+/** The EventBridge event Step Functions publishes on each execution status change (its real shape). */
+export interface ExecutionStatusChangeEvent {
+  version: '0';
+  id: string;
+  'detail-type': 'Step Functions Execution Status Change';
+  source: 'aws.states';
+  account: string;
+  time: string;
+  region: string;
+  resources: string[];
+  detail: {
+    executionArn: string;
+    stateMachineArn: string;
+    name: string;
+    status: ExecutionStatus;
+    /** Epoch milliseconds. */
+    startDate: number;
+    stopDate: number | null;
+    input: string;
+    inputDetails: { included: boolean };
+    output: string | null;
+    outputDetails: { included: boolean } | null;
+    error: string | null;
+    cause: string | null;
+  };
 }
 
 export type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
@@ -95,6 +132,8 @@ type EventLog = ReturnType<StateMachine['run']>['eventLogs'] extends AsyncGenera
 interface ServedStateMachine {
   arn: string;
   spec: SfnStateMachineSpec;
+  /** The definition's TimeoutSeconds in ms; the endpoint, not the library, enforces it. */
+  timeoutMs: number | undefined;
   machine: StateMachine;
   createdAt: Date;
 }
@@ -148,6 +187,14 @@ export async function startSfnEndpoint(opts: StartSfnEndpointOptions): Promise<S
   const accountId = opts.accountId ?? '000000000000';
   const host = opts.host ?? '127.0.0.1';
   const log = opts.log ?? (() => {});
+  const publish = (record: ExecutionRecord): void => {
+    if (!opts.onStatusChange) return;
+    try {
+      opts.onStatusChange(statusChangeEvent(record, region, accountId));
+    } catch (error) {
+      log(`sfn: status change listener failed: ${String(error)}`);
+    }
+  };
   const machines = prepareStateMachines(opts.stateMachines, region, accountId, log);
   const executions = new Map<string, Execution>();
 
@@ -211,6 +258,7 @@ export async function startSfnEndpoint(opts: StartSfnEndpointOptions): Promise<S
     const execution = runExecution(served, executionArn, name, input, parsedInput);
     executions.set(executionArn, execution);
     log(`sfn: started ${served.spec.name}/${name}`);
+    publish(execution.record);
     return { executionArn, startDate: epochSeconds(execution.record.startDate) };
   }
 
@@ -250,7 +298,16 @@ export async function startSfnEndpoint(opts: StartSfnEndpointOptions): Promise<S
     const done = new Promise<void>((resolve) => {
       markDone = resolve;
     });
-    const execution: Execution = { record, events: [], abort: run.abort, done, markDone };
+    const execution: Execution = {
+      record,
+      events: [],
+      abort: () => {
+        clearTimeout(timeout);
+        run.abort();
+      },
+      done,
+      markDone,
+    };
     const drained = (async () => {
       for await (const event of run.eventLogs) {
         execution.events.push(event);
@@ -264,8 +321,31 @@ export async function startSfnEndpoint(opts: StartSfnEndpointOptions): Promise<S
       Object.assign(record, update, { stopDate: new Date() });
       for (const visit of record.states) if (visit.outcome === 'running') visit.outcome = 'failed';
       log(`sfn: ${served.spec.name}/${name} ${record.status}: ${formatExecutionPath(record)}`);
+      clearTimeout(timeout);
       markDone();
+      publish(record);
     };
+    // The execution-level TimeoutSeconds, as the service applies it: the execution ends TIMED_OUT
+    // wherever it is, no Catch runs, and a task already running is not stopped (a Lambda runs on).
+    const timeoutMs = served.spec.executionTimeoutMs ?? served.timeoutMs;
+    const timeout =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            if (record.status !== 'RUNNING') return;
+            Object.assign(record, {
+              status: 'TIMED_OUT',
+              stopDate: new Date(),
+              error: 'States.Timeout',
+              cause: `The execution timed out after ${timeoutMs} ms`,
+            });
+            for (const visit of record.states) if (visit.outcome === 'running') visit.outcome = 'failed';
+            run.abort();
+            log(`sfn: ${served.spec.name}/${name} TIMED_OUT: ${formatExecutionPath(record)}`);
+            markDone();
+            publish(record);
+          }, timeoutMs);
+    timeout?.unref();
     run.result.then(
       (output) => settle({ status: 'SUCCEEDED', output: JSON.stringify(output ?? null) }),
       (error: unknown) => settle(failureOf(error)),
@@ -281,9 +361,11 @@ export async function startSfnEndpoint(opts: StartSfnEndpointOptions): Promise<S
       record.stopDate = new Date();
       record.error = body.error === undefined ? undefined : requireString(body.error, 'error');
       record.cause = body.cause === undefined ? undefined : requireString(body.cause, 'cause');
+      // As the service does: the execution ends here, no Catch runs, a running task is not waited for.
       execution.abort();
       execution.markDone();
       log(`sfn: ${record.stateMachineName}/${record.name} ABORTED: ${formatExecutionPath(record)}`);
+      publish(record);
     }
     return { stopDate: epochSeconds(record.stopDate ?? new Date()) };
   }
@@ -399,6 +481,37 @@ export async function startSfnEndpoint(opts: StartSfnEndpointOptions): Promise<S
   };
 }
 
+function statusChangeEvent(
+  record: ExecutionRecord,
+  region: string,
+  accountId: string,
+): ExecutionStatusChangeEvent {
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'Step Functions Execution Status Change',
+    source: 'aws.states',
+    account: accountId,
+    time: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    region,
+    resources: [record.executionArn],
+    detail: {
+      executionArn: record.executionArn,
+      stateMachineArn: record.stateMachineArn,
+      name: record.name,
+      status: record.status,
+      startDate: record.startDate.getTime(),
+      stopDate: record.stopDate ? record.stopDate.getTime() : null,
+      input: record.input,
+      inputDetails: { included: true },
+      output: record.output ?? null,
+      outputDetails: record.output === undefined ? null : { included: true },
+      error: record.error ?? null,
+      cause: record.cause ?? null,
+    },
+  };
+}
+
 function describeExecution(record: ExecutionRecord): unknown {
   return {
     executionArn: record.executionArn,
@@ -454,7 +567,10 @@ function prepareStateMachines(
       const options: StateMachineOptions = spec.validationOptions
         ? { validationOptions: spec.validationOptions }
         : {};
-      machine = new StateMachine(spec.definition as StateMachineDefinition, options);
+      // Without TimeoutSeconds: the endpoint applies it itself (shortened on request, and with
+      // the status change the service publishes).
+      const { TimeoutSeconds: _timeout, ...definition } = spec.definition as { TimeoutSeconds?: number };
+      machine = new StateMachine(definition as StateMachineDefinition, options);
     } catch (error) {
       problems.push(
         `state machine '${spec.name}': ${error instanceof Error ? error.message : String(error)}`,
@@ -470,7 +586,9 @@ function prepareStateMachines(
     }
     const unused = Object.keys(spec.taskHandlers).filter((state) => !taskStates.includes(state));
     if (unused.length > 0) log(`sfn: ${spec.name}: handlers for no Task state: ${unused.join(', ')}`);
-    machines.set(arn, { arn, spec, machine, createdAt: new Date() });
+    const seconds = (spec.definition as { TimeoutSeconds?: unknown }).TimeoutSeconds;
+    const timeoutMs = typeof seconds === 'number' ? seconds * 1000 : undefined;
+    machines.set(arn, { arn, spec, machine, createdAt: new Date(), timeoutMs });
   }
   if (problems.length > 0)
     throw new Error(`Cannot start the Step Functions endpoint: ${problems.join('; ')}`);

@@ -6,7 +6,7 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { FailoverBlockedError, StaleEpochError } from '../errors.ts';
+import { FailoverBlockedError, StaleEpochError, StateStoreUnavailableError } from '../errors.ts';
 import type { ClusterEvent, ClusterState, FailoverRecord, FailoverStep, StateStore } from '../ports.ts';
 
 const pk = (cluster: string) => `CLUSTER#${cluster}`;
@@ -31,24 +31,28 @@ export class DynamoStateStore implements StateStore {
   }
 
   async getClusterState(cluster: string): Promise<ClusterState | undefined> {
-    const r = await this.doc.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: pk(cluster), sk: 'STATE' },
-        ConsistentRead: true,
-      }),
+    const r = await guard(
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: pk(cluster), sk: 'STATE' },
+          ConsistentRead: true,
+        }),
+      ),
     );
     return r.Item ? stripKeys<ClusterState>(r.Item) : undefined;
   }
 
   async initClusterState(initial: ClusterState): Promise<ClusterState> {
     try {
-      await this.doc.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: { pk: pk(initial.cluster), sk: 'STATE', ...initial },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
+      await guard(
+        this.doc.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: { pk: pk(initial.cluster), sk: 'STATE', ...initial },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
       );
       return initial;
     } catch (err) {
@@ -63,20 +67,23 @@ export class DynamoStateStore implements StateStore {
     cluster: string,
     h: Pick<ClusterState, 'analysis' | 'description' | 'topology' | 'counters' | 'updatedAt'>,
   ): Promise<void> {
-    await this.doc.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: { pk: pk(cluster), sk: 'STATE' },
-        UpdateExpression: 'SET analysis = :a, description = :d, topology = :t, counters = :c, updatedAt = :u',
-        ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: {
-          ':a': h.analysis,
-          ':d': h.description,
-          ':t': h.topology,
-          ':c': h.counters,
-          ':u': h.updatedAt,
-        },
-      }),
+    await guard(
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: pk(cluster), sk: 'STATE' },
+          UpdateExpression:
+            'SET analysis = :a, description = :d, topology = :t, counters = :c, updatedAt = :u',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: {
+            ':a': h.analysis,
+            ':d': h.description,
+            ':t': h.topology,
+            ':c': h.counters,
+            ':u': h.updatedAt,
+          },
+        }),
+      ),
     );
   }
 
@@ -88,25 +95,29 @@ export class DynamoStateStore implements StateStore {
   ): Promise<{ held: boolean; expiresAt: number }> {
     const expiresAt = now + ttlMs;
     try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: pk(cluster), sk: 'LEASE' },
-          UpdateExpression: 'SET #o = :o, leaseExpiresAt = :e',
-          ConditionExpression: 'attribute_not_exists(pk) OR leaseExpiresAt < :now OR #o = :o',
-          ExpressionAttributeNames: { '#o': 'owner' },
-          ExpressionAttributeValues: { ':o': owner, ':e': expiresAt, ':now': now },
-        }),
+      await guard(
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: pk(cluster), sk: 'LEASE' },
+            UpdateExpression: 'SET #o = :o, leaseExpiresAt = :e',
+            ConditionExpression: 'attribute_not_exists(pk) OR leaseExpiresAt < :now OR #o = :o',
+            ExpressionAttributeNames: { '#o': 'owner' },
+            ExpressionAttributeValues: { ':o': owner, ':e': expiresAt, ':now': now },
+          }),
+        ),
       );
       return { held: true, expiresAt };
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
-      const r = await this.doc.send(
-        new GetCommand({
-          TableName: this.tableName,
-          Key: { pk: pk(cluster), sk: 'LEASE' },
-          ConsistentRead: true,
-        }),
+      const r = await guard(
+        this.doc.send(
+          new GetCommand({
+            TableName: this.tableName,
+            Key: { pk: pk(cluster), sk: 'LEASE' },
+            ConsistentRead: true,
+          }),
+        ),
       );
       return { held: false, expiresAt: Number(r.Item?.leaseExpiresAt ?? 0) };
     }
@@ -114,15 +125,17 @@ export class DynamoStateStore implements StateStore {
 
   async releaseLease(cluster: string, owner: string): Promise<void> {
     try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: pk(cluster), sk: 'LEASE' },
-          UpdateExpression: 'SET leaseExpiresAt = :zero',
-          ConditionExpression: '#o = :o',
-          ExpressionAttributeNames: { '#o': 'owner' },
-          ExpressionAttributeValues: { ':o': owner, ':zero': 0 },
-        }),
+      await guard(
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: pk(cluster), sk: 'LEASE' },
+            UpdateExpression: 'SET leaseExpiresAt = :zero',
+            ConditionExpression: '#o = :o',
+            ExpressionAttributeNames: { '#o': 'owner' },
+            ExpressionAttributeValues: { ':o': owner, ':zero': 0 },
+          }),
+        ),
       );
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
@@ -140,21 +153,23 @@ export class DynamoStateStore implements StateStore {
       failedPrimary: input.failedPrimary,
     };
     try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: pk(input.cluster), sk: 'STATE' },
-          UpdateExpression: 'SET epoch = :next, failoverInProgress = :p, updatedAt = :now',
-          ConditionExpression: input.ignoreBlock
-            ? 'epoch = :expected AND attribute_not_exists(failoverInProgress)'
-            : 'epoch = :expected AND attribute_not_exists(failoverInProgress) AND (attribute_not_exists(blockedUntil) OR blockedUntil < :now)',
-          ExpressionAttributeValues: {
-            ':next': epoch,
-            ':expected': input.expectedEpoch,
-            ':p': inProgress,
-            ':now': input.now,
-          },
-        }),
+      await guard(
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: pk(input.cluster), sk: 'STATE' },
+            UpdateExpression: 'SET epoch = :next, failoverInProgress = :p, updatedAt = :now',
+            ConditionExpression: input.ignoreBlock
+              ? 'epoch = :expected AND attribute_not_exists(failoverInProgress)'
+              : 'epoch = :expected AND attribute_not_exists(failoverInProgress) AND (attribute_not_exists(blockedUntil) OR blockedUntil < :now)',
+            ExpressionAttributeValues: {
+              ':next': epoch,
+              ':expected': input.expectedEpoch,
+              ':p': inProgress,
+              ':now': input.now,
+            },
+          }),
+        ),
       );
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
@@ -206,12 +221,14 @@ export class DynamoStateStore implements StateStore {
       steps: [],
     };
     try {
-      await this.doc.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: { pk: pk(input.cluster), sk: failoverSk(epoch), ...record },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
+      await guard(
+        this.doc.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: { pk: pk(input.cluster), sk: failoverSk(epoch), ...record },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
       );
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
@@ -219,24 +236,28 @@ export class DynamoStateStore implements StateStore {
   }
 
   async appendStep(cluster: string, epoch: number, step: FailoverStep): Promise<void> {
-    await this.doc.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: { pk: pk(cluster), sk: failoverSk(epoch) },
-        UpdateExpression: 'SET steps = list_append(if_not_exists(steps, :empty), :s)',
-        ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: { ':s': [step], ':empty': [] },
-      }),
+    await guard(
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: pk(cluster), sk: failoverSk(epoch) },
+          UpdateExpression: 'SET steps = list_append(if_not_exists(steps, :empty), :s)',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':s': [step], ':empty': [] },
+        }),
+      ),
     );
   }
 
   async getFailover(cluster: string, epoch: number): Promise<FailoverRecord | undefined> {
-    const r = await this.doc.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: pk(cluster), sk: failoverSk(epoch) },
-        ConsistentRead: true,
-      }),
+    const r = await guard(
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: pk(cluster), sk: failoverSk(epoch) },
+          ConsistentRead: true,
+        }),
+      ),
     );
     return r.Item ? stripKeys<FailoverRecord>(r.Item) : undefined;
   }
@@ -273,45 +294,54 @@ export class DynamoStateStore implements StateStore {
     }
     try {
       // Only the failover of this epoch may end it: a stale or duplicated execution changes nothing.
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: pk(input.cluster), sk: 'STATE' },
-          UpdateExpression: `SET ${set} REMOVE failoverInProgress`,
-          ConditionExpression: 'epoch = :e AND failoverInProgress.epoch = :e',
-          ExpressionAttributeValues: values,
-        }),
+      await guard(
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: pk(input.cluster), sk: 'STATE' },
+            UpdateExpression: `SET ${set} REMOVE failoverInProgress`,
+            ConditionExpression: 'epoch = :e AND failoverInProgress.epoch = :e',
+            ExpressionAttributeValues: values,
+          }),
+        ),
       );
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
       return; // already ended (a retried step) or superseded
     }
-    await this.doc.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: { pk: pk(input.cluster), sk: failoverSk(input.epoch) },
-        UpdateExpression: `SET #s = :s, endedAt = :now${input.newPrimary ? ', newPrimary = :np' : ''}${input.error ? ', #err = :err' : ''}`,
-        ExpressionAttributeNames: { '#s': 'status', ...(input.error ? { '#err': 'error' } : {}) },
-        ExpressionAttributeValues: {
-          ':s': input.status,
-          ':now': input.now,
-          ...(input.newPrimary ? { ':np': input.newPrimary } : {}),
-          ...(input.error ? { ':err': input.error } : {}),
-        },
-      }),
+    await guard(
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: pk(input.cluster), sk: failoverSk(input.epoch) },
+          UpdateExpression: `SET #s = :s, endedAt = :now${input.newPrimary ? ', newPrimary = :np' : ''}${input.error ? ', #err = :err' : ''}`,
+          ExpressionAttributeNames: { '#s': 'status', ...(input.error ? { '#err': 'error' } : {}) },
+          ExpressionAttributeValues: {
+            ':s': input.status,
+            ':now': input.now,
+            ...(input.newPrimary ? { ':np': input.newPrimary } : {}),
+            ...(input.error ? { ':err': input.error } : {}),
+          },
+        }),
+      ),
     );
   }
 
   async setBlockedUntil(cluster: string, blockedUntil: number | null): Promise<void> {
-    await this.doc.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: { pk: pk(cluster), sk: 'STATE' },
-        ...(blockedUntil === null
-          ? { UpdateExpression: 'REMOVE blockedUntil' }
-          : { UpdateExpression: 'SET blockedUntil = :b', ExpressionAttributeValues: { ':b': blockedUntil } }),
-        ConditionExpression: 'attribute_exists(pk)',
-      }),
+    await guard(
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: pk(cluster), sk: 'STATE' },
+          ...(blockedUntil === null
+            ? { UpdateExpression: 'REMOVE blockedUntil' }
+            : {
+                UpdateExpression: 'SET blockedUntil = :b',
+                ExpressionAttributeValues: { ':b': blockedUntil },
+              }),
+          ConditionExpression: 'attribute_exists(pk)',
+        }),
+      ),
     );
   }
 
@@ -324,14 +354,16 @@ export class DynamoStateStore implements StateStore {
       const index = (state?.needsRejoin ?? []).indexOf(nodeId);
       if (index < 0) return removed;
       try {
-        await this.doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { pk: pk(cluster), sk: 'STATE' },
-            UpdateExpression: `REMOVE needsRejoin[${index}]`,
-            ConditionExpression: `needsRejoin[${index}] = :n`,
-            ExpressionAttributeValues: { ':n': nodeId },
-          }),
+        await guard(
+          this.doc.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: { pk: pk(cluster), sk: 'STATE' },
+              UpdateExpression: `REMOVE needsRejoin[${index}]`,
+              ConditionExpression: `needsRejoin[${index}] = :n`,
+              ExpressionAttributeValues: { ':n': nodeId },
+            }),
+          ),
         );
         removed = true;
       } catch (err) {
@@ -345,33 +377,89 @@ export class DynamoStateStore implements StateStore {
 
   async putEvent(event: ClusterEvent, ttlSeconds: number): Promise<void> {
     this.eventSeq = (this.eventSeq + 1) % 1000;
-    await this.doc.send(
-      new PutCommand({
-        TableName: this.tableName,
-        Item: {
-          pk: pk(event.cluster),
-          sk: `EVENT#${String(event.at).padStart(15, '0')}#${String(this.eventSeq).padStart(3, '0')}`,
-          ...event,
-          expiresAt: Math.floor(event.at / 1000) + ttlSeconds,
-        },
-      }),
+    await guard(
+      this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            pk: pk(event.cluster),
+            sk: `EVENT#${String(event.at).padStart(15, '0')}#${String(this.eventSeq).padStart(3, '0')}`,
+            ...event,
+            expiresAt: Math.floor(event.at / 1000) + ttlSeconds,
+          },
+        }),
+      ),
     );
   }
 
   async listEvents(cluster: string, limit: number): Promise<ClusterEvent[]> {
-    const r = await this.doc.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        KeyConditionExpression: 'pk = :p AND begins_with(sk, :e)',
-        ExpressionAttributeValues: { ':p': pk(cluster), ':e': 'EVENT#' },
-        ScanIndexForward: false,
-        Limit: limit,
-      }),
+    const r = await guard(
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :p AND begins_with(sk, :e)',
+          ExpressionAttributeValues: { ':p': pk(cluster), ':e': 'EVENT#' },
+          ScanIndexForward: false,
+          Limit: limit,
+        }),
+      ),
     );
     return (r.Items ?? []).map((i) => {
       const { expiresAt: _x, ...rest } = stripKeys<ClusterEvent & { expiresAt?: number }>(i);
       return rest;
     });
+  }
+}
+
+// Throttling after the SDK's own retries, and what a DynamoDB request can end in without an answer.
+const TRANSIENT_NAMES = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'LimitExceededException',
+  'TransactionConflictException',
+  'InternalServerError',
+  'ServiceUnavailable',
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+]);
+const TRANSIENT_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/**
+ * Translates what the state table cannot have answered (5xx, throttling, timeouts, dropped
+ * connections) into StateStoreUnavailableError, which the state machines retry; everything else
+ * (a failed condition, a validation error) is rethrown as it is.
+ */
+export function translateStoreError(err: unknown): unknown {
+  if (!(err instanceof Error) || err instanceof StateStoreUnavailableError) return err;
+  const e = err as Error & { code?: string; $metadata?: { httpStatusCode?: number }; $fault?: string };
+  const status = e.$metadata?.httpStatusCode;
+  const transient =
+    TRANSIENT_NAMES.has(e.name) ||
+    (e.code !== undefined && TRANSIENT_CODES.has(e.code)) ||
+    (status !== undefined && status >= 500) ||
+    (e.$fault === 'server' && !(err instanceof ConditionalCheckFailedException));
+  if (!transient) return err;
+  return new StateStoreUnavailableError(
+    `The state table did not answer (${e.name}${status ? `, HTTP ${status}` : ''}): ${e.message.slice(0, 200)}`,
+    { error: e.name, ...(status ? { httpStatusCode: status } : {}) },
+    { cause: err },
+  );
+}
+
+async function guard<T>(request: Promise<T>): Promise<T> {
+  try {
+    return await request;
+  } catch (err) {
+    throw translateStoreError(err);
   }
 }
 

@@ -108,11 +108,28 @@ export const DetectionSchema = z
   })
   .strict();
 
+/**
+ * Limits that keep every wait inside its state machine task, so a long wait fails in its Catch
+ * instead of ending the execution (test/failover/state-machine-contract.test.ts checks them against
+ * the definitions): CatchUpCandidate (600 s) waits for the candidate's relay log, then for at most
+ * one more replica's relay log and the candidate's copy of it; WaitCandidateCaughtUp (660 s) waits
+ * once for the switchover's catch-up.
+ */
+export const MAX_RELAY_LOG_TIMEOUT_SECONDS = 180;
+export const MAX_SWITCHOVER_CATCH_UP_SECONDS = 600;
+
 export const FailoverPolicySchema = z
   .object({
     mode: z.enum(['auto', 'elect', 'fail']).default('auto'),
     maxLagSeconds: z.number().min(0).default(3600),
-    relayLogTimeoutSeconds: z.number().min(1).max(3600).default(60),
+    relayLogTimeoutSeconds: z
+      .number()
+      .min(1)
+      .max(
+        MAX_RELAY_LOG_TIMEOUT_SECONDS,
+        `at most ${MAX_RELAY_LOG_TIMEOUT_SECONDS} s: CatchUpCandidate (600 s in infra/state-machine.yml) waits up to 3 times this`,
+      )
+      .default(60),
     blockPeriodSeconds: z.number().int().min(0).default(3600),
     /** Enable semi-sync (AFTER_SYNC) on the new primary. */
     semiSync: z.boolean().default(true),

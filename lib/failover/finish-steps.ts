@@ -1,6 +1,9 @@
-import { HookFailedError } from '../errors.ts';
+import { isWritable, onNode, restartReplicationIo } from '../adapters/mysql/admin.ts';
+import type { ClusterConfig } from '../config/schema.ts';
+import { describeError, HookFailedError } from '../errors.ts';
+import type { FailoverRecord } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
-import { type FailoverContext, requireCandidate } from './context.ts';
+import { type FailoverContext, node, requireCandidate, timeouts } from './context.ts';
 import { publishEvent, runHook, type StepOutcome, step } from './step-runner.ts';
 
 /**
@@ -82,9 +85,13 @@ export async function completeFailover(rt: Runtime, ctx: FailoverContext): Promi
 }
 
 /**
- * FailoverFailed (Catch target): records the failure, keeps the block, alerts. A stale
- * execution (StaleEpochError) never touches the record of the execution that owns the epoch;
- * a failure CompleteFailover already recorded (post hook) is not announced twice.
+ * FailoverFailed (Catch target, and the cleanup of an execution that ended outside its Catch):
+ * records the failure, keeps the block, alerts. One rule for failover and switchover: once the
+ * candidate is (or may have been) writable, roll FORWARD: the candidate is recorded as the
+ * primary, the old one needs rejoin (the health check keeps it fenced), and the alert names every
+ * step that did not complete. Nothing promoted: the IO threads CatchUpCandidate froze are started
+ * again. A stale execution (StaleEpochError) never touches the record of the execution that owns
+ * the epoch; a failure already recorded (post hook, or a cleanup that ran first) is not announced twice.
  */
 export async function failoverFailed(
   rt: Runtime,
@@ -103,28 +110,179 @@ export async function failoverFailed(
     });
     return ctx;
   }
+  let ending = '';
+  let candidate = ctx.candidate;
   if (typeof ctx.epoch === 'number') {
     const record = await rt.store.getFailover(ctx.cluster, ctx.epoch);
     if (record && record.status !== 'running') return ctx;
-    await rt.store.endFailover({
-      cluster: ctx.cluster,
-      epoch: ctx.epoch,
-      status: 'failed',
-      oldPrimary: ctx.failedPrimary,
-      now,
-      blockedUntil: now + c.failover.blockPeriodSeconds * 1000,
-      error,
-    });
+    const state = await rt.store.getClusterState(ctx.cluster);
+    // Another execution owns the cluster by now: this one changes nothing.
+    if (state?.failoverInProgress?.epoch !== ctx.epoch) return ctx;
+    candidate ??= candidateOf(record);
+    const promoted = await findPromotion(rt, c, record, candidate);
+    if (promoted) {
+      const forward = await rollForward(rt, c, ctx, record, promoted, {
+        blockedUntil: now + c.failover.blockPeriodSeconds * 1000,
+        error,
+      });
+      ending = ` ROLLED FORWARD: ${forward.summary}`;
+    } else {
+      const io = await restartFrozenIo(rt, c, ctx, state.needsRejoin ?? []);
+      await rt.store.appendStep(ctx.cluster, ctx.epoch, {
+        name: 'FailoverFailed',
+        startedAt: now,
+        endedAt: rt.now(),
+        result: 'ok',
+        detail: { promoted: false, error, ioRestarted: io.restarted, ioNotRestarted: io.failed },
+      });
+      await rt.store.endFailover({
+        cluster: ctx.cluster,
+        epoch: ctx.epoch,
+        status: 'failed',
+        oldPrimary: ctx.failedPrimary,
+        now,
+        blockedUntil: now + c.failover.blockPeriodSeconds * 1000,
+        error,
+      });
+      ending = ` Nothing was promoted: ${ctx.failedPrimary} is still the recorded primary.${io.restarted.length ? ` IO threads restarted on ${io.restarted.join(', ')}.` : ''}${io.failed.length ? ` Could NOT restart the IO thread on ${io.failed.map((f) => `${f.nodeId} (${f.error})`).join(', ')}: run START SLAVE IO_THREAD there.` : ''}`;
+    }
   }
   await rt.notifier.notify({
     cluster: ctx.cluster,
     severity: 'critical',
     subject: `${ctx.kind} FAILED: ${error.name}`,
-    message: `${error.message} The cluster needs an operator. Check "serverless invoke -f status".`,
-    data: { epoch: ctx.epoch, candidate: ctx.candidate },
+    message: `${error.message}${ending} The cluster needs an operator. Check "serverless invoke -f status".`,
+    data: { epoch: ctx.epoch, candidate: candidate ?? null },
   });
-  await publishEvent(rt, 'MySQL Failover Failed', ctx, { error });
+  await publishEvent(rt, 'MySQL Failover Failed', { ...ctx, ...(candidate ? { candidate } : {}) }, { error });
   return ctx;
+}
+
+/** The elected candidate as the audit record has it (ElectCandidate or SwitchoverPreCheck). */
+export function candidateOf(record: FailoverRecord | undefined): string | undefined {
+  for (const s of record?.steps ?? []) {
+    if ((s.name === 'ElectCandidate' || s.name === 'SwitchoverPreCheck') && s.result === 'ok') {
+      const cand = s.detail?.candidate;
+      if (typeof cand === 'string' && cand) return cand;
+    }
+  }
+  return undefined;
+}
+
+/** Whether the audit record shows a step that completed (ok or a verified no-op). */
+export function stepCompleted(record: FailoverRecord | undefined, name: string): boolean {
+  return (record?.steps ?? []).some((s) => s.name === name && s.result !== 'error');
+}
+
+/**
+ * The candidate when it was promoted: the audit record shows PromoteCandidate completed, or the
+ * candidate answers writable now (a promotion can fail AFTER read_only=OFF, a task can time out
+ * after it).
+ */
+export async function findPromotion(
+  rt: Runtime,
+  c: ClusterConfig,
+  record: FailoverRecord | undefined,
+  candidate: string | undefined,
+): Promise<string | undefined> {
+  if (!candidate) return undefined;
+  if (stepCompleted(record, 'PromoteCandidate')) return candidate;
+  const writable = await (async () => {
+    const logins = await rt.logins(c);
+    const n = node(c, candidate);
+    return onNode(n.id, n, logins.admin, timeouts(c), 'FailoverFailed', isWritable);
+  })().catch(() => undefined);
+  return writable === true ? candidate : undefined;
+}
+
+/**
+ * Records `candidate` as the primary (the old one needs rejoin), audited, and says which steps did
+ * not complete and what to do about each.
+ */
+export async function rollForward(
+  rt: Runtime,
+  c: ClusterConfig,
+  ctx: FailoverContext,
+  record: FailoverRecord | undefined,
+  candidate: string,
+  opts: { blockedUntil: number; error: { name: string; message: string }; oldPrimaryRejoined?: boolean },
+): Promise<{ summary: string; pending: string[] }> {
+  const now = rt.now();
+  const pending: string[] = [];
+  const repointDone = stepCompleted(record, 'RepointReplicas') || stepCompleted(record, 'SwitchoverRepoint');
+  if (!repointDone) {
+    const others = c.nodes.filter((n) => n.id !== candidate && n.id !== ctx.failedPrimary).map((n) => n.id);
+    if (others.length > 0) {
+      pending.push(
+        `RepointReplicas: ${others.join(', ')} may not replicate from ${candidate}: rejoin each (serverless invoke -f rejoin --data '{"cluster":"${c.name}","node":"<id>"}')`,
+      );
+    }
+  }
+  const mover = c.vip.provider === 'none' ? undefined : await rt.vipMover(c).catch(() => undefined);
+  if (mover) {
+    const holder = await mover
+      .currentHolder()
+      .catch((err: unknown) => `unknown (${describeError(err).message})`);
+    if (holder !== candidate) {
+      pending.push(
+        `MoveVip: VIP ${mover.address} still on ${holder ?? 'no node'}: move it to ${candidate} (${mover.provider}; the provider's console or API)`,
+      );
+    }
+  }
+  await rt.store.appendStep(ctx.cluster, ctx.epoch, {
+    name: 'RollForward',
+    startedAt: now,
+    endedAt: rt.now(),
+    result: 'ok',
+    detail: { newPrimary: candidate, needsRejoin: [ctx.failedPrimary], pending, error: opts.error },
+  });
+  await rt.store.endFailover({
+    cluster: ctx.cluster,
+    epoch: ctx.epoch,
+    status: 'failed',
+    newPrimary: candidate,
+    oldPrimary: ctx.failedPrimary,
+    now,
+    blockedUntil: opts.blockedUntil,
+    error: opts.error,
+  });
+  if (opts.oldPrimaryRejoined) await rt.store.removeNeedsRejoin(ctx.cluster, ctx.failedPrimary);
+  const summary = `${candidate} was promoted and is now the recorded primary; ${ctx.failedPrimary} needs rejoin and stays fenced.${pending.length ? ` Not completed: ${pending.join('; ')}.` : ''}`;
+  return { summary, pending };
+}
+
+/** Starts again the IO threads a failover froze on the survivors (nothing was promoted). */
+export async function restartFrozenIo(
+  rt: Runtime,
+  c: ClusterConfig,
+  ctx: FailoverContext,
+  needsRejoin: readonly string[],
+): Promise<{ restarted: string[]; failed: Array<{ nodeId: string; error: string }> }> {
+  const logins = await rt.logins(c).catch(() => undefined);
+  const survivors = c.nodes.filter((n) => n.id !== ctx.failedPrimary && !needsRejoin.includes(n.id));
+  if (!logins)
+    return { restarted: [], failed: survivors.map((n) => ({ nodeId: n.id, error: 'no admin login' })) };
+  const results = await Promise.all(
+    survivors.map(async (n) => {
+      try {
+        const r = await onNode(
+          n.id,
+          n,
+          logins.admin,
+          timeouts(c),
+          'RestartReplicationIo',
+          restartReplicationIo,
+        );
+        return { nodeId: n.id, restarted: r === 'restarted' };
+      } catch (err) {
+        return { nodeId: n.id, restarted: false, error: describeError(err, [logins.admin.password]).message };
+      }
+    }),
+  );
+  return {
+    restarted: results.filter((r) => r.restarted).map((r) => r.nodeId),
+    failed: results.flatMap((r) => (r.error ? [{ nodeId: r.nodeId, error: r.error }] : [])),
+  };
 }
 
 /** The `{Error, Cause}` a Catch puts in the context, as a name and a readable message. */

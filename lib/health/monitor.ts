@@ -302,9 +302,11 @@ async function monitorCluster(
             },
           };
           try {
+            // The starter may run it as a later attempt (`-a2`, ...) when an earlier one ended unclaimed.
             const r = await rt.starter.start(request.executionName, request);
-            started = { executionName: request.executionName, alreadyStarted: r.alreadyStarted };
-            if (!r.alreadyStarted) result.failoversStarted.push(request.executionName);
+            request.executionName = r.executionName;
+            started = { executionName: r.executionName, alreadyStarted: r.alreadyStarted };
+            if (!r.alreadyStarted) result.failoversStarted.push(r.executionName);
             rt.log({ level: 'warn', type: 'failover-started', ...request, detectedAt: now });
           } catch (err) {
             rt.log({

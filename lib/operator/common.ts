@@ -5,16 +5,15 @@
 import type { z } from 'zod';
 import { formatIssues } from '../config/load-config.ts';
 import type { ClusterConfig, NodeConfig } from '../config/schema.ts';
-import { FailoverError, InvalidRequestError } from '../errors.ts';
+import { InvalidRequestError } from '../errors.ts';
 
-/** An operator action was refused before it changed anything (not a crash: an expected outcome). */
-export class OperatorRefusedError extends FailoverError {}
-
-/** The switchover's pre-checks failed: nothing was changed. */
-export class SwitchoverPreCheckFailedError extends FailoverError {}
-
-/** The candidate did not reach the old primary's last transaction in time: writes are restored. */
-export class SwitchoverCatchUpTimeoutError extends FailoverError {}
+// The operator errors live in lib/errors.ts with every other error (the state machines' contract);
+// re-exported here for the operator modules that import them from this file.
+export {
+  OperatorRefusedError,
+  SwitchoverCatchUpTimeoutError,
+  SwitchoverPreCheckFailedError,
+} from '../errors.ts';
 
 /** Events written by operator actions live as long as the health check's (14 days). */
 export const EVENT_TTL_SECONDS = 14 * 24 * 3600;

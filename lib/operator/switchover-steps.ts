@@ -44,22 +44,32 @@ import type { ClusterConfig } from '../config/schema.ts';
 import { electCandidate } from '../core/elect-candidate.ts';
 import { gtidContains } from '../core/gtid.ts';
 import type { CandidateVerdict, ClusterSnapshot, ElectionPolicy } from '../core/types.ts';
-import { describeError, TRANSIENT_ERROR_NAMES, VipMoveFailedError, VipNotVerifiedError } from '../errors.ts';
+import {
+  describeError,
+  SwitchoverCatchUpTimeoutError,
+  SwitchoverPreCheckFailedError,
+  TRANSIENT_ERROR_NAMES,
+  VipMoveFailedError,
+  VipNotVerifiedError,
+} from '../errors.ts';
 import {
   beginFailover,
+  candidateOf,
   type FailoverContext,
   type FailoverRequest,
+  findPromotion,
   moveVip,
   node,
   parseStatesError,
   promoteCandidate,
   repointReplicas,
+  rollForward,
   type StepOutcome,
   step,
   timeouts,
 } from '../failover/steps.ts';
 import type { Runtime } from '../runtime.ts';
-import { SwitchoverCatchUpTimeoutError, SwitchoverPreCheckFailedError, sleep } from './common.ts';
+import { sleep } from './common.ts';
 
 /** Limits of the pre-checks and the write block. */
 export interface SwitchoverLimits {
@@ -585,7 +595,9 @@ export async function completeSwitchover(rt: Runtime, ctx: SwitchoverContext): P
  * Before promotion, while this execution still owns the epoch: the VIP goes back to the old
  * primary (verified), then the old primary gets read_only=OFF back, but only when the candidate
  * is verified still a read-only replica (never two writable nodes). After promotion nothing is
- * undone and an operator is alerted. A stale execution (StaleEpochError, or another execution
+ * undone: like a failover it is rolled forward (the candidate recorded as the primary, the old one
+ * needing rejoin unless it replicates already) and the alert names what did not complete. It is
+ * promoted when this execution says so, or when it answers writable. A stale execution (StaleEpochError, or another execution
  * owns the epoch by now) touches nothing. The record ends as failed; the anti-flap block is left
  * as it was.
  */
@@ -603,10 +615,29 @@ export async function switchoverAborted(
   let vipMovedBack = false;
   let reason: string;
   const stale = error.name === 'StaleEpochError';
+  const state = stale ? undefined : await rt.store.getClusterState(ctx.cluster);
+  const owns = typeof ctx.epoch === 'number' && state?.failoverInProgress?.epoch === ctx.epoch;
+  const record = owns ? await rt.store.getFailover(ctx.cluster, ctx.epoch) : undefined;
+  const recorded = ctx.candidate ?? candidateOf(record);
+  if (recorded) ctx.candidate = recorded;
+  // One rule with the failover: a candidate that is (or was verified) writable is rolled forward.
+  const promoted =
+    owns && ctx.candidate
+      ? ctx.promoted
+        ? ctx.candidate
+        : await findPromotion(rt, c, record, ctx.candidate)
+      : undefined;
+  let rolledForward = false;
   if (stale) {
     reason = 'another execution owns the cluster: nothing touched';
-  } else if (ctx.promoted) {
-    reason = `${ctx.candidate} was promoted already: nothing undone; finish by hand (status, rejoin)`;
+  } else if (promoted) {
+    const forward = await rollForward(rt, c, ctx, record, promoted, {
+      blockedUntil: state?.blockedUntil ?? 0,
+      error,
+      ...(ctx.oldPrimaryRejoined ? { oldPrimaryRejoined: true } : {}),
+    });
+    rolledForward = true;
+    reason = `ROLLED FORWARD: ${forward.summary}`;
   } else if (!ctx.phase) {
     reason = 'refused before any change';
   } else {
@@ -621,9 +652,9 @@ export async function switchoverAborted(
           : `FAILED to undo: ${e.message}`;
     }
   }
-  if (typeof ctx.epoch === 'number' && !stale) {
-    const state = await rt.store.getClusterState(ctx.cluster);
-    if (state?.failoverInProgress?.epoch === ctx.epoch) {
+  if (typeof ctx.epoch === 'number' && !stale && !rolledForward) {
+    const now2 = await rt.store.getClusterState(ctx.cluster);
+    if (now2?.failoverInProgress?.epoch === ctx.epoch) {
       await rt.store
         .appendStep(ctx.cluster, ctx.epoch, {
           name: 'SwitchoverAborted',
@@ -639,7 +670,7 @@ export async function switchoverAborted(
         status: 'failed',
         oldPrimary: ctx.failedPrimary,
         now: rt.now(),
-        blockedUntil: state.blockedUntil ?? 0,
+        blockedUntil: now2.blockedUntil ?? 0,
         error,
       });
     }

@@ -184,3 +184,24 @@ export async function fenceNode(s: AdminSession, ownUser: string): Promise<{ kil
   }
   return { killed };
 }
+
+/** Whether the node takes writes now (read_only=OFF): a promoted candidate does, a fenced node does not. */
+export async function isWritable(s: AdminSession): Promise<boolean> {
+  const [r] = await s.query<{ ro: number | string }>('SELECT @@read_only AS ro');
+  return Number(r?.ro) === 0;
+}
+
+/**
+ * Restarts a replica's IO thread that a failover stopped (CatchUpCandidate freezes every survivor's)
+ * when the failover ends without a promotion: without it the replica never receives again. A node
+ * that is no replica, or whose IO thread runs, is left alone.
+ */
+export async function restartReplicationIo(
+  s: AdminSession,
+): Promise<'restarted' | 'running' | 'not-a-replica'> {
+  const r = await readReplication(s);
+  if (!r) return 'not-a-replica';
+  if (r.ioState !== 'No') return 'running';
+  await s.execute('START SLAVE IO_THREAD');
+  return 'restarted';
+}
