@@ -158,6 +158,12 @@ export interface StateStore {
     error?: { name: string; message: string };
   }): Promise<void>;
   setBlockedUntil(cluster: string, blockedUntil: number | null): Promise<void>;
+  /**
+   * Removes the anti-flap block only if the state is still what the caller read: the same epoch,
+   * the same blockedUntil and no failover in progress (a failover ending in between sets its own
+   * block, which must stay). False when the condition failed; nothing was changed then.
+   */
+  clearBlock(cluster: string, expected: { epoch: number; blockedUntil: number }): Promise<boolean>;
   /** Removes `nodeId` from needsRejoin (a rejoined node); false when it was not listed. */
   removeNeedsRejoin(cluster: string, nodeId: string): Promise<boolean>;
   putEvent(event: ClusterEvent, ttlSeconds: number): Promise<void>;

@@ -68,9 +68,10 @@ export const ANALYSIS_CODES: Readonly<
 
 // MariaDB reports a refused reconnect as errno 2003 with `(111 "Connection refused")`, but a
 // partitioned source also ends up as 2003, with `(110 "Connection timed out")`: errno 2003
-// alone is not proof of a crash, so a timeout text vetoes it.
+// alone is not proof of a crash, so a timeout text vetoes it, and so does "no route to host"
+// (113) or "network is unreachable" (101): a partition, not a dead process.
 const REFUSED_TEXT = /connection refused|\(111\b/i;
-const TIMEOUT_TEXT = /timed out|\(110\b/i;
+const TIMEOUT_TEXT = /timed out|\(110\b|no route to host|\(113\b|network is unreachable|\(101\b/i;
 
 /**
  * Analyses one probe round.

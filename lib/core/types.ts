@@ -10,6 +10,11 @@ export type ProbeErrorKind =
   | 'refused'
   /** Connect or query timed out: hung server or network partition — ambiguous. */
   | 'timeout'
+  /**
+   * No route to the host (EHOSTUNREACH, ENETUNREACH, EHOSTDOWN): a network fault or a host that
+   * is down, never proof that the process is gone — ambiguous, like a timeout.
+   */
+  | 'unreachable'
   /** Authentication or privilege error: the server is up, our account is wrong. */
   | 'auth'
   | 'other';

@@ -43,7 +43,10 @@ export interface RoundReport {
 
 export interface ClusterMonitorResult {
   cluster: string;
-  outcome: 'probed' | 'lease-held-elsewhere';
+  /** 'failed': this cluster's probing kept failing (e.g. its state store) until the deadline. */
+  outcome: 'probed' | 'lease-held-elsewhere' | 'failed';
+  /** The last error of a cluster whose probing failed (no secrets), when it did. */
+  error?: { name: string; message: string };
   rounds: number;
   lastAnalysis?: string;
   failoversStarted: string[];
@@ -91,7 +94,42 @@ function abortableSleep(signal: AbortSignal | undefined) {
  * @returns one result per cluster: rounds probed, or that another invocation holds the lease.
  */
 export async function runHealthCheck(rt: Runtime, opts: MonitorOptions): Promise<ClusterMonitorResult[]> {
-  return Promise.all(rt.config.clusters.map((c) => monitorCluster(rt, c, opts)));
+  return Promise.all(rt.config.clusters.map((c) => monitorClusterIsolated(rt, c, opts)));
+}
+
+/** Pause before probing a cluster again after its loop failed (a store error, a lost secret). */
+const CLUSTER_RETRY_MS = 1000;
+
+/**
+ * One cluster's loop, isolated: an error (its state store throttled, its secret unreadable)
+ * ends only that cluster's loop, which is restarted after a pause until the deadline; the other
+ * clusters of the invocation keep being probed. The invocation never rejects because of it.
+ */
+async function monitorClusterIsolated(
+  rt: Runtime,
+  c: ClusterConfig,
+  opts: MonitorOptions,
+): Promise<ClusterMonitorResult> {
+  const sleep = opts.sleep ?? abortableSleep(opts.signal);
+  const rounds = 0;
+  const failoversStarted: string[] = [];
+  for (;;) {
+    try {
+      const r = await monitorCluster(rt, c, opts);
+      return {
+        ...r,
+        rounds: r.rounds + rounds,
+        failoversStarted: [...failoversStarted, ...r.failoversStarted],
+      };
+    } catch (err) {
+      const error = describeError(err);
+      rt.log({ level: 'error', type: 'cluster-monitor-failed', cluster: c.name, error });
+      if (opts.signal?.aborted || rt.now() + CLUSTER_RETRY_MS + c.detection.intervalMs >= opts.deadline) {
+        return { cluster: c.name, outcome: 'failed', error, rounds, failoversStarted, blocked: 0 };
+      }
+      await sleep(CLUSTER_RETRY_MS);
+    }
+  }
 }
 
 /*
