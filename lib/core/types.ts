@@ -42,6 +42,11 @@ export interface ReplicationStatus {
   gtidIoPos: string;
   /** Slave_received_heartbeats from SHOW ALL SLAVES STATUS; grows while the source is alive. */
   heartbeatsReceived: number | null;
+  /**
+   * Slave_heartbeat_period in seconds (SHOW ALL SLAVES STATUS): how long a quiet source may send
+   * nothing at all. Silence shorter than this proves nothing. Undefined/null when not reported.
+   */
+  heartbeatPeriodSeconds?: number | null;
   usingGtid: string;
 }
 
