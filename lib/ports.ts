@@ -56,7 +56,10 @@ export interface ClusterState {
     nodeId: string;
     role: string;
     reachable: boolean;
+    /** gtid_binlog_pos (primary) or gtid_current_pos, as last seen; kept while the node is unreachable. */
     gtid?: string;
+    /** When the prober last reached the node (epoch ms): the time `gtid` was read. */
+    seenAt?: number;
     lagSeconds?: number | null;
   }>;
   counters: { probes: number; stateChanges: number; failovers: number; blockedFailovers: number };

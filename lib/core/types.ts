@@ -148,8 +148,13 @@ export interface ElectionPolicy {
   /** Node ids in configured order (ties broken by this order). */
   order: string[];
   rules: Record<string, PromotionRule>;
-  /** Replicas further behind than this (seconds) are not eligible. */
+  /**
+   * Replicas further behind than this (seconds) are not eligible: behind the freshest survivor,
+   * and behind the primary as last seen (its position and the time of that probe).
+   */
   maxLagSeconds: number;
+  /** An operator forced the failover: lag is reported but vetoes nobody. */
+  ignoreLag?: boolean;
 }
 
 export interface CandidateVerdict {

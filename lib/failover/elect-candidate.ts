@@ -23,13 +23,19 @@ export async function electCandidateStep(rt: Runtime, ctx: FailoverContext): Pro
       nodes: probes,
     };
     const state = await rt.store.getClusterState(c.name);
-    const primaryGtid = state?.topology.find((t) => t.nodeId === ctx.failedPrimary)?.gtid;
-    const facts = primaryGtid ? { primaryGtid } : {};
+    // The dead primary as the health check last reached it: its position and when (T4: the
+    // absolute reference for the candidate's lag).
+    const last = state?.topology.find((t) => t.nodeId === ctx.failedPrimary);
+    const facts = {
+      ...(last?.gtid ? { primaryGtid: last.gtid } : {}),
+      ...(last?.gtid && last.seenAt !== undefined ? { primaryLastSeenAt: last.seenAt } : {}),
+    };
     const policy: ElectionPolicy = {
       mode: c.failover.mode,
       order: c.nodes.map((n) => n.id),
       rules: Object.fromEntries(c.nodes.map((n) => [n.id, n.promotionRule])),
       maxLagSeconds: c.failover.maxLagSeconds,
+      ...(ctx.ignoreLag === true ? { ignoreLag: true } : {}),
     };
     const excluded = Object.fromEntries(
       (state?.needsRejoin ?? [])
@@ -47,9 +53,16 @@ export async function electCandidateStep(rt: Runtime, ctx: FailoverContext): Pro
     }
     const election = electCandidate(snapshot, policy, { ...facts, excluded });
     if (election.kind === 'veto') {
-      throw new NoEligibleCandidateError(`No replica of ${c.name} can be promoted: ${election.reason}`, {
-        verdicts: election.verdicts,
-      });
+      const force = /\blag\b|behind the primary/.test(election.reason)
+        ? ` To promote anyway, start the failover with "ignoreLag": true (plan with {"cluster":"${c.name}","ignoreLag":true} shows the candidate).`
+        : '';
+      throw new NoEligibleCandidateError(
+        `No replica of ${c.name} can be promoted: ${election.reason}.${force}`,
+        {
+          verdicts: election.verdicts,
+          ...(facts.primaryGtid ? { primaryLastSeen: { gtid: facts.primaryGtid, at: last?.seenAt } } : {}),
+        },
+      );
     }
     const ahead = replicasAheadOf(snapshot, election.nodeId).filter((r) => !(r.nodeId in excluded));
     return {
@@ -57,6 +70,7 @@ export async function electCandidateStep(rt: Runtime, ctx: FailoverContext): Pro
         candidate: election.nodeId,
         receivedGtid: election.receivedGtid,
         verdicts: election.verdicts,
+        ...(ctx.ignoreLag === true ? { ignoreLag: true } : {}),
         ...(ahead.length > 0
           ? {
               aheadOfCandidate: ahead.map((r) => ({

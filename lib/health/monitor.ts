@@ -189,6 +189,11 @@ async function monitorCluster(
   let lastCode = state.analysis;
   let lastPrimary = state.primaryId;
   let activeAlerts = await loadActiveAlerts(rt, c.name);
+  const lastSeen: LastSeen = new Map();
+  for (const t of state.topology) {
+    if (t.gtid !== undefined && t.seenAt !== undefined)
+      lastSeen.set(t.nodeId, { gtid: t.gtid, seenAt: t.seenAt, asPrimary: t.role === 'primary' });
+  }
   const history: ClusterSnapshot[] = [];
   let suspicion: SuspicionState | undefined;
   let primaryDown: { primaryId: string; since: number } | undefined;
@@ -237,6 +242,7 @@ async function monitorCluster(
       if (primaryProbe?.reachable || primaryProbe?.error?.kind === 'auth') primaryDown = undefined;
       else if (primaryDown?.primaryId !== primaryId) primaryDown = { primaryId, since: roundStart };
       const quietSince = analysis.actionable ? findQuietSince(snapshot, history) : undefined;
+      rememberSeen(lastSeen, snapshot);
       history.push(snapshot);
       while (history.length > 2 && (history[0]?.takenAt ?? 0) < roundStart - HISTORY_MS) history.shift();
       // An old primary back writable (restarted, resumed) is fenced at once (issue 4).
@@ -288,7 +294,7 @@ async function monitorCluster(
         await rt.store.putHealth(c.name, {
           analysis: analysis.code,
           description: analysis.description,
-          topology: summarize(snapshot),
+          topology: summarize(snapshot, lastSeen),
           // Failovers are counted by the state machine in the same item: keep its count.
           counters: { ...counters, failovers: Math.max(counters.failovers, state.counters.failovers) },
           updatedAt: now,
@@ -528,14 +534,36 @@ function initialState(c: ClusterConfig, now: number): ClusterState {
   };
 }
 
-function summarize(s: ClusterSnapshot): ClusterState['topology'] {
-  return s.nodes.map((n) => ({
-    nodeId: n.nodeId,
-    role: n.nodeId === s.primaryId ? 'primary' : 'replica',
-    reachable: n.reachable,
-    ...(n.gtidCurrentPos !== undefined
-      ? { gtid: n.nodeId === s.primaryId ? (n.gtidBinlogPos ?? '') : n.gtidCurrentPos }
-      : {}),
-    ...(n.replication ? { lagSeconds: n.replication.secondsBehindMaster } : {}),
-  }));
+/** Position and time of each node as last reached, for the state table (see summarize). */
+type LastSeen = Map<string, { gtid: string; seenAt: number; asPrimary: boolean }>;
+
+function rememberSeen(lastSeen: LastSeen, s: ClusterSnapshot): void {
+  for (const n of s.nodes) {
+    if (!n.reachable || n.gtidCurrentPos === undefined) continue;
+    const asPrimary = n.nodeId === s.primaryId;
+    lastSeen.set(n.nodeId, {
+      gtid: asPrimary ? (n.gtidBinlogPos ?? '') : n.gtidCurrentPos,
+      seenAt: s.takenAt,
+      asPrimary,
+    });
+  }
+}
+
+/**
+ * The per-node summary stored with the health. An unreachable node keeps the position and time
+ * it was last reached: the failover measures a candidate's lag against the dead primary's last
+ * known position and when it was seen (issue 11, T4), which the round that found it dead lacks.
+ */
+function summarize(s: ClusterSnapshot, lastSeen: LastSeen): ClusterState['topology'] {
+  return s.nodes.map((n) => {
+    const seen = lastSeen.get(n.nodeId);
+    const primary = n.nodeId === s.primaryId;
+    return {
+      nodeId: n.nodeId,
+      role: primary ? 'primary' : 'replica',
+      reachable: n.reachable,
+      ...(seen && seen.asPrimary === primary ? { gtid: seen.gtid, seenAt: seen.seenAt } : {}),
+      ...(n.replication ? { lagSeconds: n.replication.secondsBehindMaster } : {}),
+    };
+  });
 }
