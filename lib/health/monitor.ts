@@ -204,6 +204,7 @@ async function monitorCluster(
   const thresholds = {
     replicaLagAlertSeconds: c.detection.replicaLagAlertSeconds,
     longTransactionAlertSeconds: c.detection.longTransactionAlertSeconds,
+    semiSyncPolicy: c.failover.semiSync,
   };
 
   try {

@@ -85,19 +85,36 @@ export async function waitForGtid(
   return Number(r?.w) === 0;
 }
 
-/** Makes `s` a writable primary: no replication config, read_only off, semi-sync per policy. */
+/**
+ * Makes `s` a writable primary: no replication config, read_only off, semi-sync per policy.
+ * `semiSync: false` with `disableSemiSync` switches the semi-sync master OFF explicitly (a node
+ * that was primary before may still have it ON): with no replica to acknowledge, every commit
+ * would wait rpl_semi_sync_master_timeout.
+ */
 export async function promoteToPrimary(
   s: AdminSession,
-  opts: { semiSync: boolean; semiSyncTimeoutMs: number },
+  opts: { semiSync: boolean; semiSyncTimeoutMs: number; disableSemiSync?: boolean },
 ): Promise<void> {
   await s.execute('STOP SLAVE', [], 10_000);
   await s.execute('RESET SLAVE ALL');
-  if (opts.semiSync) {
-    await s.execute(`SET GLOBAL rpl_semi_sync_master_timeout = ${Math.floor(opts.semiSyncTimeoutMs)}`);
-    await s.execute("SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'");
-    await s.execute('SET GLOBAL rpl_semi_sync_master_enabled = ON');
-  }
+  if (opts.semiSync) await setSemiSyncMaster(s, { enabled: true, timeoutMs: opts.semiSyncTimeoutMs });
+  else if (opts.disableSemiSync) await setSemiSyncMaster(s, { enabled: false });
   await s.execute('SET GLOBAL read_only = OFF');
+}
+
+/** Semi-sync master ON (AFTER_SYNC, the given timeout) or OFF on `s`. */
+export async function setSemiSyncMaster(
+  s: AdminSession,
+  opts: { enabled: boolean; timeoutMs?: number },
+): Promise<void> {
+  if (!opts.enabled) {
+    await s.execute('SET GLOBAL rpl_semi_sync_master_enabled = OFF');
+    return;
+  }
+  if (opts.timeoutMs !== undefined)
+    await s.execute(`SET GLOBAL rpl_semi_sync_master_timeout = ${Math.floor(opts.timeoutMs)}`);
+  await s.execute("SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'");
+  await s.execute('SET GLOBAL rpl_semi_sync_master_enabled = ON');
 }
 
 /**
