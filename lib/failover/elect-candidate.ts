@@ -2,12 +2,19 @@ import { probeNode } from '../adapters/mysql/probe.ts';
 import { electCandidate, findErrantReplicas, replicasAheadOf } from '../core/elect-candidate.ts';
 import { describeGtidRanges } from '../core/gtid.ts';
 import type { CandidateVerdict, ClusterSnapshot, ElectionPolicy } from '../core/types.ts';
-import { ErrantTransactionsError, NoEligibleCandidateError } from '../errors.ts';
+import { ErrantTransactionsError, InvalidRequestError, NoEligibleCandidateError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
 import { type FailoverContext, timeouts } from './context.ts';
 import { step } from './step-runner.ts';
 /** ElectCandidate: probes the survivors and picks the most up-to-date eligible replica. */
 export async function electCandidateStep(rt: Runtime, ctx: FailoverContext): Promise<FailoverContext> {
+  // An operator's StartExecution input: a misspelt force must not silently mean "not forced".
+  if (ctx.ignoreLag !== undefined && typeof ctx.ignoreLag !== 'boolean') {
+    throw new InvalidRequestError(
+      `Invalid failover input: "ignoreLag" must be true or false, got ${JSON.stringify(ctx.ignoreLag)}. Nothing was changed.`,
+      { field: 'ignoreLag' },
+    );
+  }
   const detail = await step(rt, ctx, 'ElectCandidate', async (c, logins) => {
     const t = timeouts(c);
     const survivors = c.nodes.filter((n) => n.id !== ctx.failedPrimary);
