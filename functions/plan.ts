@@ -4,13 +4,13 @@ import { parseRequest } from '../lib/operator/common.ts';
 import { planFailover } from '../lib/operator/plan.ts';
 import { getRuntime } from '../lib/runtime.ts';
 
-const PlanRequest = z.object({ cluster: z.string().min(1) }).strict();
+const PlanRequest = z.object({ cluster: z.string().min(1), ignoreLag: z.boolean().optional() }).strict();
 
 /** Manual invoke: `serverless invoke -f plan --data '{"cluster":"orders"}'` (dry run, changes nothing). */
 export async function plain(event: unknown) {
-  const req = parseRequest('plan', PlanRequest, event, '{"cluster":"<name>"}');
+  const req = parseRequest('plan', PlanRequest, event, '{"cluster":"<name>","ignoreLag"?:true}');
   const rt = getRuntime();
-  return planFailover(rt, rt.cluster(req.cluster));
+  return planFailover(rt, rt.cluster(req.cluster), req.ignoreLag === true ? { ignoreLag: true } : {});
 }
 
 export const handler = middy().handler((event: unknown) => plain(event));

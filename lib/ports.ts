@@ -56,7 +56,10 @@ export interface ClusterState {
     nodeId: string;
     role: string;
     reachable: boolean;
+    /** gtid_binlog_pos (primary) or gtid_current_pos, as last seen; kept while the node is unreachable. */
     gtid?: string;
+    /** When the prober last reached the node (epoch ms): the time `gtid` was read. */
+    seenAt?: number;
     lagSeconds?: number | null;
   }>;
   counters: { probes: number; stateChanges: number; failovers: number; blockedFailovers: number };
@@ -158,6 +161,12 @@ export interface StateStore {
     error?: { name: string; message: string };
   }): Promise<void>;
   setBlockedUntil(cluster: string, blockedUntil: number | null): Promise<void>;
+  /**
+   * Removes the anti-flap block only if the state is still what the caller read: the same epoch,
+   * the same blockedUntil and no failover in progress (a failover ending in between sets its own
+   * block, which must stay). False when the condition failed; nothing was changed then.
+   */
+  clearBlock(cluster: string, expected: { epoch: number; blockedUntil: number }): Promise<boolean>;
   /** Removes `nodeId` from needsRejoin (a rejoined node); false when it was not listed. */
   removeNeedsRejoin(cluster: string, nodeId: string): Promise<boolean>;
   putEvent(event: ClusterEvent, ttlSeconds: number): Promise<void>;

@@ -345,6 +345,25 @@ export class DynamoStateStore implements StateStore {
     );
   }
 
+  async clearBlock(cluster: string, expected: { epoch: number; blockedUntil: number }): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: pk(cluster), sk: 'STATE' },
+          UpdateExpression: 'REMOVE blockedUntil',
+          ConditionExpression:
+            'attribute_exists(pk) AND epoch = :e AND blockedUntil = :b AND attribute_not_exists(failoverInProgress)',
+          ExpressionAttributeValues: { ':e': expected.epoch, ':b': expected.blockedUntil },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if ((err as { name?: string }).name === 'ConditionalCheckFailedException') return false;
+      throw err;
+    }
+  }
+
   async removeNeedsRejoin(cluster: string, nodeId: string): Promise<boolean> {
     // DynamoDB cannot remove a list element by value: remove it by index, on the condition that
     // the index still holds it (a failover may change the list meanwhile); repeat for duplicates.

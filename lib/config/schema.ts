@@ -121,6 +121,11 @@ export const MAX_SWITCHOVER_CATCH_UP_SECONDS = 600;
 export const FailoverPolicySchema = z
   .object({
     mode: z.enum(['auto', 'elect', 'fail']).default('auto'),
+    /**
+     * A candidate further behind than this is not promoted: behind the freshest survivor, and
+     * behind the dead primary as the health check last saw it (position and time). An operator
+     * can force a failover past it with `ignoreLag: true` in the execution input.
+     */
     maxLagSeconds: z.number().min(0).default(3600),
     relayLogTimeoutSeconds: z
       .number()
@@ -131,7 +136,11 @@ export const FailoverPolicySchema = z
       )
       .default(60),
     blockPeriodSeconds: z.number().int().min(0).default(3600),
-    /** Enable semi-sync (AFTER_SYNC) on the new primary. */
+    /**
+     * Enable semi-sync (AFTER_SYNC) on the new primary, when a replica will attach to acknowledge
+     * (never on a primary left alone: every commit would wait semiSyncTimeoutMs); rejoin turns it
+     * on again once a replica replicates.
+     */
     semiSync: z.boolean().default(true),
     semiSyncTimeoutMs: z.number().int().min(100).default(10_000),
     /** Errant transactions on any surviving replica abort the failover instead of skipping that replica. */

@@ -68,9 +68,10 @@ export const ANALYSIS_CODES: Readonly<
 
 // MariaDB reports a refused reconnect as errno 2003 with `(111 "Connection refused")`, but a
 // partitioned source also ends up as 2003, with `(110 "Connection timed out")`: errno 2003
-// alone is not proof of a crash, so a timeout text vetoes it.
+// alone is not proof of a crash, so a timeout text vetoes it, and so does "no route to host"
+// (113) or "network is unreachable" (101): a partition, not a dead process.
 const REFUSED_TEXT = /connection refused|\(111\b/i;
-const TIMEOUT_TEXT = /timed out|\(110\b/i;
+const TIMEOUT_TEXT = /timed out|\(110\b|no route to host|\(113\b|network is unreachable|\(101\b/i;
 
 /**
  * Analyses one probe round.
@@ -145,13 +146,24 @@ function inspectDeadPrimary(
       },
     ];
   }
-  const baseline = findBaseline(snapshot, history, opts.progressWindowMs);
-  const receiving = reachable.filter((r) => isReceiving(r, baseline)).map((r) => r.nodeId);
+  // Each replica's silence counts only once it is longer than its source may legitimately stay
+  // silent: with MariaDB's default heartbeat period (slave_net_timeout/2 = 30 s) a quiet primary
+  // sends nothing for 30 s, so 2 s of silence says nothing about it.
+  const receiving = reachable
+    .map((r) => ({ r, baseline: findBaseline(snapshot, history, silenceWindowMs(r, opts)) }))
+    .filter(({ r, baseline }) => isReceiving(r, baseline));
   if (receiving.length > 0) {
+    const names = receiving.map(({ r }) => r.nodeId).join(', ');
+    const slow = receiving.map(({ r }) => r).filter((r) => silenceWindowMs(r, opts) > opts.progressWindowMs);
+    const period = slow[0]?.replication?.heartbeatPeriodSeconds;
+    const detail =
+      slow.length > 0
+        ? ` (or may: heartbeat period ${period} s on ${slow.map((r) => r.nodeId).join(', ')}, longer than the silence seen, so a quiet primary is indistinguishable from a dead one; set MASTER_HEARTBEAT_PERIOD=1)`
+        : '';
     return [
       {
         code: 'UnreachablePrimary',
-        description: `Primary ${primaryId} is unreachable from the prober (${why}) but ${receiving.join(', ')} still receive from it`,
+        description: `Primary ${primaryId} is unreachable from the prober (${why}) but ${names} still receive from it${detail}`,
         nodeId: primaryId,
       },
     ];
@@ -174,6 +186,17 @@ function inspectDeadPrimary(
       nodeId: primaryId,
     },
   ];
+}
+
+/**
+ * How long a replica must have received nothing before that silence counts as evidence: the
+ * progress window, or 1.2 heartbeat periods when its period is longer (a quiet source sends a
+ * heartbeat once per period, nothing in between).
+ */
+export function silenceWindowMs(replica: NodeProbe, opts: AnalyzeOptions): number {
+  const period = replica.replication?.heartbeatPeriodSeconds;
+  const byPeriod = typeof period === 'number' && period > 0 ? Math.ceil(period * 1200) : 0;
+  return Math.max(opts.progressWindowMs, byPeriod);
 }
 
 /** The newest earlier round of the same cluster and primary that is at least `windowMs` old. */

@@ -59,6 +59,12 @@ export interface ElectionFacts {
   /** Last known gtid_binlog_pos of the dead primary, from earlier probes. */
   primaryGtid?: string;
   /**
+   * When the prober last reached the primary (epoch ms), with primaryGtid as it was then: the
+   * absolute reference for a candidate's lag, which a 2-node cluster or survivors that all lost
+   * the primary long ago cannot give relative to each other.
+   */
+  primaryLastSeenAt?: number;
+  /**
    * Server versions by node id (e.g. "10.11.6-MariaDB-0+deb12u1" or "10.11"), used for nodes
    * whose probe did not report @@version.
    */

@@ -81,7 +81,7 @@ export function electCandidate(
   const primaryId = snapshot.primaryId;
   const replicas = snapshot.nodes.filter((n) => n.nodeId !== primaryId);
   const reachable = replicas.filter((n) => n.reachable);
-  const context = buildContext(reachable, facts);
+  const context = buildContext(reachable, facts, snapshot.takenAt);
   const assessments = replicas.map((n) => assessReplica(n, policy, facts, context));
   for (const a of assessments) {
     const why = facts.excluded?.[a.node.nodeId];
@@ -136,6 +136,8 @@ interface Context {
   topVersionNode: string | undefined;
   /** Smallest heartbeat lag among reachable replicas: the freshest applied heartbeat. */
   freshestHeartbeatMs: number | undefined;
+  /** When the snapshot was taken (heartbeat lags are measured at that time). */
+  takenAt: number;
 }
 
 function versionOf(node: NodeProbe, facts: ElectionFacts): MajorVersion | undefined {
@@ -143,7 +145,7 @@ function versionOf(node: NodeProbe, facts: ElectionFacts): MajorVersion | undefi
   return text === undefined ? undefined : parseMajorVersion(text);
 }
 
-function buildContext(reachable: readonly NodeProbe[], facts: ElectionFacts): Context {
+function buildContext(reachable: readonly NodeProbe[], facts: ElectionFacts, takenAt: number): Context {
   let topVersion: MajorVersion | undefined;
   let topVersionNode: string | undefined;
   let freshestHeartbeatMs: number | undefined;
@@ -158,7 +160,7 @@ function buildContext(reachable: readonly NodeProbe[], facts: ElectionFacts): Co
       freshestHeartbeatMs = hb;
     }
   }
-  return { topVersion, topVersionNode, freshestHeartbeatMs };
+  return { topVersion, topVersionNode, freshestHeartbeatMs, takenAt };
 }
 
 function assessReplica(
@@ -192,10 +194,11 @@ function assessReplica(
     a.blockers.push(`SQL thread error ${rep.lastSqlErrno}: ${clip(rep.lastSqlError)}`);
   else if (!rep.sqlRunning) a.notes.push('SQL thread stopped (no error)');
 
+  const lagBlockers: string[] = [];
   const lag = estimateLagSeconds(node, context);
   if (lag === undefined) a.notes.push('lag unknown');
   else if (lag > policy.maxLagSeconds)
-    a.blockers.push(`lag ${lag.toFixed(1)} s over the limit of ${policy.maxLagSeconds} s`);
+    lagBlockers.push(`lag ${lag.toFixed(1)} s over the limit of ${policy.maxLagSeconds} s`);
 
   const version = versionOf(node, facts);
   if (version === undefined) a.notes.push('version unknown');
@@ -221,7 +224,57 @@ function assessReplica(
     delete a.received;
     a.blockers.push(`GTID position unreadable: ${err instanceof Error ? err.message : String(err)}`);
   }
+  if (a.received !== undefined) {
+    const behind = lagBehindLastSeenPrimary(node, a.received, facts, context);
+    if (behind.note !== undefined) a.notes.push(behind.note);
+    if (behind.seconds !== undefined && behind.seconds > policy.maxLagSeconds) {
+      lagBlockers.push(`${behind.describe} over the limit of ${policy.maxLagSeconds} s`);
+    }
+  }
+  if (policy.ignoreLag) {
+    for (const b of lagBlockers) a.notes.push(`${b}: ignored, the operator forced it (ignoreLag)`);
+  } else a.blockers.push(...lagBlockers);
   return a;
+}
+
+/**
+ * How far the replica trails the primary as the prober last saw it (facts.primaryGtid at
+ * facts.primaryLastSeenAt). Nothing missing: not behind, whatever the clock says. Missing
+ * transactions: the replica's data is as old as the newest heartbeat row it applied (written by
+ * the primary at its commit time, so `takenAt - heartbeatLagMs`), and it trails the last seen
+ * primary by the difference. Applied, not received: a replica with an unapplied relay log reads
+ * as further behind than it is, the safe side. Seconds_Behind_Master cannot help here: it is
+ * NULL once the IO thread lost its source.
+ */
+function lagBehindLastSeenPrimary(
+  node: NodeProbe,
+  received: GtidPos,
+  facts: ElectionFacts,
+  context: Context,
+): { seconds?: number; describe?: string; note?: string } {
+  const seenAt = facts.primaryLastSeenAt;
+  if (facts.primaryGtid === undefined || facts.primaryGtid === '' || seenAt === undefined) return {};
+  let missing: number;
+  try {
+    missing = countMissingTransactions(received, parseGtidPos(facts.primaryGtid));
+  } catch {
+    return { note: 'primary position last seen unreadable: lag behind it unknown' };
+  }
+  const ago = (ms: number) => `${((context.takenAt - ms) / 1000).toFixed(1)} s before this election`;
+  const seen = ago(seenAt);
+  if (missing === 0) return { seconds: 0 };
+  const hb = node.heartbeatLagMs;
+  if (typeof hb !== 'number') {
+    return {
+      note: `${missing} transaction(s) behind the primary as last seen ${seen} (${facts.primaryGtid}); how long behind unknown (no heartbeat)`,
+    };
+  }
+  const dataAt = context.takenAt - hb;
+  const seconds = Math.max(0, (seenAt - dataAt) / 1000);
+  return {
+    seconds,
+    describe: `${seconds.toFixed(1)} s behind the primary as last seen ${seen} (${facts.primaryGtid}; missing ${missing} transaction(s), newest applied heartbeat written ${ago(dataAt)})`,
+  };
 }
 
 /**

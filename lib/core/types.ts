@@ -10,6 +10,11 @@ export type ProbeErrorKind =
   | 'refused'
   /** Connect or query timed out: hung server or network partition — ambiguous. */
   | 'timeout'
+  /**
+   * No route to the host (EHOSTUNREACH, ENETUNREACH, EHOSTDOWN): a network fault or a host that
+   * is down, never proof that the process is gone — ambiguous, like a timeout.
+   */
+  | 'unreachable'
   /** Authentication or privilege error: the server is up, our account is wrong. */
   | 'auth'
   | 'other';
@@ -37,6 +42,11 @@ export interface ReplicationStatus {
   gtidIoPos: string;
   /** Slave_received_heartbeats from SHOW ALL SLAVES STATUS; grows while the source is alive. */
   heartbeatsReceived: number | null;
+  /**
+   * Slave_heartbeat_period in seconds (SHOW ALL SLAVES STATUS): how long a quiet source may send
+   * nothing at all. Silence shorter than this proves nothing. Undefined/null when not reported.
+   */
+  heartbeatPeriodSeconds?: number | null;
   usingGtid: string;
 }
 
@@ -138,8 +148,13 @@ export interface ElectionPolicy {
   /** Node ids in configured order (ties broken by this order). */
   order: string[];
   rules: Record<string, PromotionRule>;
-  /** Replicas further behind than this (seconds) are not eligible. */
+  /**
+   * Replicas further behind than this (seconds) are not eligible: behind the freshest survivor,
+   * and behind the primary as last seen (its position and the time of that probe).
+   */
   maxLagSeconds: number;
+  /** An operator forced the failover: lag is reported but vetoes nobody. */
+  ignoreLag?: boolean;
 }
 
 export interface CandidateVerdict {

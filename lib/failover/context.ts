@@ -14,6 +14,8 @@ export interface FailoverRequest {
   executionName: string;
   /** Manual requests may bypass the anti-flap block. */
   ignoreBlock?: boolean;
+  /** Manual requests may promote a candidate beyond failover.maxLagSeconds (the report still shows the lag). */
+  ignoreLag?: boolean;
   reason?: Record<string, unknown>;
 }
 

@@ -2,12 +2,19 @@ import { probeNode } from '../adapters/mysql/probe.ts';
 import { electCandidate, findErrantReplicas, replicasAheadOf } from '../core/elect-candidate.ts';
 import { describeGtidRanges } from '../core/gtid.ts';
 import type { CandidateVerdict, ClusterSnapshot, ElectionPolicy } from '../core/types.ts';
-import { ErrantTransactionsError, NoEligibleCandidateError } from '../errors.ts';
+import { ErrantTransactionsError, InvalidRequestError, NoEligibleCandidateError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
 import { type FailoverContext, timeouts } from './context.ts';
 import { step } from './step-runner.ts';
 /** ElectCandidate: probes the survivors and picks the most up-to-date eligible replica. */
 export async function electCandidateStep(rt: Runtime, ctx: FailoverContext): Promise<FailoverContext> {
+  // An operator's StartExecution input: a misspelt force must not silently mean "not forced".
+  if (ctx.ignoreLag !== undefined && typeof ctx.ignoreLag !== 'boolean') {
+    throw new InvalidRequestError(
+      `Invalid failover input: "ignoreLag" must be true or false, got ${JSON.stringify(ctx.ignoreLag)}. Nothing was changed.`,
+      { field: 'ignoreLag' },
+    );
+  }
   const detail = await step(rt, ctx, 'ElectCandidate', async (c, logins) => {
     const t = timeouts(c);
     const survivors = c.nodes.filter((n) => n.id !== ctx.failedPrimary);
@@ -23,13 +30,19 @@ export async function electCandidateStep(rt: Runtime, ctx: FailoverContext): Pro
       nodes: probes,
     };
     const state = await rt.store.getClusterState(c.name);
-    const primaryGtid = state?.topology.find((t) => t.nodeId === ctx.failedPrimary)?.gtid;
-    const facts = primaryGtid ? { primaryGtid } : {};
+    // The dead primary as the health check last reached it: its position and when (T4: the
+    // absolute reference for the candidate's lag).
+    const last = state?.topology.find((t) => t.nodeId === ctx.failedPrimary);
+    const facts = {
+      ...(last?.gtid ? { primaryGtid: last.gtid } : {}),
+      ...(last?.gtid && last.seenAt !== undefined ? { primaryLastSeenAt: last.seenAt } : {}),
+    };
     const policy: ElectionPolicy = {
       mode: c.failover.mode,
       order: c.nodes.map((n) => n.id),
       rules: Object.fromEntries(c.nodes.map((n) => [n.id, n.promotionRule])),
       maxLagSeconds: c.failover.maxLagSeconds,
+      ...(ctx.ignoreLag === true ? { ignoreLag: true } : {}),
     };
     const excluded = Object.fromEntries(
       (state?.needsRejoin ?? [])
@@ -47,9 +60,16 @@ export async function electCandidateStep(rt: Runtime, ctx: FailoverContext): Pro
     }
     const election = electCandidate(snapshot, policy, { ...facts, excluded });
     if (election.kind === 'veto') {
-      throw new NoEligibleCandidateError(`No replica of ${c.name} can be promoted: ${election.reason}`, {
-        verdicts: election.verdicts,
-      });
+      const force = /\blag\b|behind the primary/.test(election.reason)
+        ? ` To promote anyway, start the failover with "ignoreLag": true (plan with {"cluster":"${c.name}","ignoreLag":true} shows the candidate).`
+        : '';
+      throw new NoEligibleCandidateError(
+        `No replica of ${c.name} can be promoted: ${election.reason}.${force}`,
+        {
+          verdicts: election.verdicts,
+          ...(facts.primaryGtid ? { primaryLastSeen: { gtid: facts.primaryGtid, at: last?.seenAt } } : {}),
+        },
+      );
     }
     const ahead = replicasAheadOf(snapshot, election.nodeId).filter((r) => !(r.nodeId in excluded));
     return {
@@ -57,6 +77,7 @@ export async function electCandidateStep(rt: Runtime, ctx: FailoverContext): Pro
         candidate: election.nodeId,
         receivedGtid: election.receivedGtid,
         verdicts: election.verdicts,
+        ...(ctx.ignoreLag === true ? { ignoreLag: true } : {}),
         ...(ahead.length > 0
           ? {
               aheadOfCandidate: ahead.map((r) => ({

@@ -6,6 +6,7 @@ import {
   readSemiSyncMaster,
   replicateFrom,
 } from '../adapters/mysql/admin.ts';
+import type { ClusterConfig } from '../config/schema.ts';
 import { describeGtidRanges, gtidMissing } from '../core/gtid.ts';
 import { describeError, PromotionFailedError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
@@ -21,29 +22,74 @@ export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promi
       const repl = await readReplication(s);
       const [ro] = await s.query<{ ro: number }>('SELECT @@read_only AS ro');
       if (!repl && Number(ro?.ro) === 0) return { result: 'skipped', detail: { alreadyPrimary: true } };
+      // Semi-sync only where a replica can acknowledge: with none to attach (a 2-node cluster,
+      // or every other replica down or awaiting rejoin) each commit would wait the whole
+      // rpl_semi_sync_master_timeout before falling back to async. Rejoin turns it on again.
+      const attachable = c.failover.semiSync ? await replicasToAttach(rt, c, ctx, candidate) : [];
+      const semiSync = c.failover.semiSync && attachable.length > 0;
       await promoteToPrimary(s, {
-        semiSync: c.failover.semiSync,
+        semiSync,
         semiSyncTimeoutMs: c.failover.semiSyncTimeoutMs,
+        disableSemiSync: c.failover.semiSync && !semiSync,
       });
       const [check] = await s.query<{ ro: number }>('SELECT @@read_only AS ro');
       if (Number(check?.ro) !== 0)
         throw new PromotionFailedError(`${candidate} is still read_only after promotion.`);
       const semi = await readSemiSyncMaster(s);
-      if (c.failover.semiSync && (!semi.enabled || semi.waitPoint !== 'AFTER_SYNC')) {
+      if (semiSync && (!semi.enabled || semi.waitPoint !== 'AFTER_SYNC')) {
         throw new PromotionFailedError(
           `${candidate} promoted but semi-sync is not as the policy says: enabled=${semi.enabled}, wait point ${semi.waitPoint} (want AFTER_SYNC).`,
+        );
+      }
+      if (c.failover.semiSync && !semiSync && semi.enabled) {
+        throw new PromotionFailedError(
+          `${candidate} promoted with semi-sync master still ON although no replica can acknowledge: every commit would wait ${c.failover.semiSyncTimeoutMs} ms.`,
         );
       }
       const gtid = await readGtid(s);
       return {
         detail: {
           gtidBinlogPos: gtid.binlog,
-          semiSync: { policy: c.failover.semiSync, enabled: semi.enabled, waitPoint: semi.waitPoint },
+          semiSync: {
+            policy: c.failover.semiSync,
+            enabled: semi.enabled,
+            waitPoint: semi.waitPoint,
+            ...(c.failover.semiSync ? { replicasToAttach: attachable } : {}),
+            ...(c.failover.semiSync && !semiSync
+              ? {
+                  deferred:
+                    'no replica can acknowledge: semi-sync master left OFF until a replica rejoins (commits are not protected meanwhile)',
+                }
+              : {}),
+          },
         },
       };
     });
   });
   return ctx;
+}
+
+/**
+ * The replicas RepointReplicas will attach to the new primary: every node but the candidate and
+ * the failed primary, minus old primaries awaiting rejoin and nodes the election found
+ * unreachable.
+ */
+async function replicasToAttach(
+  rt: Runtime,
+  c: ClusterConfig,
+  ctx: FailoverContext,
+  candidate: string,
+): Promise<string[]> {
+  const state = await rt.store.getClusterState(c.name);
+  const rejoin = new Set(state?.needsRejoin ?? []);
+  const unreachable = new Set(
+    (ctx.verdicts ?? [])
+      .filter((v) => v.reasons.some((r) => r.startsWith('not eligible: unreachable')))
+      .map((v) => v.nodeId),
+  );
+  return c.nodes
+    .map((n) => n.id)
+    .filter((id) => id !== candidate && id !== ctx.failedPrimary && !rejoin.has(id) && !unreachable.has(id));
 }
 
 /** RepointReplicas: every other reachable replica replicates from the new primary. */

@@ -3,7 +3,8 @@
  *
  *   ReplicaIoStopped      a replica's IO thread is not running (while its primary is up)
  *   ReplicaSqlStopped     a replica's SQL thread is stopped or failed
- *   SemiSyncInactive      semi-sync is enabled on the primary but not active / no semi-sync replica
+ *   SemiSyncInactive      semi-sync is enabled on the primary but not active / no semi-sync replica,
+ *                         or the policy wants it and it is off because no replica can acknowledge
  *   ReplicaLagging        a replica lags more than detection.replicaLagAlertSeconds
  *   LongTransaction       the primary has a transaction open longer than detection.longTransactionAlertSeconds
  *   (role / health-state change: the monitor notifies on every analysis or primary change)
@@ -31,6 +32,8 @@ export interface ActiveAlert {
 export interface AlertThresholds {
   replicaLagAlertSeconds: number;
   longTransactionAlertSeconds: number;
+  /** failover.semiSync: the primary should protect commits with semi-sync. */
+  semiSyncPolicy?: boolean;
 }
 
 /** Per-cluster indicator values, one per rule (the CloudWatch alarms watch these). */
@@ -88,6 +91,17 @@ export function evaluateAlertRules(
         'SemiSyncInactive',
         primary.nodeId,
         `Semi-sync is enabled on primary ${primary.nodeId} but not active (status ${ss.masterActive ? 'ON' : 'OFF'}, ${ss.masterClients} semi-sync replica(s))`,
+      );
+    } else if (t.semiSyncPolicy && ss && !ss.masterEnabled) {
+      // A failover to a node with no replica left to acknowledge (a 2-node cluster) leaves it
+      // off on purpose; until a replica is attached (rejoin) commits are not protected.
+      const replicating = snapshot.nodes.filter(
+        (n) => n.nodeId !== primary.nodeId && n.reachable && n.replication?.ioState === 'Yes',
+      ).length;
+      add(
+        'SemiSyncInactive',
+        primary.nodeId,
+        `Semi-sync is OFF on primary ${primary.nodeId} although failover.semiSync is on: ${replicating === 0 ? 'no replica can acknowledge' : `${replicating} replica(s) replicate but none acknowledges`}; acknowledged commits are not protected until a replica is attached (rejoin)`,
       );
     }
     const trx = primary.longestTrxSeconds;

@@ -43,7 +43,10 @@ export interface RoundReport {
 
 export interface ClusterMonitorResult {
   cluster: string;
-  outcome: 'probed' | 'lease-held-elsewhere';
+  /** 'failed': this cluster's probing kept failing (e.g. its state store) until the deadline. */
+  outcome: 'probed' | 'lease-held-elsewhere' | 'failed';
+  /** The last error of a cluster whose probing failed (no secrets), when it did. */
+  error?: { name: string; message: string };
   rounds: number;
   lastAnalysis?: string;
   failoversStarted: string[];
@@ -91,7 +94,42 @@ function abortableSleep(signal: AbortSignal | undefined) {
  * @returns one result per cluster: rounds probed, or that another invocation holds the lease.
  */
 export async function runHealthCheck(rt: Runtime, opts: MonitorOptions): Promise<ClusterMonitorResult[]> {
-  return Promise.all(rt.config.clusters.map((c) => monitorCluster(rt, c, opts)));
+  return Promise.all(rt.config.clusters.map((c) => monitorClusterIsolated(rt, c, opts)));
+}
+
+/** Pause before probing a cluster again after its loop failed (a store error, a lost secret). */
+const CLUSTER_RETRY_MS = 1000;
+
+/**
+ * One cluster's loop, isolated: an error (its state store throttled, its secret unreadable)
+ * ends only that cluster's loop, which is restarted after a pause until the deadline; the other
+ * clusters of the invocation keep being probed. The invocation never rejects because of it.
+ */
+async function monitorClusterIsolated(
+  rt: Runtime,
+  c: ClusterConfig,
+  opts: MonitorOptions,
+): Promise<ClusterMonitorResult> {
+  const sleep = opts.sleep ?? abortableSleep(opts.signal);
+  const rounds = 0;
+  const failoversStarted: string[] = [];
+  for (;;) {
+    try {
+      const r = await monitorCluster(rt, c, opts);
+      return {
+        ...r,
+        rounds: r.rounds + rounds,
+        failoversStarted: [...failoversStarted, ...r.failoversStarted],
+      };
+    } catch (err) {
+      const error = describeError(err);
+      rt.log({ level: 'error', type: 'cluster-monitor-failed', cluster: c.name, error });
+      if (opts.signal?.aborted || rt.now() + CLUSTER_RETRY_MS + c.detection.intervalMs >= opts.deadline) {
+        return { cluster: c.name, outcome: 'failed', error, rounds, failoversStarted, blocked: 0 };
+      }
+      await sleep(CLUSTER_RETRY_MS);
+    }
+  }
 }
 
 /*
@@ -151,6 +189,11 @@ async function monitorCluster(
   let lastCode = state.analysis;
   let lastPrimary = state.primaryId;
   let activeAlerts = await loadActiveAlerts(rt, c.name);
+  const lastSeen: LastSeen = new Map();
+  for (const t of state.topology) {
+    if (t.gtid !== undefined && t.seenAt !== undefined)
+      lastSeen.set(t.nodeId, { gtid: t.gtid, seenAt: t.seenAt, asPrimary: t.role === 'primary' });
+  }
   const history: ClusterSnapshot[] = [];
   let suspicion: SuspicionState | undefined;
   let primaryDown: { primaryId: string; since: number } | undefined;
@@ -161,6 +204,7 @@ async function monitorCluster(
   const thresholds = {
     replicaLagAlertSeconds: c.detection.replicaLagAlertSeconds,
     longTransactionAlertSeconds: c.detection.longTransactionAlertSeconds,
+    semiSyncPolicy: c.failover.semiSync,
   };
 
   try {
@@ -199,6 +243,7 @@ async function monitorCluster(
       if (primaryProbe?.reachable || primaryProbe?.error?.kind === 'auth') primaryDown = undefined;
       else if (primaryDown?.primaryId !== primaryId) primaryDown = { primaryId, since: roundStart };
       const quietSince = analysis.actionable ? findQuietSince(snapshot, history) : undefined;
+      rememberSeen(lastSeen, snapshot);
       history.push(snapshot);
       while (history.length > 2 && (history[0]?.takenAt ?? 0) < roundStart - HISTORY_MS) history.shift();
       // An old primary back writable (restarted, resumed) is fenced at once (issue 4).
@@ -250,7 +295,7 @@ async function monitorCluster(
         await rt.store.putHealth(c.name, {
           analysis: analysis.code,
           description: analysis.description,
-          topology: summarize(snapshot),
+          topology: summarize(snapshot, lastSeen),
           // Failovers are counted by the state machine in the same item: keep its count.
           counters: { ...counters, failovers: Math.max(counters.failovers, state.counters.failovers) },
           updatedAt: now,
@@ -492,14 +537,36 @@ function initialState(c: ClusterConfig, now: number): ClusterState {
   };
 }
 
-function summarize(s: ClusterSnapshot): ClusterState['topology'] {
-  return s.nodes.map((n) => ({
-    nodeId: n.nodeId,
-    role: n.nodeId === s.primaryId ? 'primary' : 'replica',
-    reachable: n.reachable,
-    ...(n.gtidCurrentPos !== undefined
-      ? { gtid: n.nodeId === s.primaryId ? (n.gtidBinlogPos ?? '') : n.gtidCurrentPos }
-      : {}),
-    ...(n.replication ? { lagSeconds: n.replication.secondsBehindMaster } : {}),
-  }));
+/** Position and time of each node as last reached, for the state table (see summarize). */
+type LastSeen = Map<string, { gtid: string; seenAt: number; asPrimary: boolean }>;
+
+function rememberSeen(lastSeen: LastSeen, s: ClusterSnapshot): void {
+  for (const n of s.nodes) {
+    if (!n.reachable || n.gtidCurrentPos === undefined) continue;
+    const asPrimary = n.nodeId === s.primaryId;
+    lastSeen.set(n.nodeId, {
+      gtid: asPrimary ? (n.gtidBinlogPos ?? '') : n.gtidCurrentPos,
+      seenAt: s.takenAt,
+      asPrimary,
+    });
+  }
+}
+
+/**
+ * The per-node summary stored with the health. An unreachable node keeps the position and time
+ * it was last reached: the failover measures a candidate's lag against the dead primary's last
+ * known position and when it was seen (issue 11, T4), which the round that found it dead lacks.
+ */
+function summarize(s: ClusterSnapshot, lastSeen: LastSeen): ClusterState['topology'] {
+  return s.nodes.map((n) => {
+    const seen = lastSeen.get(n.nodeId);
+    const primary = n.nodeId === s.primaryId;
+    return {
+      nodeId: n.nodeId,
+      role: primary ? 'primary' : 'replica',
+      reachable: n.reachable,
+      ...(seen && seen.asPrimary === primary ? { gtid: seen.gtid, seenAt: seen.seenAt } : {}),
+      ...(n.replication ? { lagSeconds: n.replication.secondsBehindMaster } : {}),
+    };
+  });
 }

@@ -41,7 +41,24 @@ export async function acknowledgeBlock(rt: Runtime, clusterName: string): Promis
       ...(until ? { blockedUntil: until } : {}),
     };
   }
-  await rt.store.setBlockedUntil(c.name, null);
+  // Conditional on what was read: a failover that ended since (new epoch, its own block) keeps
+  // its block; the operator has not seen that one yet.
+  const cleared = await rt.store.clearBlock(c.name, {
+    epoch: state.epoch,
+    blockedUntil: state.blockedUntil!,
+  });
+  if (!cleared) {
+    const now2 = await rt.store.getClusterState(c.name);
+    const what = now2?.failoverInProgress
+      ? `${now2.failoverInProgress.executionName} started`
+      : now2 && now2.epoch !== state.epoch
+        ? `failover epoch ${now2.epoch} ended${now2.blockedUntil ? ` and blocks until ${new Date(now2.blockedUntil).toISOString()}` : ''}`
+        : 'the block was changed';
+    throw new OperatorRefusedError(
+      `Cluster ${c.name}: ${what} while acknowledging (read at epoch ${state.epoch}, block until ${until}); nothing was cleared. Look at the cluster (serverless invoke -f status) and acknowledge again.`,
+      { cluster: c.name, readEpoch: state.epoch, epoch: now2?.epoch },
+    );
+  }
   const message = `Anti-flap block acknowledged by an operator: automatic failover is armed again (it was blocked until ${until}).`;
   await rt.store.putEvent(
     {

@@ -190,6 +190,36 @@ export async function checkCluster(rt: Runtime, c: ClusterConfig): Promise<Check
   };
 }
 
+/**
+ * A replica's heartbeat period bounds what its silence can prove: a quiet primary (no writes)
+ * sends it nothing for a whole period, so the analysis only counts "the replicas stopped
+ * receiving" after 1.2 periods. A period longer than the confirmation window means a hung or
+ * cut-off primary is confirmed late, or (beyond the monitor's 10 s of history) only once the
+ * replica's IO thread gives up after slave_net_timeout. MariaDB's default is slave_net_timeout/2,
+ * 30 s.
+ */
+function checkHeartbeatPeriod(
+  c: ClusterConfig,
+  n: NodeConfig,
+  periodSeconds: number | null | undefined,
+  slaveNetTimeout: number,
+  add: (f: CheckFinding) => void,
+  pass: (check: string) => void,
+): void {
+  if (typeof periodSeconds !== 'number' || !Number.isFinite(periodSeconds)) return;
+  const windowMs = c.detection.confirmWindowMs;
+  const netTimeout = Number.isFinite(slaveNetTimeout) ? ` (slave_net_timeout ${slaveNetTimeout} s)` : '';
+  if (periodSeconds * 1000 > windowMs) {
+    add({
+      severity: 'error',
+      check: 'heartbeat-period',
+      nodeId: n.id,
+      message: `heartbeat period ${periodSeconds} s${netTimeout} is longer than the detection window of ${windowMs} ms (detection.confirmWindowMs): a quiet primary sends this replica nothing for ${periodSeconds} s, so its silence proves nothing and a hung or cut-off primary is confirmed only after ~${Math.max(windowMs / 1000, periodSeconds * 1.2).toFixed(1)} s or once the IO thread gives up`,
+      fix: `On ${n.id}: STOP SLAVE; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD=1; START SLAVE; and SET GLOBAL slave_net_timeout=3 (also in its my.cnf: slave_net_timeout=3).`,
+    });
+  } else pass('heartbeat period');
+}
+
 function flag(v: boolean | undefined): string {
   return v === undefined ? '?' : v ? 'ON' : 'OFF';
 }
@@ -310,7 +340,7 @@ async function readAdminFacts(
     `SELECT @@server_id AS server_id, @@version AS version, @@read_only AS read_only, @@log_bin AS log_bin,
             @@log_slave_updates AS log_slave_updates, @@gtid_strict_mode AS gtid_strict_mode,
             @@binlog_format AS binlog_format, @@rpl_semi_sync_master_enabled AS sm,
-            @@rpl_semi_sync_slave_enabled AS ss, ${FILTER_VARS.map((f) => `@@${f} AS ${f}`).join(', ')}`,
+            @@rpl_semi_sync_slave_enabled AS ss, @@slave_net_timeout AS snt, ${FILTER_VARS.map((f) => `@@${f} AS ${f}`).join(', ')}`,
   );
   if (!v) return;
   const on = (x: unknown) => x === 1 || x === '1' || x === 'ON';
@@ -451,6 +481,7 @@ async function readAdminFacts(
       fix: 'STOP SLAVE; CHANGE MASTER TO MASTER_USE_GTID=slave_pos; START SLAVE;',
     });
   } else pass('GTID replication');
+  checkHeartbeatPeriod(c, n, repl.heartbeatPeriodSeconds, Number(v.snt), add, pass);
   const source = c.nodes.find((x) => x.host === repl.sourceHost && x.port === repl.sourcePort);
   const primary = c.nodes.find((x) => x.id === primaryId);
   if (!source) {

@@ -32,7 +32,11 @@ export interface PlanResult {
  * election's verdict for every node), and each state machine step with its concrete targets.
  * Reads only: every node is probed WITHOUT the primary's heartbeat write, nothing is claimed.
  */
-export async function planFailover(rt: Runtime, c: ClusterConfig): Promise<PlanResult> {
+export async function planFailover(
+  rt: Runtime,
+  c: ClusterConfig,
+  opts: { ignoreLag?: boolean } = {},
+): Promise<PlanResult> {
   const state = await rt.store.getClusterState(c.name);
   const primary = state?.primaryId ?? c.primary;
   const logins = await rt.logins(c);
@@ -53,15 +57,21 @@ export async function planFailover(rt: Runtime, c: ClusterConfig): Promise<PlanR
     progressWindowMs: 1200,
   });
   const primaryProbe = nodes.find((n) => n.nodeId === primary);
-  const primaryGtid =
-    primaryProbe?.gtidBinlogPos ?? state?.topology.find((x) => x.nodeId === primary)?.gtid ?? undefined;
+  const stored = state?.topology.find((x) => x.nodeId === primary);
+  // The primary's position now when it answers, else as the health check last saw it, and when.
+  const primaryGtid = primaryProbe?.gtidBinlogPos ?? stored?.gtid ?? undefined;
+  const primarySeenAt = primaryProbe?.reachable ? snapshot.takenAt : stored?.seenAt;
   const policy: ElectionPolicy = {
     mode: c.failover.mode,
     order: c.nodes.map((n) => n.id),
     rules: Object.fromEntries(c.nodes.map((n) => [n.id, n.promotionRule])),
     maxLagSeconds: c.failover.maxLagSeconds,
+    ...(opts.ignoreLag === true ? { ignoreLag: true } : {}),
   };
-  const election = electCandidate(snapshot, policy, primaryGtid ? { primaryGtid } : {});
+  const election = electCandidate(snapshot, policy, {
+    ...(primaryGtid ? { primaryGtid } : {}),
+    ...(primaryGtid && primarySeenAt !== undefined ? { primaryLastSeenAt: primarySeenAt } : {}),
+  });
 
   const now = rt.now();
   const blocked = state?.blockedUntil !== undefined && state.blockedUntil > now;

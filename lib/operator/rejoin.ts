@@ -1,5 +1,12 @@
-import { onNode, readReplication, replicateFrom, waitForGtid } from '../adapters/mysql/admin.ts';
-import type { AdminSession } from '../adapters/mysql/connection.ts';
+import {
+  onNode,
+  readReplication,
+  readSemiSyncMaster,
+  replicateFrom,
+  setSemiSyncMaster,
+  waitForGtid,
+} from '../adapters/mysql/admin.ts';
+import type { AdminSession, Login, Timeouts } from '../adapters/mysql/connection.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { timeouts } from '../failover/steps.ts';
 import type { Runtime } from '../runtime.ts';
@@ -31,6 +38,8 @@ export interface RejoinResult {
   options?: string[];
   rebuild?: RebuildResult;
   replication?: { io: string; sql: boolean; caughtUp: boolean };
+  /** Semi-sync on the primary after the rejoin (policy failover.semiSync): restored when it was off. */
+  semiSync?: { enabledNow: boolean; active: boolean; clients: number };
   ms: number;
 }
 
@@ -81,6 +90,32 @@ async function readGtidState(s: AdminSession) {
     currentPos: r?.c ?? '',
     serverId: Number(r?.sid),
   };
+}
+
+/**
+ * Semi-sync master back ON on the primary once a replica replicates from it (policy
+ * failover.semiSync): a failover leaves it OFF where no replica could acknowledge (a 2-node
+ * cluster), and the rejoined node is the replica that can. Waits briefly for the replica to
+ * register as a semi-sync client.
+ */
+async function restoreSemiSync(
+  c: ClusterConfig,
+  primary: ClusterConfig['nodes'][number],
+  admin: Login,
+  t: Timeouts,
+): Promise<{ enabledNow: boolean; active: boolean; clients: number }> {
+  return onNode(primary.id, primary, admin, t, 'Rejoin (semi-sync on the primary)', async (s) => {
+    const before = await readSemiSyncMaster(s);
+    if (!before.enabled || before.waitPoint !== 'AFTER_SYNC')
+      await setSemiSyncMaster(s, { enabled: true, timeoutMs: c.failover.semiSyncTimeoutMs });
+    const until = Date.now() + 5000;
+    let now = await readSemiSyncMaster(s);
+    while ((!now.active || now.clients === 0) && Date.now() < until) {
+      await sleep(100);
+      now = await readSemiSyncMaster(s);
+    }
+    return { enabledNow: !before.enabled, active: now.active, clients: now.clients };
+  });
 }
 
 /**
@@ -201,6 +236,7 @@ export async function rejoinNode(
     const caughtUp = await waitForGtid(s, primaryGtid.binlogPos, 10);
     return { io: r.ioState, sql: r.sqlRunning, caughtUp };
   });
+  const semiSync = c.failover.semiSync ? await restoreSemiSync(c, p, logins.admin, t) : undefined;
   const listed = await rt.store.removeNeedsRejoin(c.name, nodeId);
   const outcome = rebuild ? 'rebuilt' : 'rejoined';
   const message = `${nodeId} ${outcome === 'rebuilt' ? 'rebuilt from and ' : ''}rejoined as a replica of ${primaryId}${listed ? ' (removed from needs-rejoin)' : ''}.`;
@@ -222,11 +258,16 @@ export async function rejoinNode(
   lines.push(
     `  replication IO=${replication.io} SQL=${replication.sql ? 'Yes' : 'No'}, ${replication.caughtUp ? 'caught up with' : 'still catching up with'} ${primaryId}; read_only=ON`,
   );
+  if (semiSync)
+    lines.push(
+      `  semi-sync on ${primaryId}: ${semiSync.enabledNow ? 'enabled again' : 'already enabled'}, ${semiSync.active ? 'active' : 'NOT active'} with ${semiSync.clients} semi-sync replica(s)`,
+    );
   return {
     report: lines.join('\n'),
     outcome,
     ...base,
     ...(rebuild ? { rebuild } : {}),
+    ...(semiSync ? { semiSync } : {}),
     replication,
     ms: rt.now() - t0,
   };

@@ -31,6 +31,8 @@ export interface ClusterStatus {
   lastFailover?: ClusterState['lastFailover'];
   blockedUntil?: string;
   needsRejoin: string[];
+  /** Whether commits on the primary are protected by semi-sync (policy failover.semiSync), and why not. */
+  semiSync: { policy: boolean; protecting: boolean; note?: string };
 }
 
 /** The health report: stored state plus a fresh probe of every node and the VIP holder. */
@@ -66,7 +68,24 @@ export async function clusterStatus(rt: Runtime, c: ClusterConfig): Promise<Clus
       ? { blockedUntil: new Date(state.blockedUntil).toISOString() }
       : {}),
     needsRejoin,
+    semiSync: semiSyncStatus(c, snapshot.nodes, primary),
   };
+}
+
+function semiSyncStatus(c: ClusterConfig, nodes: NodeProbe[], primary: string): ClusterStatus['semiSync'] {
+  const policy = c.failover.semiSync;
+  const p = nodes.find((n) => n.nodeId === primary);
+  const ss = p?.semiSync;
+  const protecting = ss?.masterEnabled === true && ss.masterActive && ss.masterClients > 0;
+  if (!policy || protecting || !p?.reachable) return { policy, protecting };
+  const attached = nodes.filter(
+    (n) => n.nodeId !== primary && n.reachable && n.replication?.ioState === 'Yes',
+  ).length;
+  const note =
+    attached === 0
+      ? `no replica can acknowledge: commits on ${primary} are NOT protected by semi-sync until a replica is attached (rejoin one)`
+      : `semi-sync on ${primary} is ${ss?.masterEnabled ? 'enabled but not active' : 'OFF'} with ${attached} replica(s) attached: commits are NOT protected`;
+  return { policy, protecting, note };
 }
 
 function nodeStatus(c: ClusterConfig, n: NodeProbe, primary: string, needsRejoin: string[]): NodeStatus {
@@ -133,5 +152,6 @@ export function formatStatus(s: ClusterStatus): string {
     );
   if (s.blockedUntil) lines.push(`automatic failover blocked until ${s.blockedUntil} (acknowledge to clear)`);
   if (s.needsRejoin.length) lines.push(`needs rejoin: ${s.needsRejoin.join(', ')}`);
+  if (s.semiSync.note) lines.push(`semi-sync: ${s.semiSync.note}`);
   return lines.join('\n');
 }

@@ -3,7 +3,11 @@
  * the scheduler off (the tests drive health-check invocations themselves) and, optionally, the
  * prober's own network path through fault-injecting forwarders.
  */
-import { type MariaDbCluster, startCluster } from '../../infra/cluster/mariadb-cluster.ts';
+import {
+  type ClusterHarnessOptions,
+  type MariaDbCluster,
+  startCluster,
+} from '../../infra/cluster/mariadb-cluster.ts';
 import { type LocalCloud, startLocalCloud } from '../../infra/local-cloud/local-cloud.ts';
 import { type ProbePaths, startProbePaths } from '../../infra/local-cloud/probe-path.ts';
 import { DynamoStateStore } from '../../lib/adapters/dynamodb-state-store.ts';
@@ -38,8 +42,10 @@ export async function startLiveEnv(opts: {
   name: string;
   probePaths?: boolean;
   clusterOverrides?: Record<string, unknown>;
+  /** Harness options, e.g. { nodes: 2 }. */
+  harness?: ClusterHarnessOptions;
 }): Promise<LiveEnv> {
-  const cluster = await startCluster();
+  const cluster = await startCluster(opts.harness);
   let paths: ProbePaths | undefined;
   let cloud: LocalCloud | undefined;
   const running = new Set<RunningMonitor>();

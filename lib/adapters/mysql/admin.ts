@@ -38,7 +38,7 @@ export function translateError(err: unknown, nodeId: string, operation: string):
   if (err instanceof Error && err.name.endsWith('Error') && 'transient' in err) return err;
   const c = classifyError(err);
   const msg = `${operation} on ${nodeId} failed: ${c.code}: ${c.message}`;
-  if (c.kind === 'refused' || c.kind === 'timeout')
+  if (c.kind === 'refused' || c.kind === 'timeout' || c.kind === 'unreachable')
     return new NodeUnreachableError(msg, { nodeId, code: c.code });
   const code = (err as { code?: string }).code ?? '';
   if (
@@ -85,24 +85,62 @@ export async function waitForGtid(
   return Number(r?.w) === 0;
 }
 
-/** Makes `s` a writable primary: no replication config, read_only off, semi-sync per policy. */
+/**
+ * Makes `s` a writable primary: no replication config, read_only off, semi-sync per policy.
+ * `semiSync: false` with `disableSemiSync` switches the semi-sync master OFF explicitly (a node
+ * that was primary before may still have it ON): with no replica to acknowledge, every commit
+ * would wait rpl_semi_sync_master_timeout.
+ */
 export async function promoteToPrimary(
   s: AdminSession,
-  opts: { semiSync: boolean; semiSyncTimeoutMs: number },
+  opts: { semiSync: boolean; semiSyncTimeoutMs: number; disableSemiSync?: boolean },
 ): Promise<void> {
   await s.execute('STOP SLAVE', [], 10_000);
   await s.execute('RESET SLAVE ALL');
-  if (opts.semiSync) {
-    await s.execute(`SET GLOBAL rpl_semi_sync_master_timeout = ${Math.floor(opts.semiSyncTimeoutMs)}`);
-    await s.execute("SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'");
-    await s.execute('SET GLOBAL rpl_semi_sync_master_enabled = ON');
-  }
+  if (opts.semiSync) await setSemiSyncMaster(s, { enabled: true, timeoutMs: opts.semiSyncTimeoutMs });
+  else if (opts.disableSemiSync) await setSemiSyncMaster(s, { enabled: false });
   await s.execute('SET GLOBAL read_only = OFF');
+}
+
+/** Semi-sync master ON (AFTER_SYNC, the given timeout) or OFF on `s`. */
+export async function setSemiSyncMaster(
+  s: AdminSession,
+  opts: { enabled: boolean; timeoutMs?: number },
+): Promise<void> {
+  if (!opts.enabled) {
+    await s.execute('SET GLOBAL rpl_semi_sync_master_enabled = OFF');
+    return;
+  }
+  if (opts.timeoutMs !== undefined)
+    await s.execute(`SET GLOBAL rpl_semi_sync_master_timeout = ${Math.floor(opts.timeoutMs)}`);
+  await s.execute("SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'");
+  await s.execute('SET GLOBAL rpl_semi_sync_master_enabled = ON');
+}
+
+/**
+ * A string literal for statements that take no placeholders (CHANGE MASTER, START SLAVE UNTIL),
+ * correct under the session's sql_mode. mysql2 escapes with backslashes (`it\'s`), which
+ * NO_BACKSLASH_ESCAPES reads as the end of the literal: a password with `'` then breaks the
+ * statement (and the server echoes the rest of it, password included, in its syntax error).
+ * Under that mode the only escape is a doubled quote, and a backslash is an ordinary character.
+ */
+export function sqlStringLiteral(value: string, noBackslashEscapes: boolean): string {
+  if (!noBackslashEscapes) return mysql.escape(value);
+  if (value.includes('\0')) throw new Error('a NUL byte cannot be written as a string literal here');
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** Whether the session reads string literals under NO_BACKSLASH_ESCAPES (global sql_mode is inherited). */
+async function noBackslashEscapes(s: AdminSession): Promise<boolean> {
+  const [r] = await s.query<{ nbe: number | string }>(
+    "SELECT FIND_IN_SET('NO_BACKSLASH_ESCAPES', @@session.sql_mode) > 0 AS nbe",
+  );
+  return Number(r?.nbe) === 1;
 }
 
 /**
  * Points `s` at `source` with GTID auto-positioning and detection-friendly settings.
- * CHANGE MASTER takes no placeholders, so values are escaped here.
+ * CHANGE MASTER takes no placeholders, so values are quoted here, for the session's sql_mode.
  */
 export async function replicateFrom(
   s: AdminSession,
@@ -111,14 +149,16 @@ export async function replicateFrom(
   opts: { semiSync?: boolean; untilGtid?: string; noDelay?: boolean } = {},
 ): Promise<void> {
   await s.execute('STOP SLAVE', [], 10_000);
+  const nbe = await noBackslashEscapes(s);
+  const q = (v: string) => sqlStringLiteral(v, nbe);
   await s.execute(
-    `CHANGE MASTER TO MASTER_HOST=${mysql.escape(source.host)}, MASTER_PORT=${Number(source.port)},
-       MASTER_USER=${mysql.escape(repl.user)}, MASTER_PASSWORD=${mysql.escape(repl.password)},
+    `CHANGE MASTER TO MASTER_HOST=${q(source.host)}, MASTER_PORT=${Number(source.port)},
+       MASTER_USER=${q(repl.user)}, MASTER_PASSWORD=${q(repl.password)},
        MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1${opts.noDelay ? ', MASTER_DELAY=0' : ''}`,
   );
   // The IO thread registers as a semi-sync replica only if this is ON when it connects.
   if (opts.semiSync) await s.execute('SET GLOBAL rpl_semi_sync_slave_enabled = ON');
-  if (opts.untilGtid) await s.execute(`START SLAVE UNTIL master_gtid_pos = ${mysql.escape(opts.untilGtid)}`);
+  if (opts.untilGtid) await s.execute(`START SLAVE UNTIL master_gtid_pos = ${q(opts.untilGtid)}`);
   else await s.execute('START SLAVE');
 }
 

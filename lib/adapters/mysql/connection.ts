@@ -54,13 +54,25 @@ export class AdminSession {
     params: unknown[] = [],
     timeoutMs?: number,
   ): Promise<T[]> {
-    const [rows] = await this.conn.query({ sql, values: params, timeout: timeoutMs ?? this.queryTimeoutMs });
-    return rows as T[];
+    try {
+      const [rows] = await this.conn.query({
+        sql,
+        values: params,
+        timeout: timeoutMs ?? this.queryTimeoutMs,
+      });
+      return rows as T[];
+    } catch (err) {
+      throw scrubDriverError(err);
+    }
   }
 
   async execute(sql: string, params: unknown[] = [], timeoutMs?: number): Promise<{ affectedRows: number }> {
-    const [res] = await this.conn.query({ sql, values: params, timeout: timeoutMs ?? this.queryTimeoutMs });
-    return res as { affectedRows: number };
+    try {
+      const [res] = await this.conn.query({ sql, values: params, timeout: timeoutMs ?? this.queryTimeoutMs });
+      return res as { affectedRows: number };
+    } catch (err) {
+      throw scrubDriverError(err);
+    }
   }
 
   async close(): Promise<void> {
@@ -88,7 +100,65 @@ export async function withSession<T>(
   }
 }
 
-const REFUSED = new Set(['ECONNREFUSED', 'ECONNRESET', 'PROTOCOL_CONNECTION_LOST', 'EPIPE', 'EHOSTUNREACH']);
+/**
+ * String literals that hold a secret in a statement: CHANGE MASTER's MASTER_PASSWORD, CREATE/ALTER
+ * USER's IDENTIFIED BY, PASSWORD('...'). Where the literal ends depends on the sql_mode (a
+ * backslash escapes or not), so everything up to the LAST quote of its kind goes: more, never less.
+ */
+const SECRET_LITERAL =
+  /(MASTER_PASSWORD\s*=\s*|IDENTIFIED\s+BY\s+|PASSWORD\s*\(\s*)(['"])(?:[\s\S]*\2|[\s\S]*$)/gi;
+/** The server's syntax errors quote the statement from the failing token on: "near '...' at line 2". */
+const NEAR_QUOTE = /(near )'[\s\S]*'( at line \d+)?/gi;
+
+/** Removes secret literals from statement text or from a message that quotes a statement. */
+export function redactStatement(text: string): string {
+  return text.replace(SECRET_LITERAL, '$1***');
+}
+
+/**
+ * A driver error made safe to leave the adapter: mysql2 attaches the whole statement (`sql`,
+ * with MASTER_PASSWORD in clear for CHANGE MASTER) and the server's message quotes part of it
+ * ("near 'secret', MASTER_USE_GTID=..."). Lambda prints every enumerable property of an error
+ * that leaves a handler, so the statement goes and the messages keep no quoted statement text.
+ * Code, errno and sqlState stay: callers classify on them.
+ */
+export function scrubDriverError(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const e = err as Error & { sql?: unknown; sqlMessage?: unknown };
+  const secrets = typeof e.sql === 'string' ? secretValues(e.sql) : [];
+  // Only a statement that carried a secret loses the quoted text of its messages: the server
+  // quotes the value itself ("String '<password>' is too long for MASTER_PASSWORD") or the
+  // statement from the failing token on ("near '<password>', MASTER_USE_GTID...").
+  const clean = (text: string) => {
+    let r = redactStatement(text);
+    if (secrets.length === 0) return r;
+    for (const v of secrets) r = r.split(v).join('***');
+    return r.replace(NEAR_QUOTE, "$1'***'$2").replace(/'(?:[^'\n]|'')*'/g, "'***'");
+  };
+  if ('sql' in e) delete e.sql;
+  if (typeof e.sqlMessage === 'string') e.sqlMessage = clean(e.sqlMessage);
+  e.message = clean(e.message);
+  if (typeof e.stack === 'string') e.stack = clean(e.stack);
+  return e;
+}
+
+/** The secret values of a statement, as written and unescaped in either quoting style. */
+function secretValues(sql: string): string[] {
+  const out = new Set<string>();
+  for (const m of sql.matchAll(SECRET_LITERAL)) {
+    const text = m[0].slice(m[1]!.length);
+    const q = m[2]!;
+    const raw = text.endsWith(q) && text.length > 1 ? text.slice(1, -1) : text.slice(1);
+    for (const v of [raw, raw.replace(/\\(.)/g, '$1'), raw.split(q + q).join(q)])
+      if (v.length >= 3) out.add(v);
+  }
+  return [...out].sort((a, b) => b.length - a.length);
+}
+
+const REFUSED = new Set(['ECONNREFUSED', 'ECONNRESET', 'PROTOCOL_CONNECTION_LOST', 'EPIPE']);
+// An ICMP "unreachable" comes from a router or the local stack when the path (or the host) is
+// gone: a partition looks exactly like this, so it must never take the crash fast path.
+const NO_ROUTE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN']);
 const TIMEOUT = new Set(['ETIMEDOUT', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ESOCKETTIMEDOUT']);
 const AUTH = new Set([
   'ER_ACCESS_DENIED_ERROR',
@@ -96,12 +166,16 @@ const AUTH = new Set([
   'ER_SPECIFIC_ACCESS_DENIED_ERROR',
 ]);
 
-/** Classifies a driver error: refused (process gone) is unambiguous, a timeout is not. */
+/**
+ * Classifies a driver error: refused (process gone) is unambiguous; a timeout or an unreachable
+ * host (no route: a partition or a host that is down) is not.
+ */
 export function classifyError(err: unknown): ProbeError {
   const e = err as { code?: string; message?: string; errno?: number };
   const code = e.code ?? 'UNKNOWN';
   let kind: ProbeErrorKind = 'other';
   if (REFUSED.has(code)) kind = 'refused';
+  else if (NO_ROUTE.has(code)) kind = 'unreachable';
   else if (TIMEOUT.has(code) || /timed? ?out/i.test(e.message ?? '')) kind = 'timeout';
   else if (AUTH.has(code)) kind = 'auth';
   return { kind, code, message: (e.message ?? String(err)).slice(0, 300) };

@@ -36,6 +36,10 @@ export function parseReplicaRow(r: Row): ReplicationStatus {
     secondsBehindMaster: sbm === null || sbm === undefined || sbm === '' ? null : Number(sbm),
     gtidIoPos: str(r.Gtid_IO_Pos),
     heartbeatsReceived: r.Slave_received_heartbeats === undefined ? null : num(r.Slave_received_heartbeats),
+    heartbeatPeriodSeconds:
+      r.Slave_heartbeat_period === undefined || r.Slave_heartbeat_period === null
+        ? null
+        : Number(r.Slave_heartbeat_period),
     usingGtid: str(r.Using_Gtid),
   };
 }
