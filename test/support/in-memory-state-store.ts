@@ -177,6 +177,15 @@ export class InMemoryStateStore implements StateStore {
     else s.blockedUntil = blockedUntil;
   }
 
+  async clearBlock(cluster: string, expected: { epoch: number; blockedUntil: number }): Promise<boolean> {
+    this.enter('clearBlock');
+    const s = this.states.get(cluster);
+    if (!s || s.epoch !== expected.epoch || s.blockedUntil !== expected.blockedUntil || s.failoverInProgress)
+      return false;
+    delete s.blockedUntil;
+    return true;
+  }
+
   async removeNeedsRejoin(cluster: string, nodeId: string): Promise<boolean> {
     this.enter('removeNeedsRejoin');
     const s = this.require(cluster);
