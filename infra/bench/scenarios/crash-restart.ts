@@ -1,0 +1,52 @@
+import { type BenchScenario, sleep, type Trial, withTrialEnv } from '../trial-env.ts';
+import { startTimeline, timelineTrial } from './timeline.ts';
+
+/** mysqld_safe / systemd bring a crashed server back within about a second. */
+const RESTART_MIN_MS = 700;
+const RESTART_SPREAD_MS = 300;
+/** After the failover, time for the health check to find and fence the returned node. */
+const WATCH_AFTER_FAILOVER_MS = 10_000;
+
+/**
+ * T2 (issue 11): kill -9 of the primary under write load (VIP and direct), restarted 0.7-1.0 s
+ * later on the same datadir and port with read_only=OFF, as mysqld_safe or systemd would. Must
+ * hold: it takes no acknowledged write once the candidate can, nothing acknowledged is lost, and
+ * it ends read_only and in the state's needs-rejoin list.
+ */
+export const crashRestart: BenchScenario = {
+  name: 'crash-restart',
+  description:
+    'kill -9 of the primary, restarted read_only=OFF 0.7-1.0 s later, writers via the VIP and direct',
+  expectFailover: true,
+  defaultTrials: 5,
+  expect: () => ({
+    failovers: 1,
+    zero: ['oldPrimaryAcksAfterPromotion', 'ackedLost', 'stuckInProgress'],
+    true: ['stateNamesWritable', 'oldPrimaryFenced', 'oldPrimaryNeedsRejoin'],
+  }),
+  run: () =>
+    withTrialEnv({}, async (env): Promise<Trial> => {
+      const { cluster } = env;
+      const tl = startTimeline(env);
+      await sleep(2000 + Math.random() * 1000);
+      const faultAt = tl.markFault();
+      await cluster.crash('db1');
+      await sleep(faultAt + RESTART_MIN_MS + Math.random() * RESTART_SPREAD_MS - Date.now());
+      const restartAt = Date.now();
+      await cluster.restart('db1');
+      const restartedAt = Date.now();
+      await tl.waitSettled(60_000);
+      await sleep(WATCH_AFTER_FAILOVER_MS);
+      const f = await tl.figures();
+      const promotedAt = tl.promoted()?.at;
+      return timelineTrial(f, {
+        restartAtMs: restartAt - faultAt,
+        /** The restarted node answered (InnoDB recovery done). */
+        restartedAtMs: restartedAt - faultAt,
+        /** Negative: the old primary was back before the candidate was writable. */
+        promotedAfterRestartMs: promotedAt === undefined ? null : promotedAt - restartedAt,
+        oldPrimaryFenced: !f.writableAtEnd.includes('db1'),
+        oldPrimaryNeedsRejoin: f.needsRejoin.includes('db1'),
+      });
+    }),
+};
