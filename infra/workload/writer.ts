@@ -117,8 +117,9 @@ const READ_ONLY_ERRNO = 1290;
  * many application clients do: some through the VIP, some connected straight to one node. A node
  * that refuses writes because it is read_only keeps the connection (a replica is asked again
  * every `paceMs`, and the first acknowledgement after its promotion is visible to within that);
- * any other error reconnects. `queryTimeoutMs` defaults to 15 s, longer than the semi-sync
- * timeout, as an application without a statement timeout would wait.
+ * any other error reconnects. `queryTimeoutMs` defaults to 60 s, as an application without a
+ * statement timeout waits: a commit frozen with its server (SIGSTOP) and then held by the
+ * semi-sync timeout must still reach its acknowledgement.
  */
 export function startDirectWriter(opts: DirectWriterOptions): Writer {
   const table = opts.table ?? 'app.writes';
@@ -149,7 +150,7 @@ export function startDirectWriter(opts: DirectWriterOptions): Writer {
             await conn.query({
               sql: `INSERT INTO ${table} (id, at, payload) VALUES (?, ?, ?)`,
               values: [id, Date.now(), 'x'.repeat(32)],
-              timeout: opts.queryTimeoutMs ?? 15_000,
+              timeout: opts.queryTimeoutMs ?? 60_000,
             });
             acked.push({ id, serverId, at: Date.now() });
           } catch (err) {
@@ -179,9 +180,10 @@ export function startDirectWriter(opts: DirectWriterOptions): Writer {
     },
     async stop() {
       stopped = true;
-      // A statement waiting on a frozen or semi-sync-blocked node would hold stop() for its timeout.
+      // A statement waiting on a frozen or semi-sync-blocked node would hold stop() for its
+      // timeout, and destroy() does not settle it: its outcome stays unknown (not acknowledged).
       current?.destroy();
-      await done;
+      await Promise.race([done, sleep(1000)]);
     },
   };
 }

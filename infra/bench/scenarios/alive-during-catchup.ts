@@ -7,7 +7,7 @@ import {
   waitUntil,
   withTrialEnv,
 } from '../trial-env.ts';
-import { startFailoverExecution, startTimeline, timelineTrial } from './timeline.ts';
+import { OLD_PRIMARY_CLIENTS, startFailoverExecution, startTimeline, timelineTrial } from './timeline.ts';
 
 /** The monitor gets this long to decide on its own before the bench decides for it. */
 const DECIDE_MS = 5000;
@@ -43,7 +43,7 @@ export const aliveDuringCatchup: BenchScenario = {
           const routed = paths.stats('db1').accepted;
           if (!(await waitUntil(() => paths.stats('db1').accepted > routed + 2, 15_000)))
             throw new Error('the prober never used its own path');
-          const tl = startTimeline(env);
+          const tl = startTimeline(env, { directToOld: OLD_PRIMARY_CLIENTS });
           await sleep(1500 + Math.random() * 1000);
           const faultAt = tl.markFault();
           paths.set('db1', 'drop');

@@ -1,5 +1,5 @@
 import { type BenchScenario, sleep, type Trial, waitUntil, withTrialEnv } from '../trial-env.ts';
-import { startTimeline, timelineTrial } from './timeline.ts';
+import { OLD_PRIMARY_CLIENTS, startTimeline, timelineTrial } from './timeline.ts';
 
 /** The old primary continues this long after a survivor was first seen writable. */
 const RESUME_AFTER_PROMOTION_MS = 500;
@@ -29,7 +29,7 @@ export const hangReturn: BenchScenario = {
   run: () =>
     withTrialEnv({}, async (env): Promise<Trial> => {
       const { cluster } = env;
-      const tl = startTimeline(env);
+      const tl = startTimeline(env, { directToOld: OLD_PRIMARY_CLIENTS });
       await sleep(2000 + Math.random() * 1000);
       const faultAt = tl.markFault();
       cluster.hang('db1');

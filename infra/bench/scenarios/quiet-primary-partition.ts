@@ -56,7 +56,7 @@ export const quietPrimaryPartition: BenchScenario = {
           const routed = paths.stats('db1').accepted;
           if (!(await waitUntil(() => paths.stats('db1').accepted > routed + 2, 15_000)))
             throw new Error('the prober never used its own path');
-          const tl = startTimeline(env, { vipWriters: 0, directToOld: false, directToOthers: false });
+          const tl = startTimeline(env, { vipWriters: 0, directToOld: 0, directToOthers: false });
           await sleep(1500 + Math.random() * 1000);
           const cutAt = tl.markFault();
           paths.set('db1', 'drop');

@@ -28,6 +28,8 @@ import { sleep, type Trial, type TrialEnv, waitUntil } from '../trial-env.ts';
 /** How long after the last execution ended the state must have let go of the failover. */
 export const STUCK_AFTER_MS = 5000;
 const POLL_MS = 20;
+/** Clients of the old primary that connect to it directly, in the scenarios where it comes back. */
+export const OLD_PRIMARY_CLIENTS = 3;
 const ID_RANGE = 1_000_000_000;
 
 export interface TimelineOptions {
@@ -37,8 +39,8 @@ export interface TimelineOptions {
   vipWriters?: number;
   /** Pause between a VIP writer's inserts (default 2 ms; 0 = back to back). */
   vipPaceMs?: number;
-  /** A writer connected straight to the old primary (default true). */
-  directToOld?: boolean;
+  /** Writers connected straight to the old primary (default 1; 0 = none). */
+  directToOld?: number;
   /** A writer straight to every other node: measures writableMs (default true). */
   directToOthers?: boolean;
   /** Pause between a direct writer's attempts (default 5 ms). */
@@ -164,17 +166,22 @@ export function startTimeline(env: TrialEnv, opts: TimelineOptions = {}): Timeli
   const vipWriters: Writer[] = Array.from({ length: opts.vipWriters ?? 1 }, () =>
     writer(cloud.vip.host, cloud.vip.port, opts.vipPaceMs ?? 2),
   );
+  // To the old primary: its own clients (several, as an application has); to every other node:
+  // one, which sees the first write the new primary accepts.
   const direct = new Map<string, Writer>();
+  const oldDirect: Writer[] = [];
   for (const n of cluster.nodes) {
-    const wanted = n.id === old ? (opts.directToOld ?? true) : (opts.directToOthers ?? true);
-    if (wanted) direct.set(n.id, writer(n.host, n.port, opts.directPaceMs ?? 5));
+    if (n.id === old) {
+      for (let i = 0; i < (opts.directToOld ?? 1); i++)
+        oldDirect.push(writer(n.host, n.port, opts.directPaceMs ?? 5));
+    } else if (opts.directToOthers ?? true) direct.set(n.id, writer(n.host, n.port, opts.directPaceMs ?? 5));
   }
   const pollers = new Map(others.map((id) => [id, pollReadOnly(cluster.node(id).socket)]));
   let stopped = false;
   const stopAll = async () => {
     if (stopped) return;
     stopped = true;
-    await Promise.allSettled([...vipWriters, ...direct.values()].map((w) => w.stop()));
+    await Promise.allSettled([...vipWriters, ...oldDirect, ...direct.values()].map((w) => w.stop()));
     await Promise.allSettled([...pollers.values()].map((p) => p.stop()));
   };
   env.defer(stopAll);
@@ -239,9 +246,8 @@ export function startTimeline(env: TrialEnv, opts: TimelineOptions = {}): Timeli
       const after = (acks: Ack[]) =>
         p ? acks.filter((a) => a.serverId === oldServerId && a.at > p.at).length : 0;
       const viaVip = vipWriters.reduce((s, w) => s + after(w.acked), 0);
-      const oldDirect = direct.get(old);
-      const directAfter = oldDirect ? after(oldDirect.acked) : 0;
-      const allAcks = [...vipWriters, ...direct.values()].flatMap((w) => w.acked);
+      const directAfter = oldDirect.reduce((s, w) => s + after(w.acked), 0);
+      const allAcks = [...vipWriters, ...oldDirect, ...direct.values()].flatMap((w) => w.acked);
 
       const writableAtEnd: string[] = [];
       for (const n of cluster.nodes) {
