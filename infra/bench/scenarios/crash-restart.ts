@@ -12,7 +12,8 @@ const WATCH_AFTER_FAILOVER_MS = 10_000;
  * later on the same datadir and port with read_only=OFF, as mysqld_safe or systemd would (or
  * right after the failover was decided, when that came later: `restartWaitedForDecision`). Must
  * hold: it takes no acknowledged write once the candidate can, nothing acknowledged is lost, and
- * it ends read_only and in the state's needs-rejoin list.
+ * it ends read_only and in the state's needs-rejoin list, and our prober commits nothing on it
+ * after the promotion.
  */
 export const crashRestart: BenchScenario = {
   name: 'crash-restart',
@@ -22,7 +23,12 @@ export const crashRestart: BenchScenario = {
   defaultTrials: 5,
   expect: () => ({
     failovers: 1,
-    zero: ['oldPrimaryAcksAfterPromotion', 'ackedLost', 'stuckInProgress'],
+    zero: [
+      'oldPrimaryAcksAfterPromotion',
+      'ackedLost',
+      'stuckInProgress',
+      'proberWritesOnOldPrimaryAfterPromotion',
+    ],
     true: ['stateNamesWritable', 'oldPrimaryFenced', 'oldPrimaryNeedsRejoin'],
   }),
   run: () =>

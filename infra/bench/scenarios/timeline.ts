@@ -74,6 +74,11 @@ export interface TimelineFigures {
   vipHolderAtEnd: string | null;
   /** Transactions of the old primary's own server_id beyond what the new primary received from it. */
   oldPrimaryErrant: number | null;
+  /**
+   * 1 when the old primary's heartbeat row was last written by itself after the promotion: our
+   * own prober committed there (its NOW(6) is taken when the statement runs, after a freeze too).
+   */
+  proberWritesOnOldPrimaryAfterPromotion: number | null;
 }
 
 export interface Timeline {
@@ -266,6 +271,17 @@ export function startTimeline(env: TrialEnv, opts: TimelineOptions = {}): Timeli
           : null;
 
       let oldPrimaryErrant: number | null = null;
+      let proberWritesOnOldPrimaryAfterPromotion: number | null = null;
+      if (p && cluster.isRunning(old)) {
+        const [hb] = await cluster
+          .query<{ ms: number; s: number }>(
+            old,
+            'SELECT UNIX_TIMESTAMP(ts) * 1000 AS ms, server_id AS s FROM failover_meta.heartbeat WHERE id = 1',
+          )
+          .catch(() => []);
+        proberWritesOnOldPrimaryAfterPromotion =
+          hb && Number(hb.s) === oldServerId && Number(hb.ms) > p.at ? 1 : 0;
+      }
       if (newPrimary && cluster.isRunning(old) && cluster.isRunning(newPrimary)) {
         const [o] = await cluster.query<{ p: string }>(old, 'SELECT @@GLOBAL.gtid_binlog_pos AS p');
         const [n] = await cluster.query<{ p: string }>(newPrimary, 'SELECT @@GLOBAL.gtid_slave_pos AS p');
@@ -314,6 +330,7 @@ export function startTimeline(env: TrialEnv, opts: TimelineOptions = {}): Timeli
           writableAtEnd.length === 0 || (writableAtEnd.length === 1 && writableAtEnd[0] === statePrimary),
         vipHolderAtEnd: cloud.vipHolder() ?? null,
         oldPrimaryErrant,
+        proberWritesOnOldPrimaryAfterPromotion,
       };
     },
   };
