@@ -62,6 +62,8 @@ export interface TimelineFigures {
   failovers: number;
   failoverAttempts: number;
   executionStatuses: string[];
+  /** Why failed executions failed (the Step Functions cause, shortened). */
+  executionCauses: string[];
   stuckInProgress: number;
   newPrimary: string | null;
   /** read_only=0 on these running nodes at the end. */
@@ -321,6 +323,7 @@ export function startTimeline(env: TrialEnv, opts: TimelineOptions = {}): Timeli
         failovers: promotions.length,
         failoverAttempts: ended.length,
         executionStatuses: ended.map((e) => `${e.name}:${e.status}${e.error ? `(${e.error})` : ''}`),
+        executionCauses: ended.flatMap((e) => (e.cause ? [e.cause.slice(0, 400)] : [])),
         stuckInProgress,
         newPrimary,
         writableAtEnd,
