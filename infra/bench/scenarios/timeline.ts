@@ -64,6 +64,8 @@ export interface TimelineFigures {
   executionStatuses: string[];
   /** Why failed executions failed (the Step Functions cause, shortened). */
   executionCauses: string[];
+  /** Failover steps that raised, with the error (from the functions' step log). */
+  failedSteps: string[];
   stuckInProgress: number;
   newPrimary: string | null;
   /** read_only=0 on these running nodes at the end. */
@@ -324,6 +326,12 @@ export function startTimeline(env: TrialEnv, opts: TimelineOptions = {}): Timeli
         failoverAttempts: ended.length,
         executionStatuses: ended.map((e) => `${e.name}:${e.status}${e.error ? `(${e.error})` : ''}`),
         executionCauses: ended.flatMap((e) => (e.cause ? [e.cause.slice(0, 400)] : [])),
+        failedSteps: entries
+          .filter((e) => e.type === 'failover-step' && e.result === 'error')
+          .map((e) => {
+            const err = e.error as { name?: string; message?: string } | undefined;
+            return `${String(e.name)}: ${err?.name ?? ''} ${String(err?.message ?? '').slice(0, 300)}`;
+          }),
         stuckInProgress,
         newPrimary,
         writableAtEnd,
