@@ -14,67 +14,69 @@ export const hang: BenchScenario = {
   description: 'SIGSTOP of the primary under write load',
   expectFailover: true,
   run: () =>
-    withTrialEnv({}, async (env): Promise<Trial> => {
-      const { cluster, cloud, entries, startWriter, lostOn, succeededFailovers } = env;
-      const writer = startWriter();
-      const direct = startWritableWatch(env);
-      await sleep(2000 + Math.random() * 1000);
-      const hungAt = Date.now();
-      cluster.hang('db1');
-      try {
-        await waitUntil(() => cloud.sfn.executions().some((e) => e.status !== 'RUNNING'), 60_000);
-        const execution = cloud.sfn.executions().find((e) => e.status !== 'RUNNING');
-        const newPrimary = execution?.output
-          ? (JSON.parse(execution.output) as { candidate?: string }).candidate
-          : undefined;
-        const newServerId = newPrimary ? cluster.node(newPrimary).serverId : -1;
-        await waitUntil(() => writer.firstAckOn(newServerId, hungAt) !== undefined, 30_000);
-        await sleep(300);
-        // Thaw the old primary: its clients were cut when the VIP left it, and new VIP
-        // connections reach the new primary only.
-        cluster.resume('db1');
-        await sleep(2500);
-        const viaVip = await serverIdViaVip(cloud.vip, cluster.credentials.app);
-        await writer.stop();
-        const first = writer.firstAckOn(newServerId, hungAt);
-        const ackedLost = newPrimary ? await lostOn(writer, newPrimary) : writer.acked.length;
-        const lateOnOld = writer.acked.filter(
-          (a) => a.serverId === cluster.node('db1').serverId && a.at > (first?.at ?? hungAt),
-        ).length;
-        const started = entries.find((e) => e.type === 'failover-started');
-        const step = (name: string) =>
-          entries.find((e) => e.type === 'failover-step' && e.name === name && e.result !== 'error');
-        const promote = step('PromoteCandidate');
-        const vip = step('MoveVip');
-        const failovers = succeededFailovers();
-        const detectMs = started ? Number(started.detectedAt) - hungAt : null;
-        return {
-          detectMs,
-          promoteMs: promote && started ? Number(promote.endedAt) - Number(started.detectedAt) : null,
-          vipMs: vip ? Number(vip.endedAt) - Number(vip.startedAt) : null,
-          rtoMs: first ? first.at - hungAt : null,
-          writableMs: direct.writableMs(newPrimary, hungAt),
-          ackedWrites: writer.acked.length,
-          ackedLost,
-          failovers,
-          oldPrimaryReachableViaVip: viaVip === cluster.node('db1').serverId,
-          lateAcksOnOldPrimary: lateOnOld,
-          evidence: (started?.reason as { evidence?: string } | undefined)?.evidence ?? null,
-          ok:
-            execution?.status === 'SUCCEEDED' &&
-            ackedLost === 0 &&
-            first !== undefined &&
-            failovers === 1 &&
-            detectMs !== null &&
-            detectMs < 4000 &&
-            viaVip === newServerId &&
-            lateOnOld === 0,
-          ...(newPrimary ? { newPrimary } : {}),
-        };
-      } finally {
-        cluster.resume('db1');
-      }
-    }),
+    withTrialEnv(
+      {},
+      async ({ cluster, cloud, entries, startWriter, lostOn, succeededFailovers, defer }): Promise<Trial> => {
+        const writer = startWriter();
+        const direct = startWritableWatch({ cluster, defer });
+        await sleep(2000 + Math.random() * 1000);
+        const hungAt = Date.now();
+        cluster.hang('db1');
+        try {
+          await waitUntil(() => cloud.sfn.executions().some((e) => e.status !== 'RUNNING'), 60_000);
+          const execution = cloud.sfn.executions().find((e) => e.status !== 'RUNNING');
+          const newPrimary = execution?.output
+            ? (JSON.parse(execution.output) as { candidate?: string }).candidate
+            : undefined;
+          const newServerId = newPrimary ? cluster.node(newPrimary).serverId : -1;
+          await waitUntil(() => writer.firstAckOn(newServerId, hungAt) !== undefined, 30_000);
+          await sleep(300);
+          // Thaw the old primary: its clients were cut when the VIP left it, and new VIP
+          // connections reach the new primary only.
+          cluster.resume('db1');
+          await sleep(2500);
+          const viaVip = await serverIdViaVip(cloud.vip, cluster.credentials.app);
+          await writer.stop();
+          const first = writer.firstAckOn(newServerId, hungAt);
+          const ackedLost = newPrimary ? await lostOn(writer, newPrimary) : writer.acked.length;
+          const lateOnOld = writer.acked.filter(
+            (a) => a.serverId === cluster.node('db1').serverId && a.at > (first?.at ?? hungAt),
+          ).length;
+          const started = entries.find((e) => e.type === 'failover-started');
+          const step = (name: string) =>
+            entries.find((e) => e.type === 'failover-step' && e.name === name && e.result !== 'error');
+          const promote = step('PromoteCandidate');
+          const vip = step('MoveVip');
+          const failovers = succeededFailovers();
+          const detectMs = started ? Number(started.detectedAt) - hungAt : null;
+          return {
+            detectMs,
+            promoteMs: promote && started ? Number(promote.endedAt) - Number(started.detectedAt) : null,
+            vipMs: vip ? Number(vip.endedAt) - Number(vip.startedAt) : null,
+            rtoMs: first ? first.at - hungAt : null,
+            writableMs: direct.writableMs(newPrimary, hungAt),
+            ackedWrites: writer.acked.length,
+            ackedLost,
+            failovers,
+            oldPrimaryReachableViaVip: viaVip === cluster.node('db1').serverId,
+            lateAcksOnOldPrimary: lateOnOld,
+            evidence: (started?.reason as { evidence?: string } | undefined)?.evidence ?? null,
+            ok:
+              execution?.status === 'SUCCEEDED' &&
+              ackedLost === 0 &&
+              first !== undefined &&
+              failovers === 1 &&
+              detectMs !== null &&
+              detectMs < 4000 &&
+              viaVip === newServerId &&
+              lateOnOld === 0,
+            ...(newPrimary ? { newPrimary } : {}),
+          };
+        } finally {
+          cluster.resume('db1');
+        }
+      },
+    ),
 };
 
 /** @@server_id of the node a fresh connection through the VIP reaches (undefined: none). */

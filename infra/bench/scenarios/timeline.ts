@@ -401,7 +401,7 @@ export async function startFailoverExecution(
  * own VIP writer (crash, hang): ids from 10^9 up, clear of the VIP writer's.
  */
 export function startWritableWatch(
-  env: TrialEnv,
+  env: Pick<TrialEnv, 'cluster' | 'defer'>,
   oldPrimary = 'db1',
 ): { writableMs(nodeId: string | undefined, since: number): number | null } {
   const app = env.cluster.credentials.app;
