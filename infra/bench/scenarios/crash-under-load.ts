@@ -1,4 +1,4 @@
-import { type BenchScenario, sleep, type Trial, waitUntil, withTrialEnv } from '../trial-env.ts';
+import { type BenchScenario, sleep, type Trial, withTrialEnv } from '../trial-env.ts';
 import { startTimeline, timelineTrial } from './timeline.ts';
 
 /** Concurrent writers through the VIP, back to back: as much as the primary commits. */
@@ -29,8 +29,8 @@ export const crashUnderLoad: BenchScenario = {
       const faultAt = tl.markFault();
       await cluster.crash('db1');
       await tl.waitSettled(60_000);
-      // Let the writers find the new primary through the VIP before stopping them.
-      await waitUntil(() => tl.promoted() !== undefined, 10_000);
+      // Let the writers find the new primary, directly and through the VIP, before stopping them.
+      await tl.waitFirstWriteOnNewPrimary(30_000);
       await sleep(2000);
       const f = await tl.figures();
       const [rate] = await cluster.query<{ n: number }>(

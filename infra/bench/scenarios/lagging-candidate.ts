@@ -1,5 +1,5 @@
 import type { MariaDbCluster } from '../../cluster/mariadb-cluster.ts';
-import { type BenchScenario, sleep, type Trial, waitUntil, withTrialEnv } from '../trial-env.ts';
+import { type BenchScenario, sleep, type Trial, withTrialEnv } from '../trial-env.ts';
 import { startTimeline, timelineTrial } from './timeline.ts';
 
 /** How far the replicas' appliers trail when the primary crashes. */
@@ -59,7 +59,7 @@ export const laggingCandidate: BenchScenario = {
       tl.markFault();
       await cluster.crash('db1');
       await tl.waitSettled(90_000);
-      await waitUntil(() => tl.promoted() !== undefined, 10_000);
+      if (tl.promoted() !== undefined) await tl.waitFirstWriteOnNewPrimary(30_000);
       await sleep(1500);
       const f = await tl.figures();
       return timelineTrial(f, { lagMode: mode, backlogAtCrash });

@@ -95,6 +95,11 @@ export interface Timeline {
   promoted(): { nodeId: string; at: number } | undefined;
   /** Waits until a failover execution was started and none runs any more. */
   waitSettled(timeoutMs: number): Promise<boolean>;
+  /**
+   * Waits until the promoted node acknowledged a direct write (a 2-node cluster's new primary
+   * holds its first commits for the semi-sync timeout).
+   */
+  waitFirstWriteOnNewPrimary(timeoutMs: number): Promise<boolean>;
   /** Stops writers and pollers, waits for the executions to settle, and measures. */
   figures(): Promise<TimelineFigures>;
 }
@@ -232,6 +237,14 @@ export function startTimeline(env: TrialEnv, opts: TimelineOptions = {}): Timeli
     failoverExecutions,
     promoted,
     waitSettled,
+    waitFirstWriteOnNewPrimary: (timeoutMs) =>
+      waitUntil(() => {
+        const p = promoted();
+        return (
+          p !== undefined &&
+          direct.get(p.nodeId)?.firstAckOn(cluster.node(p.nodeId).serverId, faultAt) !== undefined
+        );
+      }, timeoutMs),
     async figures(): Promise<TimelineFigures> {
       await stopAll();
       // Whatever is still running gets up to 90 s; a failover that never ends is itself stuck.
