@@ -3,11 +3,15 @@
  * failover trials on fresh local clusters. JSON on stdout with --json, progress always on stderr.
  * --latency realistic (default) gives the emulated provider APIs the latencies of
  * infra/local-cloud/latency-profiles.ts; none runs them as fast as they go.
+ * --nodes N (default 3) sizes every trial's cluster; --force lets a scenario override a veto
+ * (lagging-survivors). Each scenario states what must hold in every trial; the verdict is printed
+ * (`summary.expectationsMet`, `summary.unmet`) and the exit code is 1 when it does not hold.
  */
 import { parseArgs } from 'node:util';
 import { LOCAL_CLOUD_PROVIDERS, type LocalCloudProvider } from '../local-cloud/vip-provider.ts';
+import { unmetExpectations } from './scenarios/expectations.ts';
 import { SCENARIOS } from './scenarios/index.ts';
-import { percentile, setTrialCloudDefaults, type Trial } from './trial-env.ts';
+import { percentile, setTrialCloudDefaults, setTrialClusterDefaults, type Trial } from './trial-env.ts';
 
 const PROVIDERS: readonly string[] = LOCAL_CLOUD_PROVIDERS;
 const LATENCIES = ['realistic', 'none'] as const;
@@ -22,7 +26,9 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       scenario: { type: 'string', default: 'crash' },
-      trials: { type: 'string', default: '5' },
+      trials: { type: 'string' },
+      nodes: { type: 'string', default: '3' },
+      force: { type: 'boolean', default: false },
       provider: { type: 'string', default: 'aws-secondary-ip' },
       latency: { type: 'string', default: 'realistic' },
       json: { type: 'boolean', default: false },
@@ -36,15 +42,21 @@ async function main(): Promise<void> {
   const latency = LATENCIES.find((l) => l === values.latency);
   if (!latency) fail(`Unknown --latency "${values.latency}". Available: ${LATENCIES.join(', ')}.`);
   setTrialCloudDefaults({ provider: values.provider as LocalCloudProvider, latency });
-  const n = Number(values.trials);
+  const n = Number(values.trials ?? scenario.defaultTrials ?? 5);
   if (!Number.isInteger(n) || n < 1 || n > 100)
     fail(`--trials must be a whole number from 1 to 100 (got "${values.trials}").`);
+  const nodes = Number(values.nodes);
+  if (!Number.isInteger(nodes) || nodes < 2 || nodes > 9)
+    fail(`--nodes must be a whole number from 2 to 9 (got "${values.nodes}"): a failover needs a replica.`);
+  setTrialClusterDefaults({ nodes });
+  const trialOpts = { provider: values.provider, log, force: values.force };
+  const expectations = scenario.expect?.(trialOpts);
 
   const trials: Trial[] = [];
   for (let i = 0; i < n; i++) {
     let t: Trial;
     try {
-      t = await scenario.run({ provider: values.provider, log });
+      t = await scenario.run({ ...trialOpts, trial: i + 1 });
     } catch (err) {
       t = {
         detectMs: null,
@@ -58,9 +70,13 @@ async function main(): Promise<void> {
         error: (err as Error).message,
       };
     }
+    const unmet = unmetExpectations(t, expectations);
+    if (expectations) t.ok = unmet.length === 0;
+    t.expectationsMet = unmet.length === 0;
+    if (unmet.length > 0) t.unmet = unmet;
     trials.push(t);
     log(
-      `trial ${i + 1}/${n}: ${t.ok ? 'ok' : 'FAILED'} detect ${t.detectMs} ms, promote ${t.promoteMs} ms, vip ${t.vipMs} ms, rto ${t.rtoMs} ms, acked ${t.ackedWrites}, lost ${t.ackedLost}, failovers ${t.failovers}${t.error ? `, error: ${t.error}` : ''}`,
+      `trial ${i + 1}/${n}: ${t.ok ? 'ok' : 'FAILED'} detect ${t.detectMs} ms, promote ${t.promoteMs} ms, vip ${t.vipMs} ms, rto ${t.rtoMs} ms, acked ${t.ackedWrites}, lost ${t.ackedLost}, failovers ${t.failovers}${t.error ? `, error: ${t.error}` : ''}${unmet.length > 0 ? `; UNMET: ${unmet.join('; ')}` : ''}`,
     );
   }
   const pick = (k: keyof Trial) => trials.flatMap((t) => (typeof t[k] === 'number' ? [t[k] as number] : []));
@@ -81,9 +97,30 @@ async function main(): Promise<void> {
       ? trials.reduce((s, t) => s + Math.max(0, t.failovers - 1), 0)
       : failovers,
     okTrials: trials.filter((t) => t.ok).length,
+    ...sumFields(trials, ['oldPrimaryAcksAfterPromotion', 'stuckInProgress', 'failoverAttempts']),
+    writableP50Ms: percentile(pick('writableMs'), 50),
+    writableMaxMs: pick('writableMs').length ? Math.max(...pick('writableMs')) : null,
     ...(scenario.summarize?.(trials) ?? {}),
+    expected: expectations ?? 'every trial ok',
+    expectationsMet: trials.every((t) => t.expectationsMet === true),
+    unmet: trials.flatMap((t, i) =>
+      ((t.unmet as string[] | undefined) ?? []).map((u) => `trial ${i + 1}: ${u}`),
+    ),
   };
-  const result = { scenario: scenario.name, provider: values.provider, latency, trials, summary };
+  const verdict = summary.expectationsMet
+    ? `${scenario.name}: expectations MET in all ${n} trials`
+    : `${scenario.name}: expectations NOT MET: ${summary.unmet.join('; ')}`;
+  log(verdict);
+  const result = {
+    scenario: scenario.name,
+    provider: values.provider,
+    latency,
+    nodes,
+    ...(values.force ? { force: true } : {}),
+    verdict,
+    trials,
+    summary,
+  };
   if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else {
     const cols = [
@@ -94,7 +131,10 @@ async function main(): Promise<void> {
       'ackedWrites',
       'ackedLost',
       'failovers',
-    ] as const;
+      ...(['writableMs', 'oldPrimaryAcksAfterPromotion', 'stuckInProgress'] as const).filter((c) =>
+        trials.some((t) => c in t),
+      ),
+    ];
     const head = ['#', 'ok', ...cols];
     const rows = trials.map((t, i) => [
       String(i + 1),
@@ -104,17 +144,28 @@ async function main(): Promise<void> {
     const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
     const fmt = (r: string[]) => r.map((v, i) => v.padStart(w[i] ?? 0)).join('  ');
     console.log(
-      `scenario ${scenario.name} (${scenario.description}), provider ${values.provider}, latency ${latency}, ${n} trials`,
+      `scenario ${scenario.name} (${scenario.description}), provider ${values.provider}, latency ${latency}, ${nodes} nodes, ${n} trials`,
     );
     console.log(fmt(head));
     for (const r of rows) console.log(fmt(r));
     console.log(
       `summary: ${Object.entries(summary)
-        .map(([k, v]) => `${k} ${v}`)
+        .map(([k, v]) => `${k} ${typeof v === 'object' && v !== null ? JSON.stringify(v) : v}`)
         .join(', ')}`,
     );
+    console.log(verdict);
   }
-  process.exit(trials.every((t) => t.ok) ? 0 : 1);
+  process.exit(summary.expectationsMet && trials.every((t) => t.ok) ? 0 : 1);
+}
+
+/** Per-field sums over the trials that report the field (absent: not part of this scenario). */
+function sumFields(trials: Trial[], fields: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const f of fields) {
+    const values = trials.flatMap((t) => (typeof t[f] === 'number' ? [t[f] as number] : []));
+    if (values.length > 0) out[f] = values.reduce((a, b) => a + b, 0);
+  }
+  return out;
 }
 
 await main();

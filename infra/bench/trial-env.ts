@@ -20,6 +20,20 @@ export interface Trial {
 export interface TrialOptions {
   provider: string;
   log: (line: string) => void;
+  /** 1-based trial number (scenarios may vary the timeline by trial). */
+  trial?: number;
+  /** `--force`: the operator overrides a veto (lagging-survivors). */
+  force?: boolean;
+}
+
+/** What a timeline scenario must show in every trial (checked by the CLI: scenarios/expectations.ts). */
+export interface ScenarioExpectations {
+  /** Exact number of promotions (`failovers`). */
+  failovers: number;
+  /** Fields that must be 0 (or null: not measurable in that trial). */
+  zero: string[];
+  /** Fields that must be true. */
+  true?: string[];
 }
 
 export interface BenchScenario {
@@ -30,6 +44,10 @@ export interface BenchScenario {
   run(opts: TrialOptions): Promise<Trial>;
   /** Extra summary fields (e.g. write-block percentiles). */
   summarize?(trials: Trial[]): Record<string, unknown>;
+  /** `--trials` when not given. */
+  defaultTrials?: number;
+  /** Checked per trial; a scenario without them is judged by `ok`. */
+  expect?(opts: TrialOptions): ScenarioExpectations;
 }
 
 export interface TrialEnv {
@@ -44,12 +62,25 @@ export interface TrialEnv {
   lostOn(writer: Writer, nodeId: string): Promise<number>;
   /** Executions that ended SUCCEEDED. */
   succeededFailovers(): number;
+  /** Runs `fn` when the trial ends, before the cloud and the cluster go (also on failure). */
+  defer(fn: () => Promise<void> | void): void;
 }
 
 /** What every trial's local cloud uses unless the scenario says otherwise (set by the bench CLI). */
 export type TrialCloudDefaults = Pick<LocalCloudOptions, 'provider' | 'latency'>;
 
 let cloudDefaults: TrialCloudDefaults = {};
+let clusterDefaults: Pick<ClusterHarnessOptions, 'nodes'> = {};
+
+/** Sets the node count of every later trial's cluster (`--nodes`). */
+export function setTrialClusterDefaults(defaults: Pick<ClusterHarnessOptions, 'nodes'>): void {
+  clusterDefaults = { ...defaults };
+}
+
+/** The node ids every trial's cluster will have (db1 primary). */
+export function trialNodeIds(): string[] {
+  return Array.from({ length: clusterDefaults.nodes ?? 3 }, (_, i) => `db${i + 1}`);
+}
 
 /**
  * Sets the provider and emulated latency of every later trial's local cloud (`--provider`,
@@ -82,15 +113,19 @@ export async function withTrialEnv<T>(
   opts: {
     cluster?: ClusterHarnessOptions;
     cloud?: Omit<LocalCloudOptions, 'cluster' | 'onLog'>;
+    /** Runs on the fresh cluster before the local cloud starts probing it. */
+    prepare?: (cluster: MariaDbCluster) => Promise<void>;
   },
   fn: (env: TrialEnv) => Promise<T>,
 ): Promise<T> {
-  const cluster = await startCluster(opts.cluster ?? {});
+  const cluster = await startCluster({ ...clusterDefaults, ...opts.cluster });
   const entries: Array<Record<string, unknown>> = [];
   const writers: Writer[] = [];
+  const deferred: Array<() => Promise<void> | void> = [];
   let cloud: LocalCloud | undefined;
   try {
     await cluster.query('db1', WRITES_TABLE_DDL);
+    await opts.prepare?.(cluster);
     cloud = await startLocalCloud({
       clusterName: 'bench',
       ...cloudDefaults,
@@ -125,8 +160,10 @@ export async function withTrialEnv<T>(
       },
       lostOn: async (writer, nodeId) => (await missingAcked(cluster, nodeId, writer.acked)).length,
       succeededFailovers: () => lc.sfn.executions().filter((e) => e.status === 'SUCCEEDED').length,
+      defer: (fn) => deferred.push(fn),
     });
   } finally {
+    for (const fn of deferred.reverse()) await Promise.resolve(fn()).catch(() => {});
     await Promise.allSettled(writers.map((w) => w.stop()));
     await cloud?.stop().catch(() => {});
     await cluster.destroy().catch(() => {});

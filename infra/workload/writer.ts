@@ -103,3 +103,87 @@ export async function missingAcked(
   const present = new Set(rows.map((r) => Number(r.id)));
   return acked.map((a) => a.id).filter((id) => !present.has(id));
 }
+
+export interface DirectWriterOptions extends WriterOptions {
+  /** First id this writer inserts; give each concurrent writer its own range (they share the table). */
+  firstId: number;
+}
+
+/** MariaDB's answer to a write on a read_only node (ER_OPTION_PREVENTS_STATEMENT). */
+const READ_ONLY_ERRNO = 1290;
+
+/**
+ * A writer like {@link startWriter}, with its own id range so several run against one table, as
+ * many application clients do: some through the VIP, some connected straight to one node. A node
+ * that refuses writes because it is read_only keeps the connection (a replica is asked again
+ * every `paceMs`, and the first acknowledgement after its promotion is visible to within that);
+ * any other error reconnects. `queryTimeoutMs` defaults to 60 s, as an application without a
+ * statement timeout waits: a commit frozen with its server (SIGSTOP) and then held by the
+ * semi-sync timeout must still reach its acknowledgement.
+ */
+export function startDirectWriter(opts: DirectWriterOptions): Writer {
+  const table = opts.table ?? 'app.writes';
+  const acked: Ack[] = [];
+  let errors = 0;
+  let stopped = false;
+  let nextId = opts.firstId;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  let current: mysql.Connection | undefined;
+  const loop = async () => {
+    while (!stopped) {
+      let conn: mysql.Connection | undefined;
+      try {
+        conn = await mysql.createConnection({
+          host: opts.host,
+          port: opts.port,
+          user: opts.user,
+          password: opts.password,
+          connectTimeout: opts.connectTimeoutMs ?? 1000,
+        });
+        current = conn;
+        conn.on('error', () => {});
+        const [rows] = await conn.query({ sql: 'SELECT @@server_id AS s', timeout: 2000 });
+        const serverId = Number((rows as Array<{ s: number }>)[0]?.s);
+        while (!stopped) {
+          const id = nextId++;
+          try {
+            await conn.query({
+              sql: `INSERT INTO ${table} (id, at, payload) VALUES (?, ?, ?)`,
+              values: [id, Date.now(), 'x'.repeat(32)],
+              timeout: opts.queryTimeoutMs ?? 60_000,
+            });
+            acked.push({ id, serverId, at: Date.now() });
+          } catch (err) {
+            if ((err as { errno?: number }).errno !== READ_ONLY_ERRNO) throw err;
+            errors++;
+            await sleep(Math.max(10, opts.paceMs ?? 0));
+            continue;
+          }
+          if (opts.paceMs) await sleep(opts.paceMs);
+        }
+      } catch {
+        errors++;
+        if (!stopped) await sleep(20);
+      } finally {
+        conn?.destroy();
+      }
+    }
+  };
+  const done = loop();
+  return {
+    acked,
+    get errors() {
+      return errors;
+    },
+    firstAckOn(serverId, since) {
+      return acked.find((a) => a.serverId === serverId && a.at >= since);
+    },
+    async stop() {
+      stopped = true;
+      // A statement waiting on a frozen or semi-sync-blocked node would hold stop() for its
+      // timeout, and destroy() does not settle it: its outcome stays unknown (not acknowledged).
+      current?.destroy();
+      await Promise.race([done, sleep(1000)]);
+    },
+  };
+}

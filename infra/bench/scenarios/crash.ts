@@ -1,4 +1,5 @@
 import { type BenchScenario, sleep, type Trial, waitUntil, withTrialEnv } from '../trial-env.ts';
+import { startWritableWatch } from './timeline.ts';
 
 /** kill -9 of the primary under a steady write load through the VIP. */
 export const crash: BenchScenario = {
@@ -8,8 +9,9 @@ export const crash: BenchScenario = {
   run: () =>
     withTrialEnv(
       {},
-      async ({ cluster, cloud, entries, startWriter, lostOn, succeededFailovers }): Promise<Trial> => {
+      async ({ cluster, cloud, entries, startWriter, lostOn, succeededFailovers, defer }): Promise<Trial> => {
         const writer = startWriter();
+        const direct = startWritableWatch({ cluster, defer });
         // Crashes do not wait for the prober's next round: kill at a random phase of the 1 s loop.
         await sleep(2000 + Math.random() * 1000);
         const killedAt = Date.now();
@@ -36,6 +38,7 @@ export const crash: BenchScenario = {
           promoteMs: promote && started ? Number(promote.endedAt) - Number(started.detectedAt) : null,
           vipMs: vip ? Number(vip.endedAt) - Number(vip.startedAt) : null,
           rtoMs: first ? first.at - killedAt : null,
+          writableMs: direct.writableMs(newPrimary, killedAt),
           ackedWrites: writer.acked.length,
           ackedLost,
           failovers,

@@ -1,5 +1,6 @@
 import mysql from 'mysql2/promise';
 import { type BenchScenario, sleep, type Trial, waitUntil, withTrialEnv } from '../trial-env.ts';
+import { startWritableWatch } from './timeline.ts';
 
 /**
  * SIGSTOP of the primary under a steady write load through the VIP: TCP still accepts, nothing
@@ -15,8 +16,9 @@ export const hang: BenchScenario = {
   run: () =>
     withTrialEnv(
       {},
-      async ({ cluster, cloud, entries, startWriter, lostOn, succeededFailovers }): Promise<Trial> => {
+      async ({ cluster, cloud, entries, startWriter, lostOn, succeededFailovers, defer }): Promise<Trial> => {
         const writer = startWriter();
+        const direct = startWritableWatch({ cluster, defer });
         await sleep(2000 + Math.random() * 1000);
         const hungAt = Date.now();
         cluster.hang('db1');
@@ -52,6 +54,7 @@ export const hang: BenchScenario = {
             promoteMs: promote && started ? Number(promote.endedAt) - Number(started.detectedAt) : null,
             vipMs: vip ? Number(vip.endedAt) - Number(vip.startedAt) : null,
             rtoMs: first ? first.at - hungAt : null,
+            writableMs: direct.writableMs(newPrimary, hungAt),
             ackedWrites: writer.acked.length,
             ackedLost,
             failovers,

@@ -1,8 +1,16 @@
 import type { BenchScenario } from '../trial-env.ts';
+import { aliveDuringCatchup } from './alive-during-catchup.ts';
 import { blip } from './blip.ts';
 import { crash } from './crash.ts';
+import { crashRestart } from './crash-restart.ts';
+import { crashUnderLoad } from './crash-under-load.ts';
+import { failAfterPromote } from './fail-after-promote.ts';
 import { hang } from './hang.ts';
+import { hangReturn } from './hang-return.ts';
+import { laggingCandidate } from './lagging-candidate.ts';
+import { laggingSurvivors } from './lagging-survivors.ts';
 import { proberPartition } from './prober-partition.ts';
+import { quietPrimaryPartition } from './quiet-primary-partition.ts';
 import { replicaCrash } from './replica-crash.ts';
 import { switchoverScenario } from './switchover.ts';
 
@@ -14,4 +22,13 @@ export const SCENARIOS: Record<string, BenchScenario> = {
   'prober-partition': proberPartition,
   'replica-crash': replicaCrash,
   switchover: switchoverScenario,
+  // Adversarial timelines (issue 11): each states what must hold in every trial.
+  'hang-return': hangReturn,
+  'crash-restart': crashRestart,
+  'fail-after-promote': failAfterPromote,
+  'lagging-survivors': laggingSurvivors,
+  'alive-during-catchup': aliveDuringCatchup,
+  'quiet-primary-partition': quietPrimaryPartition,
+  'crash-under-load': crashUnderLoad,
+  'lagging-candidate': laggingCandidate,
 };

@@ -1,5 +1,12 @@
 import { resolveFromFailoverConfig, startProbePaths } from '../../local-cloud/probe-path.ts';
-import { type BenchScenario, sleep, type Trial, waitUntil, withTrialEnv } from '../trial-env.ts';
+import {
+  type BenchScenario,
+  sleep,
+  type Trial,
+  trialNodeIds,
+  waitUntil,
+  withTrialEnv,
+} from '../trial-env.ts';
 
 const PARTITION_MS = 8000;
 
@@ -14,7 +21,7 @@ export const proberPartition: BenchScenario = {
   description: `the prober cut off from the primary for ${PARTITION_MS} ms (must not fail over)`,
   expectFailover: false,
   run: async () => {
-    const paths = await startProbePaths(['db1', 'db2', 'db3'], resolveFromFailoverConfig());
+    const paths = await startProbePaths(trialNodeIds(), resolveFromFailoverConfig());
     try {
       return await withTrialEnv(
         // Short invocations (6 s of probing, one every 5 s); they hand the lease over as the
