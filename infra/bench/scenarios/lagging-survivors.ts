@@ -17,7 +17,7 @@ const WATCH_AFTER_CRASH_MS = 15_000;
  * crash) while the primary kept acknowledging writes, beyond `maxLagSeconds` (5 s here); then
  * kill -9 of the primary. Must hold: no promotion (failovers 0; an execution that starts and ends
  * with a veto is fine) and nothing left in progress. With `--force` the bench starts the failover
- * as an operator would, with `force: true` in the execution input once the automatic one ended or
+ * as an operator would, with `ignoreLag: true` in the execution input once the automatic one ended or
  * never came: then exactly one promotion (the operator accepted the loss, ackedLost is reported,
  * not judged).
  */
@@ -61,7 +61,7 @@ export const laggingSurvivors: BenchScenario = {
             .some((e) => e.states.some((s) => s.name === 'PromoteCandidate' && s.outcome === 'exited'));
           if (!promoted)
             forcedExecution = await startFailoverExecution(env, 'db1', {
-              force: true,
+              ignoreLag: true,
               ignoreBlock: true,
               reason: { analysis: 'DeadPrimary', evidence: 'forced by the operator (bench --force)' },
             });

@@ -374,7 +374,7 @@ export function timelineTrial(f: TimelineFigures, extra: Record<string, unknown>
 
 /**
  * Starts a failover execution as the monitor (or an operator) would, from the state table's
- * current epoch; `extra` is merged into the request (e.g. `{ force: true }`).
+ * current epoch; `extra` is merged into the request (e.g. `{ ignoreLag: true }`).
  */
 export async function startFailoverExecution(
   env: TrialEnv,
