@@ -148,8 +148,9 @@ function refusePlaceholders(raw: unknown, file: string, example: string): void {
   const walk = (v: unknown, path: string) => {
     if (typeof v === 'string') {
       if (PLACEHOLDERS.some((re) => re.test(v))) hits.push(`${path || '(top level)'} = "${v}"`);
-    } else if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`));
-    else if (v && typeof v === 'object')
+    } else if (Array.isArray(v)) {
+      for (const [i, x] of v.entries()) walk(x, `${path}[${i}]`);
+    } else if (v && typeof v === 'object')
       for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
   };
   walk(raw, '');
@@ -223,7 +224,7 @@ function buildIamStatements(config: FailoverConfig, s: DeploySettings): Resolved
       Action: ['kms:Decrypt'],
       Resource: s.kmsKeyArns,
       // Only to decrypt secrets, never as a general decryption oracle.
-      Condition: { StringEquals: { 'kms:ViaService': sub('secretsmanager.${AWS::Region}.amazonaws.com') } },
+      Condition: { StringEquals: { 'kms:ViaService': sub(`secretsmanager.\${AWS::Region}.amazonaws.com`) } },
     });
   // Describe* cannot be scoped to resources in EC2's IAM model.
   read.push({
@@ -235,7 +236,7 @@ function buildIamStatements(config: FailoverConfig, s: DeploySettings): Resolved
   const stop = {
     Effect: 'Allow',
     Action: ['ec2:StopInstances'],
-    Resource: sub('arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*'),
+    Resource: sub(`arn:\${AWS::Partition}:ec2:\${AWS::Region}:\${AWS::AccountId}:instance/*`),
     Condition: { StringEquals: { 'aws:ResourceTag/mysql-failover': 'managed' } },
   };
   const replaceRoute = {
@@ -260,13 +261,13 @@ function buildIamStatements(config: FailoverConfig, s: DeploySettings): Resolved
     failover.push({
       Effect: 'Allow',
       Action: ['ec2:AssignPrivateIpAddresses'],
-      Resource: sub('arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*'),
+      Resource: sub(`arn:\${AWS::Partition}:ec2:\${AWS::Region}:\${AWS::AccountId}:network-interface/*`),
       Condition: { StringEquals: { 'aws:ResourceTag/mysql-failover': 'managed' } },
     });
   if (stonith) failover.push(stop);
   if (routeTables.length > 0) failover.push(replaceRoute);
   const hookFunctions = sub(
-    'arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:mysql-failover-hook-*',
+    `arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:mysql-failover-hook-*`,
   );
   failover.push({ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: hookFunctions });
   // check's DryRuns are evaluated against check's own role: IAM cannot grant a DryRun without the
