@@ -1,6 +1,7 @@
 import middy from '@middy/core';
 import { describeError } from '../lib/errors.ts';
 import { getRuntime, type Runtime } from '../lib/runtime.ts';
+import { logContext } from './middleware.ts';
 
 export type Plain<I, O> = (event: I) => Promise<O>;
 
@@ -19,6 +20,8 @@ export function defineTask<I, O>(name: string, fn: (rt: Runtime, event: I) => Pr
       throw err;
     }
   };
-  const handler = middy<I, O>().handler((event: I) => plain(event));
+  const handler = middy<I, O>()
+    .use(logContext())
+    .handler((event: I) => plain(event));
   return { plain, handler };
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseRequest } from '../lib/operator/common.ts';
 import { runSwitchover } from '../lib/operator/switchover.ts';
 import { getRuntime } from '../lib/runtime.ts';
+import { logContext } from './middleware.ts';
 
 const SwitchoverRequest = z
   .object({
@@ -33,4 +34,6 @@ export async function plain(event: unknown) {
   return runSwitchover(rt, c, { ...(req.candidate ? { candidate: req.candidate } : {}), limits });
 }
 
-export const handler = middy().handler((event: unknown) => plain(event));
+export const handler = middy()
+  .use(logContext())
+  .handler((event: unknown) => plain(event));

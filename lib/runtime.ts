@@ -7,6 +7,7 @@ import { createVipMover } from './adapters/vip/create-vip-mover.ts';
 import { findCluster, loadConfig } from './config/load-config.ts';
 import type { ClusterConfig, FailoverConfig } from './config/schema.ts';
 import { ConfigError } from './errors.ts';
+import { formatLogLine } from './log-context.ts';
 import type { StateStore, VipMover } from './ports.ts';
 
 /** Everything a handler needs, built once per container (composition root). */
@@ -41,7 +42,7 @@ export function createRuntime(
   const log =
     overrides.log ??
     ((entry: Record<string, unknown>) => {
-      if (env.FAILOVER_QUIET !== '1') console.log(JSON.stringify(entry));
+      if (env.FAILOVER_QUIET !== '1') process.stdout.write(`${formatLogLine(entry)}\n`);
     });
   const rt: Runtime = {
     config,
