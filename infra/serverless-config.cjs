@@ -1,19 +1,25 @@
 // Resolves the deploy-time settings of one stage for serverless.yml: config/clusters.<stage>.json
 // (the clusters, bundled into every function's artifact as .build/failover-config.json) and
-// config/deploy.<stage>.json (VPC, alert e-mail, secrets, keys, bus). Both are validated with the
-// same zod schemas the functions use (lib/config, bundled here with esbuild), so a bad config fails
-// `serverless package` and `serverless deploy` naming the key, before anything reaches AWS.
-// `package` falls back to the examples (CI works offline); `deploy` refuses them.
+// config/deploy.<stage>.json (VPC, alert e-mail, secrets, keys, bus, tracing). Both are validated
+// with the same zod schemas the functions use (lib/config, bundled here with esbuild), so a bad
+// config fails `serverless package` and `serverless deploy` naming the key, before anything reaches
+// AWS. `package` falls back to the examples (CI works offline); `deploy` refuses them.
+const fs = require('node:fs');
 const path = require('node:path');
 const Module = require('node:module');
 
 const root = path.join(__dirname, '..');
 
-function loadResolver() {
+function loadLib() {
   const esbuild = require('esbuild');
-  const entry = path.join(root, 'lib/config/deploy-settings.ts');
+  const filename = path.join(root, 'lib/config/serverless-settings.cjs');
   const out = esbuild.buildSync({
-    entryPoints: [entry],
+    stdin: {
+      contents: "export * from './lib/config/deploy-settings.ts'; export * from './lib/config/dashboard.ts';",
+      resolveDir: root,
+      sourcefile: 'serverless-settings.ts',
+      loader: 'ts',
+    },
     bundle: true,
     platform: 'node',
     format: 'cjs',
@@ -21,10 +27,10 @@ function loadResolver() {
     write: false,
     logLevel: 'silent',
   });
-  const m = new Module(entry);
-  m.filename = entry;
+  const m = new Module(filename);
+  m.filename = filename;
   m.paths = Module._nodeModulePaths(root);
-  m._compile(out.outputFiles[0].text, entry);
+  m._compile(out.outputFiles[0].text, filename);
   return m.exports;
 }
 
@@ -34,11 +40,25 @@ function command() {
   return words.includes('deploy') ? 'deploy' : (words[0] ?? '');
 }
 
+// The dashboard lists every function's log group and every alarm: read them from serverless.yml
+// itself (not through the variables resolver, which would resolve this file again).
+function stackShape() {
+  const yaml = require('js-yaml');
+  const doc = yaml.load(fs.readFileSync(path.join(root, 'serverless.yml'), 'utf8'));
+  const resources = doc.resources?.Resources ?? {};
+  return {
+    functions: Object.keys(doc.functions ?? {}),
+    alarms: Object.keys(resources).filter((id) => resources[id].Type === 'AWS::CloudWatch::Alarm'),
+    stateMachines: Object.values(doc.stepFunctions?.stateMachines ?? {}).map((m) => m.id),
+  };
+}
+
 module.exports = async ({ resolveVariable }) => {
   const stage = await resolveVariable('sls:stage');
-  const { resolveDeploySettings } = loadResolver();
+  const service = await resolveVariable('self:service');
+  const { resolveDeploySettings, buildDashboard } = loadLib();
   try {
-    return resolveDeploySettings({
+    const settings = resolveDeploySettings({
       root,
       stage,
       command: command(),
@@ -46,6 +66,7 @@ module.exports = async ({ resolveVariable }) => {
         ? { configDir: path.resolve(process.env.FAILOVER_CONFIG_DIR) }
         : {}),
     });
+    return { ...settings, dashboardBody: buildDashboard({ prefix: `${service}-${stage}`, ...stackShape() }) };
   } catch (err) {
     // Serverless prints the message; the name tells ConfigError from a bug.
     throw new Error(`${err.name}: ${err.message}`);

@@ -266,7 +266,7 @@ async function monitorCluster(
         lastCode = analysis.code;
       }
       if (process.env.FAILOVER_METRICS === '1') {
-        metrics.add(snapshot, analysis, alerts, codeChanged || roleChanged ? 1 : 0);
+        metrics.add(snapshot, analysis, alerts, codeChanged || roleChanged ? 1 : 0, now - roundStart);
         if (metrics.due(now, codeChanged || roleChanged || raised.length > 0 || cleared.length > 0)) {
           for (const line of metrics.flush(now)) rt.log(line);
         }

@@ -127,6 +127,23 @@ describe('the packaged templates', () => {
     ])
       expect(failoverPolicy).toContain(want);
     expect(JSON.stringify(r.HealthCheckLambdaFunction)).toContain('"ReservedConcurrentExecutions":2');
+    expect(JSON.stringify(r.HealthCheckLambdaFunction)).toContain('"TracingConfig":{"Mode":"Active"}');
+    expect(JSON.stringify(r.StateTable)).toContain('"DeletionPolicy":"Retain"');
+    // The dashboard: per-cluster health and probe round time, every alarm, every function's logs.
+    const body = JSON.stringify(r.Dashboard?.Properties);
+    for (const want of [
+      'MetricName=\\"ClusterHealthy\\"',
+      'MetricName=\\"ProbeRoundMs\\"',
+      'ExecutionsFailed',
+      'failover-step',
+    ])
+      expect(body).toContain(want);
+    for (const [id, res] of Object.entries(r))
+      if (res.Type === 'AWS::CloudWatch::Alarm') expect(body).toContain(`\${${id}.Arn}`);
+    for (const [id] of lambdaFunctions(features.template))
+      expect(body, id).toContain(
+        `/aws/lambda/mysql-failover-features-${id.replace(/LambdaFunction$/, '').replace(/^./, (c) => c.toLowerCase())}'`,
+      );
     expect(JSON.stringify(plain.template.Resources.HealthCheckLambdaFunction)).not.toContain(
       'ReservedConcurrentExecutions',
     );
