@@ -130,7 +130,10 @@ describe('the packaged templates', () => {
     expect(JSON.stringify(r.HealthCheckLambdaFunction)).toContain('"TracingConfig":{"Mode":"Active"}');
     expect(JSON.stringify(r.StateTable)).toContain('"DeletionPolicy":"Retain"');
     // The dashboard: per-cluster health and probe round time, every alarm, every function's logs.
-    const body = JSON.stringify(r.Dashboard?.Properties);
+    const body = String(
+      (r.Dashboard?.Properties as { DashboardBody?: { 'Fn::Sub'?: string } }).DashboardBody?.['Fn::Sub'],
+    );
+    expect(JSON.parse(body).widgets.length).toBeGreaterThan(5);
     for (const want of [
       'MetricName=\\"ClusterHealthy\\"',
       'MetricName=\\"ProbeRoundMs\\"',
