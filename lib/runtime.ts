@@ -25,7 +25,7 @@ export interface Runtime {
 }
 
 /**
- * Builds the runtime from the environment: FAILOVER_CONFIG(_FILE), STATE_TABLE,
+ * Builds the runtime from the environment: FAILOVER_CONFIG_FILE, STATE_TABLE,
  * STATE_MACHINE_ARN, ALERT_TOPIC_ARN. Endpoints come from the SDK's own
  * AWS_ENDPOINT_URL_<SERVICE> variables, so AWS and the local cloud differ only there.
  */

@@ -1,13 +1,23 @@
-import { DescribeInstancesCommand, EC2Client, StopInstancesCommand } from '@aws-sdk/client-ec2';
+import {
+  DescribeInstancesCommand,
+  DescribeNetworkInterfacesCommand,
+  EC2Client,
+  StopInstancesCommand,
+} from '@aws-sdk/client-ec2';
 import { GetFunctionCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { ClusterConfig } from '../config/schema.ts';
 import type { CheckFinding } from './check.ts';
 
-/** The tag the role's StopInstances statement requires (serverless.yml, lib/config/deploy-settings.ts). */
+/**
+ * The tag the role's StopInstances and AssignPrivateIpAddresses statements require
+ * (lib/config/deploy-settings.ts).
+ */
 const STONITH_TAG = { key: 'mysql-failover', value: 'managed' } as const;
 
 /**
- * What otherwise fails only in the middle of a failover: with STONITH on (AWS), every node's
+ * What otherwise fails only in the middle of a failover: with `aws-secondary-ip`, every node's ENI
+ * carries the tag the role's AssignPrivateIpAddresses statement requires (that call has no DryRun);
+ * with STONITH on (AWS), every node's
  * instance exists, carries the tag the role's StopInstances statement requires, and StopInstances
  * is allowed (a DryRun per instance: EC2 answers DryRunOperation or UnauthorizedOperation and stops
  * nothing); every configured hook function exists. Adds findings; changes nothing.
@@ -18,7 +28,63 @@ export async function checkFailoverActions(
   pass: (check: string) => void,
   clients: { ec2?: EC2Client; lambda?: LambdaClient } = {},
 ): Promise<void> {
-  await Promise.all([checkStonith(c, add, pass, clients.ec2), checkHooks(c, add, pass, clients.lambda)]);
+  await Promise.all([
+    checkEniTags(c, add, pass, clients.ec2),
+    checkStonith(c, add, pass, clients.ec2),
+    checkHooks(c, add, pass, clients.lambda),
+  ]);
+}
+
+function ec2For(c: ClusterConfig, given: EC2Client | undefined): EC2Client {
+  const region =
+    c.vip.provider === 'aws-secondary-ip' || c.vip.provider === 'aws-route-table' ? c.vip.region : undefined;
+  return given ?? new EC2Client(region ? { region, maxAttempts: 1 } : { maxAttempts: 1 });
+}
+
+async function checkEniTags(
+  c: ClusterConfig,
+  add: (f: CheckFinding) => void,
+  pass: (check: string) => void,
+  given: EC2Client | undefined,
+): Promise<void> {
+  if (c.vip.provider !== 'aws-secondary-ip') return;
+  const nodes = c.nodes.filter((n) => n.networkInterfaceId !== undefined);
+  const client = ec2For(c, given);
+  try {
+    const r = await client.send(
+      new DescribeNetworkInterfacesCommand({ NetworkInterfaceIds: nodes.map((n) => n.networkInterfaceId!) }),
+    );
+    const tags = new Map(
+      (r.NetworkInterfaces ?? []).map((e) => [
+        e.NetworkInterfaceId ?? '',
+        Object.fromEntries((e.TagSet ?? []).map((t) => [t.Key ?? '', t.Value ?? ''])),
+      ]),
+    );
+    let ok = true;
+    for (const n of nodes) {
+      const eni = n.networkInterfaceId!;
+      if (tags.get(eni)?.[STONITH_TAG.key] === STONITH_TAG.value) continue;
+      ok = false;
+      add({
+        severity: 'error',
+        check: 'vip-eni-tag',
+        nodeId: n.id,
+        message: `${eni} is not tagged ${STONITH_TAG.key}=${STONITH_TAG.value}: the functions' role may not assign ${c.vip.address} to it, so a failover to ${n.id} would fail at MoveVip`,
+        fix: `aws ec2 create-tags --resources ${eni} --tags Key=${STONITH_TAG.key},Value=${STONITH_TAG.value}`,
+      });
+    }
+    if (ok) pass('VIP network interfaces tagged');
+  } catch (err) {
+    // checkVip already reports an unreadable provider; only the tag is ours.
+    add({
+      severity: 'warning',
+      check: 'vip-eni-tag',
+      message: `cannot read the tags of the nodes' network interfaces: ${(err as Error).name}`,
+      fix: "Check the networkInterfaceIds and the role's ec2:DescribeNetworkInterfaces permission.",
+    });
+  } finally {
+    if (!given) client.destroy();
+  }
 }
 
 async function checkStonith(
@@ -37,8 +103,7 @@ async function checkStonith(
     });
     return;
   }
-  const client =
-    given ?? new EC2Client(c.vip.region ? { region: c.vip.region, maxAttempts: 1 } : { maxAttempts: 1 });
+  const client = ec2For(c, given);
   try {
     const nodes = c.nodes.filter((n) => n.instanceId !== undefined);
     const ids = nodes.map((n) => n.instanceId!);

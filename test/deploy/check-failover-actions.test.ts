@@ -68,6 +68,22 @@ describe('check verifies STONITH and hooks before a failover needs them', () => 
     }
   });
 
+  it('reports a database ENI without the tag the VIP move needs (AssignPrivateIpAddresses has no DryRun)', async () => {
+    const eni = env.cloud.eniOf.db3!;
+    env.cloud.ec2.model.setNetworkInterfaceTags(eni, {});
+    try {
+      const r = await run();
+      const f = r.findings.find((x) => x.check === 'vip-eni-tag');
+      expect(f?.nodeId).toBe('db3');
+      expect(f?.fix).toBe(`aws ec2 create-tags --resources ${eni} --tags Key=mysql-failover,Value=managed`);
+      expect(r.ok).toBe(false);
+    } finally {
+      env.cloud.ec2.model.setNetworkInterfaceTags(eni, { 'mysql-failover': 'managed' });
+    }
+    const again = await run();
+    expect(again.passed).toContain('VIP network interfaces tagged');
+  });
+
   it('reports a hook function that does not exist', async () => {
     const r = await run();
     const hooks = r.findings.filter((f) => f.check === 'hook-function');

@@ -4,6 +4,7 @@
  * UnauthorizedOperation (403), and so is the real call. `check` relies on both answers.
  */
 import {
+  AssignPrivateIpAddressesCommand,
   DescribeInstancesCommand,
   DescribeRouteTablesCommand,
   EC2Client,
@@ -81,6 +82,21 @@ describe('EC2 emulator DryRun and authorization', () => {
     // DescribeInstances shows the tags as they are.
     const d = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [I_B] }));
     expect(d.Reservations?.[0]?.Instances?.[0]?.Tags).toEqual([{ Key: 'Name', Value: 'db2' }]);
+  });
+
+  it('AssignPrivateIpAddresses to an untagged ENI: UnauthorizedOperation, nothing moves', async () => {
+    emu.model.setNetworkInterfaceTags('eni-0a000000000000011', {});
+    const err = await rejection(
+      ec2.send(
+        new AssignPrivateIpAddressesCommand({
+          NetworkInterfaceId: 'eni-0a000000000000011',
+          PrivateIpAddresses: ['10.0.1.50'],
+          AllowReassignment: true,
+        }),
+      ),
+    );
+    expect(err.name).toBe('UnauthorizedOperation');
+    expect(emu.model.networkInterface('eni-0a000000000000011')?.secondary).toEqual([]);
   });
 
   it('ReplaceRoute DryRun: DryRunOperation without moving the route; refused tables answer UnauthorizedOperation', async () => {

@@ -69,6 +69,8 @@ function addressList(params: Params): string[] {
 
 const assignPrivateIpAddresses: ActionHandler = (model, params) => {
   const eni = findEni(model, required(params, 'NetworkInterfaceId'));
+  if (!model.authorize({ action: 'AssignPrivateIpAddresses', networkInterface: eni }))
+    throw unauthorized('AssignPrivateIpAddresses', `network-interface/${eni.networkInterfaceId}`);
   if (params.has('SecondaryPrivateIpAddressCount')) {
     throw new Ec2ApiError('InvalidParameterValue', 'SecondaryPrivateIpAddressCount is not supported here');
   }
@@ -147,7 +149,11 @@ function renderEni(e: NetworkInterface): string {
     ...e.secondary.map((ip) => `<item>${el('privateIpAddress', ip)}${el('primary', false)}</item>`),
   ].join('');
   const mac = `02:${hexId.padEnd(10, '0').slice(0, 10).match(/../g)?.join(':') ?? '00:00:00:00:00'}`;
-  return `<item>${el('networkInterfaceId', e.networkInterfaceId)}${el('subnetId', e.subnetId)}${el('vpcId', e.vpcId)}${el('availabilityZone', e.availabilityZone)}${el('description', e.description ?? '')}${el('ownerId', OWNER_ID)}${el('requesterManaged', false)}${el('status', attached ? 'in-use' : 'available')}${el('macAddress', mac)}${el('privateIpAddress', e.privateIpAddress)}${el('sourceDestCheck', true)}${el('interfaceType', 'interface')}<groupSet/>${attachment}<privateIpAddressesSet>${addresses}</privateIpAddressesSet><ipv6AddressesSet/><tagSet/></item>`;
+  return `<item>${el('networkInterfaceId', e.networkInterfaceId)}${el('subnetId', e.subnetId)}${el('vpcId', e.vpcId)}${el('availabilityZone', e.availabilityZone)}${el('description', e.description ?? '')}${el('ownerId', OWNER_ID)}${el('requesterManaged', false)}${el('status', attached ? 'in-use' : 'available')}${el('macAddress', mac)}${el('privateIpAddress', e.privateIpAddress)}${el('sourceDestCheck', true)}${el('interfaceType', 'interface')}<groupSet/>${attachment}<privateIpAddressesSet>${addresses}</privateIpAddressesSet><ipv6AddressesSet/><tagSet>${Object.entries(
+    e.tags,
+  )
+    .map(([k, v]) => `<item>${el('key', k)}${el('value', v)}</item>`)
+    .join('')}</tagSet></item>`;
 }
 
 const describeNetworkInterfaces: ActionHandler = (model, params) => {

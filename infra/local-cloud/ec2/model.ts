@@ -22,6 +22,8 @@ export interface NetworkInterfaceSpec {
   description?: string;
   /** Secondary addresses the interface already holds (visible at once). */
   secondaryPrivateIpAddresses?: string[];
+  /** Resource tags (default mysql-failover=managed, the tag the role's AssignPrivateIpAddresses requires). */
+  tags?: Record<string, string>;
 }
 
 export interface RouteTableSpec {
@@ -36,6 +38,7 @@ export interface Subnet extends SubnetSpec {
 }
 
 export interface NetworkInterface extends NetworkInterfaceSpec {
+  tags: Record<string, string>;
   vpcId: string;
   availabilityZone: string;
   /** Secondary private IPv4 addresses as Describe shows them. */
@@ -83,17 +86,21 @@ export interface Ec2Instance {
 
 /** What the caller's IAM policy is asked about: an action on one resource. */
 export interface Ec2AuthRequest {
-  action: 'StopInstances' | 'ReplaceRoute';
+  action: 'StopInstances' | 'ReplaceRoute' | 'AssignPrivateIpAddresses';
   instance?: Ec2Instance;
+  networkInterface?: NetworkInterface;
   routeTableId?: string;
 }
 
 /**
  * The deployed role's policy for the actions that have one (serverless.yml, lib/config/deploy-settings.ts):
- * StopInstances only on instances tagged mysql-failover=managed; ReplaceRoute on the configured tables.
+ * StopInstances only on instances and AssignPrivateIpAddresses only on network interfaces tagged
+ * mysql-failover=managed; ReplaceRoute on the configured tables.
  */
 export function deployedPolicy(req: Ec2AuthRequest): boolean {
   if (req.action === 'StopInstances') return req.instance?.tags['mysql-failover'] === 'managed';
+  if (req.action === 'AssignPrivateIpAddresses')
+    return req.networkInterface?.tags['mysql-failover'] === 'managed';
   return true;
 }
 
@@ -193,6 +200,13 @@ export class Ec2Model {
     inst.tags = { ...tags };
   }
 
+  /** Replaces a network interface's tags (tests: an ENI the role may not move the VIP to). */
+  setNetworkInterfaceTags(id: string, tags: Record<string, string>): void {
+    const eni = this.#enis.get(id);
+    if (!eni) throw new Error(`Unknown network interface ${id}`);
+    eni.tags = { ...tags };
+  }
+
   /** Sets an instance's state directly (tests: a terminated or pending instance). */
   setInstanceState(id: string, state: InstanceStateName): void {
     const inst = this.#instances.get(id);
@@ -269,6 +283,7 @@ export class Ec2Model {
     }
     this.#enis.set(spec.networkInterfaceId, {
       ...spec,
+      tags: { ...(spec.tags ?? { 'mysql-failover': 'managed' }) },
       vpcId: subnet.vpcId,
       availabilityZone: subnet.availabilityZone,
       secondary,
