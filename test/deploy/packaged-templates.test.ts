@@ -131,7 +131,7 @@ describe('the packaged templates', () => {
     expect(JSON.stringify(r.StateTable)).toContain('"DeletionPolicy":"Retain"');
     // The dashboard: per-cluster health and probe round time, every alarm, every function's logs.
     const body = String(
-      (r.Dashboard?.Properties as { DashboardBody?: { 'Fn::Sub'?: string } }).DashboardBody?.['Fn::Sub'],
+      (r.Dashboard!.Properties as { DashboardBody?: { 'Fn::Sub'?: string } }).DashboardBody?.['Fn::Sub'],
     );
     expect(JSON.parse(body).widgets.length).toBeGreaterThan(5);
     for (const want of [
