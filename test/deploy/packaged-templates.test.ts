@@ -128,6 +128,10 @@ describe('the packaged templates', () => {
       expect(failoverPolicy).toContain(want);
     expect(JSON.stringify(r.HealthCheckLambdaFunction)).toContain('"ReservedConcurrentExecutions":2');
     expect(JSON.stringify(r.HealthCheckLambdaFunction)).toContain('"TracingConfig":{"Mode":"Active"}');
+    // One setting for the bus: the functions' EVENT_BUS_NAME and the events:PutEvents statement.
+    expect(r.BeginFailoverLambdaFunction?.Properties.Environment?.Variables?.EVENT_BUS_NAME).toBe(
+      'dba-events',
+    );
     expect(JSON.stringify(r.StateTable)).toContain('"DeletionPolicy":"Retain"');
     // The dashboard: per-cluster health and probe round time, every alarm, every function's logs.
     const body = String(
