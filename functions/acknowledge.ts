@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { acknowledgeBlock } from '../lib/operator/acknowledge.ts';
 import { parseRequest } from '../lib/operator/common.ts';
 import { getRuntime } from '../lib/runtime.ts';
+import { logContext } from './middleware.ts';
 
 const AcknowledgeRequest = z.object({ cluster: z.string().min(1) }).strict();
 
@@ -12,4 +13,6 @@ export async function plain(event: unknown) {
   return acknowledgeBlock(getRuntime(), req.cluster);
 }
 
-export const handler = middy().handler((event: unknown) => plain(event));
+export const handler = middy()
+  .use(logContext())
+  .handler((event: unknown) => plain(event));

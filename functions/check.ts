@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { checkCluster } from '../lib/operator/check.ts';
 import { parseRequest } from '../lib/operator/common.ts';
 import { getRuntime } from '../lib/runtime.ts';
+import { logContext } from './middleware.ts';
 
 const CheckRequest = z.object({ cluster: z.string().min(1) }).strict();
 
@@ -13,4 +14,6 @@ export async function plain(event: unknown) {
   return checkCluster(rt, rt.cluster(req.cluster));
 }
 
-export const handler = middy().handler((event: unknown) => plain(event));
+export const handler = middy()
+  .use(logContext())
+  .handler((event: unknown) => plain(event));

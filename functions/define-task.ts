@@ -2,6 +2,7 @@ import middy from '@middy/core';
 import { scrubDriverError } from '../lib/adapters/mysql/connection.ts';
 import { describeError, redact } from '../lib/errors.ts';
 import { getRuntime, type Runtime } from '../lib/runtime.ts';
+import { logContext } from './middleware.ts';
 
 export type Plain<I, O> = (event: I) => Promise<O>;
 
@@ -21,7 +22,9 @@ export function defineTask<I, O>(name: string, fn: (rt: Runtime, event: I) => Pr
       throw safe;
     }
   };
-  const handler = middy<I, O>().handler((event: I) => plain(event));
+  const handler = middy<I, O>()
+    .use(logContext())
+    .handler((event: I) => plain(event));
   return { plain, handler };
 }
 

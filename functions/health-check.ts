@@ -2,6 +2,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { runHealthCheck } from '../lib/health/monitor.ts';
 import { getRuntime } from '../lib/runtime.ts';
+import { logContext } from './middleware.ts';
 
 /** Stop probing this long before the invocation's own timeout (flush state, release leases). */
 const SAFETY_MARGIN_MS = 4000;
@@ -22,4 +23,6 @@ export async function plain(
   return { results };
 }
 
-export const handler = middy().handler((event: unknown, context: Context) => plain(event, context));
+export const handler = middy()
+  .use(logContext())
+  .handler((event: unknown, context: Context) => plain(event, context));

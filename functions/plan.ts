@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseRequest } from '../lib/operator/common.ts';
 import { planFailover } from '../lib/operator/plan.ts';
 import { getRuntime } from '../lib/runtime.ts';
+import { logContext } from './middleware.ts';
 
 const PlanRequest = z.object({ cluster: z.string().min(1), ignoreLag: z.boolean().optional() }).strict();
 
@@ -13,4 +14,6 @@ export async function plain(event: unknown) {
   return planFailover(rt, rt.cluster(req.cluster), req.ignoreLag === true ? { ignoreLag: true } : {});
 }
 
-export const handler = middy().handler((event: unknown) => plain(event));
+export const handler = middy()
+  .use(logContext())
+  .handler((event: unknown) => plain(event));

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseRequest } from '../lib/operator/common.ts';
 import { rejoinNode } from '../lib/operator/rejoin.ts';
 import { getRuntime } from '../lib/runtime.ts';
+import { logContext } from './middleware.ts';
 
 const RejoinRequest = z
   .object({ cluster: z.string().min(1), node: z.string().min(1), rebuild: z.boolean().optional() })
@@ -20,4 +21,6 @@ export async function plain(event: unknown) {
   return rejoinNode(rt, rt.cluster(req.cluster), req.node, { rebuild: req.rebuild === true });
 }
 
-export const handler = middy().handler((event: unknown) => plain(event));
+export const handler = middy()
+  .use(logContext())
+  .handler((event: unknown) => plain(event));

@@ -4,6 +4,7 @@ import { formatIssues } from '../lib/config/load-config.ts';
 import { InvalidRequestError } from '../lib/errors.ts';
 import { clusterStatus, formatStatus } from '../lib/operator/status.ts';
 import { getRuntime } from '../lib/runtime.ts';
+import { logContext } from './middleware.ts';
 
 const StatusRequest = z.object({ cluster: z.string().min(1).optional() }).strict();
 
@@ -18,4 +19,6 @@ export async function plain(event: unknown) {
   return { report: statuses.map(formatStatus).join('\n\n'), clusters: statuses };
 }
 
-export const handler = middy().handler((event: unknown) => plain(event));
+export const handler = middy()
+  .use(logContext())
+  .handler((event: unknown) => plain(event));

@@ -4,6 +4,7 @@ import { MAX_SWITCHOVER_CATCH_UP_SECONDS } from '../lib/config/schema.ts';
 import { parseRequest } from '../lib/operator/common.ts';
 import { runSwitchover } from '../lib/operator/switchover.ts';
 import { getRuntime } from '../lib/runtime.ts';
+import { logContext } from './middleware.ts';
 
 const SwitchoverRequest = z
   .object({
@@ -34,4 +35,6 @@ export async function plain(event: unknown) {
   return runSwitchover(rt, c, { ...(req.candidate ? { candidate: req.candidate } : {}), limits });
 }
 
-export const handler = middy().handler((event: unknown) => plain(event));
+export const handler = middy()
+  .use(logContext())
+  .handler((event: unknown) => plain(event));

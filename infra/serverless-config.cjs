@@ -1,18 +1,74 @@
-// Resolves deploy-time settings for serverless.yml: the failover config (injected into the
-// functions as FAILOVER_CONFIG) and the deployment's VPC settings. Looked up in
-// FAILOVER_CONFIG_FILE / DEPLOY_CONFIG_FILE, then config/*.json, then the examples, so that
-// `serverless package` works offline from a clean clone.
+// Resolves the deploy-time settings of one stage for serverless.yml: config/clusters.<stage>.json
+// (the clusters, bundled into every function's artifact as .build/failover-config.json) and
+// config/deploy.<stage>.json (VPC, alert e-mail, secrets, keys, bus, tracing). Both are validated
+// with the same zod schemas the functions use (lib/config, bundled here with esbuild), so a bad
+// config fails `serverless package` and `serverless deploy` naming the key, before anything reaches
+// AWS. `package` falls back to the examples (CI works offline); `deploy` refuses them.
 const fs = require('node:fs');
 const path = require('node:path');
+const Module = require('node:module');
 
-function pick(envName, local, example) {
-  const root = path.join(__dirname, '..');
-  const file = process.env[envName] || (fs.existsSync(path.join(root, local)) ? local : example);
-  return JSON.parse(fs.readFileSync(path.resolve(root, file), 'utf8'));
+const root = path.join(__dirname, '..');
+
+function loadLib() {
+  const esbuild = require('esbuild');
+  const filename = path.join(root, 'lib/config/serverless-settings.cjs');
+  const out = esbuild.buildSync({
+    stdin: {
+      contents: "export * from './lib/config/deploy-settings.ts'; export * from './lib/config/dashboard.ts';",
+      resolveDir: root,
+      sourcefile: 'serverless-settings.ts',
+      loader: 'ts',
+    },
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    write: false,
+    logLevel: 'silent',
+  });
+  const m = new Module(filename);
+  m.filename = filename;
+  m.paths = Module._nodeModulePaths(root);
+  m._compile(out.outputFiles[0].text, filename);
+  return m.exports;
 }
 
-module.exports = () => {
-  const failover = pick('FAILOVER_CONFIG_FILE', 'config/clusters.json', 'config/clusters.example.json');
-  const deploy = pick('DEPLOY_CONFIG_FILE', 'config/deploy.json', 'config/deploy.example.json');
-  return { failoverConfig: JSON.stringify(failover), ...deploy };
+// `serverless deploy [function]` is strict; package, print, invoke, info ... are not.
+function command() {
+  const words = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  return words.includes('deploy') ? 'deploy' : (words[0] ?? '');
+}
+
+// The dashboard lists every function's log group and every alarm: read them from serverless.yml
+// itself (not through the variables resolver, which would resolve this file again).
+function stackShape() {
+  const yaml = require('js-yaml');
+  const doc = yaml.load(fs.readFileSync(path.join(root, 'serverless.yml'), 'utf8'));
+  const resources = doc.resources?.Resources ?? {};
+  return {
+    functions: Object.keys(doc.functions ?? {}),
+    alarms: Object.keys(resources).filter((id) => resources[id].Type === 'AWS::CloudWatch::Alarm'),
+    stateMachines: Object.values(doc.stepFunctions?.stateMachines ?? {}).map((m) => m.id),
+  };
+}
+
+module.exports = async ({ resolveVariable }) => {
+  const stage = await resolveVariable('sls:stage');
+  const service = await resolveVariable('self:service');
+  const { resolveDeploySettings, buildDashboard } = loadLib();
+  try {
+    const settings = resolveDeploySettings({
+      root,
+      stage,
+      command: command(),
+      ...(process.env.FAILOVER_CONFIG_DIR
+        ? { configDir: path.resolve(process.env.FAILOVER_CONFIG_DIR) }
+        : {}),
+    });
+    return { ...settings, dashboardBody: buildDashboard({ prefix: `${service}-${stage}`, ...stackShape() }) };
+  } catch (err) {
+    // Serverless prints the message; the name tells ConfigError from a bug.
+    throw new Error(`${err.name}: ${err.message}`);
+  }
 };

@@ -7,6 +7,7 @@ import { createVipMover } from './adapters/vip/create-vip-mover.ts';
 import { findCluster, loadConfig } from './config/load-config.ts';
 import type { ClusterConfig, FailoverConfig } from './config/schema.ts';
 import { ConfigError } from './errors.ts';
+import { formatLogLine } from './log-context.ts';
 import type { StateStore, VipMover } from './ports.ts';
 
 /** Everything a handler needs, built once per container (composition root). */
@@ -24,7 +25,7 @@ export interface Runtime {
 }
 
 /**
- * Builds the runtime from the environment: FAILOVER_CONFIG(_FILE), STATE_TABLE,
+ * Builds the runtime from the environment: FAILOVER_CONFIG_FILE, STATE_TABLE,
  * STATE_MACHINE_ARN, ALERT_TOPIC_ARN. Endpoints come from the SDK's own
  * AWS_ENDPOINT_URL_<SERVICE> variables, so AWS and the local cloud differ only there.
  */
@@ -41,7 +42,7 @@ export function createRuntime(
   const log =
     overrides.log ??
     ((entry: Record<string, unknown>) => {
-      if (env.FAILOVER_QUIET !== '1') console.log(JSON.stringify(entry));
+      if (env.FAILOVER_QUIET !== '1') process.stdout.write(`${formatLogLine(entry)}\n`);
     });
   const rt: Runtime = {
     config,

@@ -1,7 +1,7 @@
 /**
  * A tiny Lambda Invoke endpoint for the local cloud: maps function names (or ARNs) to
  * in-process handlers, so tests can register hook functions, make them fail, and see what
- * the failover does. Only `Invoke` (RequestResponse) is emulated.
+ * the failover does. `Invoke` (RequestResponse) and `GetFunction` are emulated.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -40,6 +40,19 @@ export async function startLambdaEmulator(): Promise<LambdaEmulator> {
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(JSON.stringify(body));
     };
+    // GetFunction (what `check` asks to see that a hook exists).
+    const get = /^\/2015-03-31\/functions\/([^/]+)$/.exec(path);
+    if (req.method === 'GET' && get) {
+      const fn = functionNameOf(get[1] ?? '');
+      if (handlers.has(fn)) json(200, { Configuration: { FunctionName: fn, State: 'Active' } });
+      else
+        json(
+          404,
+          { Type: 'User', message: `Function not found: ${fn}` },
+          { 'x-amzn-errortype': 'ResourceNotFoundException' },
+        );
+      return;
+    }
     if (req.method !== 'POST' || !m) {
       json(
         404,

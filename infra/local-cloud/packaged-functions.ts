@@ -16,6 +16,8 @@ const INPUTS = [
   'infra/state-machine.yml',
   'infra/switchover-state-machine.yml',
   'infra/serverless-config.cjs',
+  'lib/config/deploy-settings.ts',
+  'lib/config/dashboard.ts',
   'config',
 ];
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import type { z } from 'zod';
 import { ConfigError, UnknownClusterError } from '../errors.ts';
 import { type ClusterConfig, ConfigSchema, type FailoverConfig } from './schema.ts';
@@ -34,25 +35,25 @@ export function parseConfig(raw: unknown, source = 'config'): FailoverConfig {
 }
 
 /**
- * Loads the configuration: FAILOVER_CONFIG (the JSON itself, as serverless.yml injects it)
- * or FAILOVER_CONFIG_FILE (a path, as the sandbox uses).
+ * Loads the configuration from FAILOVER_CONFIG_FILE: in Lambda the file `serverless package`
+ * validated and bundled into the artifact (`.build/failover-config.json`, relative paths are
+ * resolved against LAMBDA_TASK_ROOT), in the sandbox and tests an absolute path. A file, not an
+ * environment variable: Lambda allows 4 KB of environment per function, about 4 clusters.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): FailoverConfig {
-  if (env.FAILOVER_CONFIG) return parseJson(env.FAILOVER_CONFIG, 'FAILOVER_CONFIG');
-  if (env.FAILOVER_CONFIG_FILE) {
-    let text: string;
-    try {
-      text = readFileSync(env.FAILOVER_CONFIG_FILE, 'utf8');
-    } catch (err) {
-      throw new ConfigError(
-        `Cannot read FAILOVER_CONFIG_FILE ${env.FAILOVER_CONFIG_FILE}: ${(err as Error).message}`,
-      );
-    }
-    return parseJson(text, env.FAILOVER_CONFIG_FILE);
+  const file = env.FAILOVER_CONFIG_FILE;
+  if (!file)
+    throw new ConfigError(
+      'No configuration: FAILOVER_CONFIG_FILE is not set (a path to the clusters JSON; serverless.yml sets it to the bundled .build/failover-config.json).',
+    );
+  const path = isAbsolute(file) ? file : resolve(env.LAMBDA_TASK_ROOT ?? process.cwd(), file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`Cannot read FAILOVER_CONFIG_FILE ${path}: ${(err as Error).message}`);
   }
-  throw new ConfigError(
-    'No configuration: set FAILOVER_CONFIG (JSON) or FAILOVER_CONFIG_FILE (a path to JSON).',
-  );
+  return parseJson(text, path);
 }
 
 function parseJson(text: string, source: string): FailoverConfig {

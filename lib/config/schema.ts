@@ -89,6 +89,17 @@ export const VipSchema = z.discriminatedUnion('provider', [
   z.object({ provider: z.literal('none') }).strict(),
 ]);
 
+/**
+ * A hook Lambda: the functions' role may invoke only `mysql-failover-hook-*` in its own account
+ * (serverless.yml), so any other name would fail at failover time with AccessDenied.
+ */
+const HookNameSchema = z
+  .string()
+  .regex(
+    /^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:)?mysql-failover-hook-[A-Za-z0-9_-]+(:[A-Za-z0-9$_-]+)?$/,
+    'a function named mysql-failover-hook-<name> (or its ARN): the only names the role may invoke',
+  );
+
 export const DetectionSchema = z
   .object({
     /** Time between probe rounds inside one invocation. */
@@ -170,8 +181,8 @@ export const FailoverPolicySchema = z
     /** Pre/post-failover hook Lambdas (mysqlfailover's --exec-before/--exec-after). */
     hooks: z
       .object({
-        pre: z.string().min(1).optional(),
-        post: z.string().min(1).optional(),
+        pre: HookNameSchema.optional(),
+        post: HookNameSchema.optional(),
         /** 'fail': a failed pre hook aborts before anything changes. Default 'warn'. */
         preFailurePolicy: z.enum(['fail', 'warn']).default('warn'),
         /** 'fail': a failed post hook marks the failover failed (the promotion stays). */

@@ -7,7 +7,8 @@
  * Per cluster and node (dimensions Cluster, Node): NodeReachable, ReplicaIoRunning,
  * ReplicaSqlRunning, ReplicaLagSeconds.
  * Per cluster (dimensions Cluster) and across clusters (no dimension; the alarms in
- * serverless.yml watch these): ClusterHealthy, StateChanges, LongestTransactionSeconds, and one
+ * serverless.yml watch these): ClusterHealthy, StateChanges, LongestTransactionSeconds, ProbeRoundMs
+ * (the longest probe round, for the dashboard), and one
  * indicator per alert rule: ReplicasIoStopped, ReplicasSqlStopped, SemiSyncInactive,
  * ReplicasLagging, LongTransactionOpen.
  */
@@ -42,12 +43,20 @@ export class MetricsWindow {
   private stateChanges = 0;
   private longestTrx = 0;
   private openedAt: number | undefined;
+  private roundMs = 0;
 
   constructor(private readonly cluster: string) {}
 
   /** Adds one round. `changed` counts role / health-state changes seen in this round. */
-  add(snapshot: ClusterSnapshot, analysis: Analysis, alerts: readonly ActiveAlert[], changed: number): void {
+  add(
+    snapshot: ClusterSnapshot,
+    analysis: Analysis,
+    alerts: readonly ActiveAlert[],
+    changed: number,
+    roundMs = 0,
+  ): void {
     this.openedAt ??= snapshot.takenAt;
+    this.roundMs = Math.max(this.roundMs, roundMs);
     for (const n of snapshot.nodes) {
       const w = this.nodes.get(n.nodeId) ?? { reachable: 1 };
       w.reachable = Math.min(w.reachable, n.reachable ? 1 : 0);
@@ -122,6 +131,7 @@ export class MetricsWindow {
               ...ruleMetrics,
               { Name: 'ClusterHealthy', Unit: 'Count' },
               { Name: 'LongestTransactionSeconds', Unit: 'Seconds' },
+              { Name: 'ProbeRoundMs', Unit: 'Milliseconds' },
             ],
           },
           // Without dimensions: one alarm per rule covers every cluster of the deployment; the
@@ -134,12 +144,14 @@ export class MetricsWindow {
       StateChanges: this.stateChanges,
       ClusterHealthy: this.healthy,
       LongestTransactionSeconds: this.longestTrx,
+      ProbeRoundMs: this.roundMs,
     });
     this.nodes = new Map();
     this.indicators = undefined;
     this.healthy = 1;
     this.stateChanges = 0;
     this.longestTrx = 0;
+    this.roundMs = 0;
     this.openedAt = undefined;
     return out;
   }

@@ -221,6 +221,10 @@ async function monitorCluster(
         stateReadAt = roundStart;
       }
       const primaryId = state.primaryId;
+      // Cached (lib/adapters/secrets.ts): a rotated password arrives within the TTL, or at once after a 1045.
+      logins = await rt.logins(c).catch(() => logins);
+      if (!secrets.includes(logins.admin.password))
+        secrets.push(logins.admin.password, logins.replication.password);
       let snapshot = await probeCluster(c, primaryId, logins.admin, roundStart);
       const firstPrimary = snapshot.nodes.find((n) => n.nodeId === primaryId);
       if (
@@ -240,6 +244,9 @@ async function monitorCluster(
         progressWindowMs: Math.max(1200, Math.round(c.detection.intervalMs * 1.2)),
       });
       const primaryProbe = snapshot.nodes.find((n) => n.nodeId === primaryId);
+      // Access denied: the password may have been rotated. Read the secrets again next round; the
+      // analysis reports the auth failure, never a dead primary (the server answered).
+      if (snapshot.nodes.some((n) => n.error?.kind === 'auth')) rt.secrets.expireAfterAuthFailure();
       if (primaryProbe?.reachable || primaryProbe?.error?.kind === 'auth') primaryDown = undefined;
       else if (primaryDown?.primaryId !== primaryId) primaryDown = { primaryId, since: roundStart };
       const quietSince = analysis.actionable ? findQuietSince(snapshot, history) : undefined;
@@ -304,7 +311,7 @@ async function monitorCluster(
         lastCode = analysis.code;
       }
       if (process.env.FAILOVER_METRICS === '1') {
-        metrics.add(snapshot, analysis, alerts, codeChanged || roleChanged ? 1 : 0);
+        metrics.add(snapshot, analysis, alerts, codeChanged || roleChanged ? 1 : 0, now - roundStart);
         if (metrics.due(now, codeChanged || roleChanged || raised.length > 0 || cleared.length > 0)) {
           for (const line of metrics.flush(now)) rt.log(line);
         }

@@ -4,6 +4,7 @@ import { type AdminSession, classifyError, type Login, withSession } from '../ad
 import type { ClusterConfig, NodeConfig } from '../config/schema.ts';
 import type { ReplicationStatus } from '../core/types.ts';
 import type { Runtime } from '../runtime.ts';
+import { checkFailoverActions } from './check-failover-actions.ts';
 import { formatTable } from './common.ts';
 import {
   ADMIN_GRANT_USES,
@@ -142,6 +143,7 @@ export async function checkCluster(rt: Runtime, c: ClusterConfig): Promise<Check
   }
 
   const vip = await checkVip(rt, c, primary, state?.failoverInProgress !== undefined, add, pass);
+  await checkFailoverActions(c, add, pass);
 
   const errors = findings.filter((f) => f.severity === 'error').length;
   const warnings = findings.filter((f) => f.severity === 'warning').length;

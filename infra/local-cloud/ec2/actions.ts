@@ -69,6 +69,8 @@ function addressList(params: Params): string[] {
 
 const assignPrivateIpAddresses: ActionHandler = (model, params) => {
   const eni = findEni(model, required(params, 'NetworkInterfaceId'));
+  if (!model.authorize({ action: 'AssignPrivateIpAddresses', networkInterface: eni }))
+    throw unauthorized('AssignPrivateIpAddresses', `network-interface/${eni.networkInterfaceId}`);
   if (params.has('SecondaryPrivateIpAddressCount')) {
     throw new Ec2ApiError('InvalidParameterValue', 'SecondaryPrivateIpAddressCount is not supported here');
   }
@@ -147,7 +149,11 @@ function renderEni(e: NetworkInterface): string {
     ...e.secondary.map((ip) => `<item>${el('privateIpAddress', ip)}${el('primary', false)}</item>`),
   ].join('');
   const mac = `02:${hexId.padEnd(10, '0').slice(0, 10).match(/../g)?.join(':') ?? '00:00:00:00:00'}`;
-  return `<item>${el('networkInterfaceId', e.networkInterfaceId)}${el('subnetId', e.subnetId)}${el('vpcId', e.vpcId)}${el('availabilityZone', e.availabilityZone)}${el('description', e.description ?? '')}${el('ownerId', OWNER_ID)}${el('requesterManaged', false)}${el('status', attached ? 'in-use' : 'available')}${el('macAddress', mac)}${el('privateIpAddress', e.privateIpAddress)}${el('sourceDestCheck', true)}${el('interfaceType', 'interface')}<groupSet/>${attachment}<privateIpAddressesSet>${addresses}</privateIpAddressesSet><ipv6AddressesSet/><tagSet/></item>`;
+  return `<item>${el('networkInterfaceId', e.networkInterfaceId)}${el('subnetId', e.subnetId)}${el('vpcId', e.vpcId)}${el('availabilityZone', e.availabilityZone)}${el('description', e.description ?? '')}${el('ownerId', OWNER_ID)}${el('requesterManaged', false)}${el('status', attached ? 'in-use' : 'available')}${el('macAddress', mac)}${el('privateIpAddress', e.privateIpAddress)}${el('sourceDestCheck', true)}${el('interfaceType', 'interface')}<groupSet/>${attachment}<privateIpAddressesSet>${addresses}</privateIpAddressesSet><ipv6AddressesSet/><tagSet>${Object.entries(
+    e.tags,
+  )
+    .map(([k, v]) => `<item>${el('key', k)}${el('value', v)}</item>`)
+    .join('')}</tagSet></item>`;
 }
 
 const describeNetworkInterfaces: ActionHandler = (model, params) => {
@@ -187,6 +193,11 @@ const replaceRoute: ActionHandler = (model, params) => {
       'InvalidParameterValue',
       `route table ${table.routeTableId} and network interface ${eni.networkInterfaceId} belong to different networks`,
     );
+  }
+  if (!model.authorize({ action: 'ReplaceRoute', routeTableId: table.routeTableId }))
+    throw unauthorized('ReplaceRoute', `route-table/${table.routeTableId}`);
+  if (bool(params, 'DryRun')) {
+    throw new Ec2ApiError('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
   }
   model.replaceRoute(table.routeTableId, cidr, eni.networkInterfaceId);
   return el('return', true);
@@ -243,12 +254,29 @@ function stateXml(tag: string, state: InstanceStateName): string {
   return `<${tag}>${el('code', INSTANCE_STATE_CODES[state])}${el('name', state)}</${tag}>`;
 }
 
+/** EC2's answer to a call (or DryRun) the caller's policy does not allow: 403, for every resource type. */
+function unauthorized(action: string, resource: string): Ec2ApiError {
+  return new Ec2ApiError(
+    'UnauthorizedOperation',
+    `You are not authorized to perform this operation. User: arn:aws:sts::${OWNER_ID}:assumed-role/mysql-failover-local/function is not authorized to perform: ec2:${action} on resource: arn:aws:ec2:us-east-1:${OWNER_ID}:${resource} because no identity-based policy allows the ec2:${action} action. Encoded authorization failure message: local-emulator`,
+    403,
+  );
+}
+
 const stopInstances: ActionHandler = (model, params) => {
   const ids = list(params, 'InstanceId');
   if (ids.length === 0) {
     throw new Ec2ApiError('MissingParameter', 'The request must contain the parameter InstanceId');
   }
   const instances = findInstances(model, ids);
+  for (const inst of instances) {
+    if (!model.authorize({ action: 'StopInstances', instance: inst }))
+      throw unauthorized('StopInstances', `instance/${inst.instanceId}`);
+  }
+  // DryRun checks the permission only, whatever state the instances are in.
+  if (bool(params, 'DryRun')) {
+    throw new Ec2ApiError('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
+  }
   // All or nothing, as EC2 validates the whole call before stopping any instance.
   for (const inst of instances) {
     if (inst.state === 'pending' || inst.state === 'shutting-down' || inst.state === 'terminated') {
@@ -257,9 +285,6 @@ const stopInstances: ActionHandler = (model, params) => {
         `This instance '${inst.instanceId}' is not in a state from which it can be stopped.`,
       );
     }
-  }
-  if (bool(params, 'DryRun')) {
-    throw new Ec2ApiError('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
   }
   const force = bool(params, 'Force');
   const items = instances
@@ -297,7 +322,11 @@ function renderInstance(inst: Ec2Instance, model: Ec2Model): string {
         `<item>${el('networkInterfaceId', e.networkInterfaceId)}${el('subnetId', e.subnetId)}${el('vpcId', e.vpcId)}${el('ownerId', OWNER_ID)}${el('status', 'in-use')}${el('privateIpAddress', e.privateIpAddress)}<attachment>${el('attachmentId', `eni-attach-${e.networkInterfaceId.slice(4)}`)}${el('deviceIndex', i)}${el('status', 'attached')}</attachment></item>`,
     )
     .join('');
-  return `<item>${el('instanceId', inst.instanceId)}${el('imageId', 'ami-0a000000000000001')}${stateXml('instanceState', inst.state)}${el('privateDnsName', primary ? `ip-${primary.privateIpAddress.replace(/\./g, '-')}.ec2.internal` : '')}${el('reason', inst.stateTransitionReason)}${el('instanceType', 'r6i.large')}<placement>${el('availabilityZone', primary?.availabilityZone)}${el('tenancy', 'default')}</placement>${el('subnetId', primary?.subnetId)}${el('vpcId', primary?.vpcId)}${el('privateIpAddress', primary?.privateIpAddress)}${reason}<networkInterfaceSet>${nis}</networkInterfaceSet><tagSet><item>${el('key', 'mysql-failover')}${el('value', 'managed')}</item></tagSet></item>`;
+  return `<item>${el('instanceId', inst.instanceId)}${el('imageId', 'ami-0a000000000000001')}${stateXml('instanceState', inst.state)}${el('privateDnsName', primary ? `ip-${primary.privateIpAddress.replace(/\./g, '-')}.ec2.internal` : '')}${el('reason', inst.stateTransitionReason)}${el('instanceType', 'r6i.large')}<placement>${el('availabilityZone', primary?.availabilityZone)}${el('tenancy', 'default')}</placement>${el('subnetId', primary?.subnetId)}${el('vpcId', primary?.vpcId)}${el('privateIpAddress', primary?.privateIpAddress)}${reason}<networkInterfaceSet>${nis}</networkInterfaceSet><tagSet>${Object.entries(
+    inst.tags,
+  )
+    .map(([k, v]) => `<item>${el('key', k)}${el('value', v)}</item>`)
+    .join('')}</tagSet></item>`;
 }
 
 const describeInstances: ActionHandler = (model, params) => {

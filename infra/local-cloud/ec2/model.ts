@@ -22,6 +22,8 @@ export interface NetworkInterfaceSpec {
   description?: string;
   /** Secondary addresses the interface already holds (visible at once). */
   secondaryPrivateIpAddresses?: string[];
+  /** Resource tags (default mysql-failover=managed, the tag the role's AssignPrivateIpAddresses requires). */
+  tags?: Record<string, string>;
 }
 
 export interface RouteTableSpec {
@@ -36,6 +38,7 @@ export interface Subnet extends SubnetSpec {
 }
 
 export interface NetworkInterface extends NetworkInterfaceSpec {
+  tags: Record<string, string>;
   vpcId: string;
   availabilityZone: string;
   /** Secondary private IPv4 addresses as Describe shows them. */
@@ -77,6 +80,28 @@ export interface Ec2Instance {
   state: InstanceStateName;
   /** e.g. "User initiated (2026-01-01 00:00:00 GMT)" once stopped through the API. */
   stateTransitionReason: string;
+  /** Resource tags; seeded with mysql-failover=managed, the tag the functions' role requires. */
+  tags: Record<string, string>;
+}
+
+/** What the caller's IAM policy is asked about: an action on one resource. */
+export interface Ec2AuthRequest {
+  action: 'StopInstances' | 'ReplaceRoute' | 'AssignPrivateIpAddresses';
+  instance?: Ec2Instance;
+  networkInterface?: NetworkInterface;
+  routeTableId?: string;
+}
+
+/**
+ * The deployed role's policy for the actions that have one (serverless.yml, lib/config/deploy-settings.ts):
+ * StopInstances only on instances and AssignPrivateIpAddresses only on network interfaces tagged
+ * mysql-failover=managed; ReplaceRoute on the configured tables.
+ */
+export function deployedPolicy(req: Ec2AuthRequest): boolean {
+  if (req.action === 'StopInstances') return req.instance?.tags['mysql-failover'] === 'managed';
+  if (req.action === 'AssignPrivateIpAddresses')
+    return req.networkInterface?.tags['mysql-failover'] === 'managed';
+  return true;
 }
 
 export type Ec2ChangeListener = (event: Ec2ChangeEvent) => void;
@@ -150,6 +175,8 @@ export class Ec2Model {
    * before Describe shows 'stopped': a stopped instance runs nothing.
    */
   powerOff: ((instanceId: string) => Promise<void> | void) | undefined;
+  /** The caller's IAM policy: false answers UnauthorizedOperation, for a DryRun as for a real call. */
+  authorize: (req: Ec2AuthRequest) => boolean = deployedPolicy;
 
   constructor(opts: { propagationMs?: number; stopMs?: number; forceStopMs?: number } = {}) {
     this.propagationMs = opts.propagationMs ?? 50;
@@ -164,6 +191,20 @@ export class Ec2Model {
 
   instances(): IterableIterator<Ec2Instance> {
     return this.#instances.values();
+  }
+
+  /** Replaces an instance's tags (tests: an instance the role may not stop). */
+  setInstanceTags(id: string, tags: Record<string, string>): void {
+    const inst = this.#instances.get(id);
+    if (!inst) throw new Error(`Unknown instance ${id}`);
+    inst.tags = { ...tags };
+  }
+
+  /** Replaces a network interface's tags (tests: an ENI the role may not move the VIP to). */
+  setNetworkInterfaceTags(id: string, tags: Record<string, string>): void {
+    const eni = this.#enis.get(id);
+    if (!eni) throw new Error(`Unknown network interface ${id}`);
+    eni.tags = { ...tags };
   }
 
   /** Sets an instance's state directly (tests: a terminated or pending instance). */
@@ -242,6 +283,7 @@ export class Ec2Model {
     }
     this.#enis.set(spec.networkInterfaceId, {
       ...spec,
+      tags: { ...(spec.tags ?? { 'mysql-failover': 'managed' }) },
       vpcId: subnet.vpcId,
       availabilityZone: subnet.availabilityZone,
       secondary,
@@ -252,6 +294,7 @@ export class Ec2Model {
         instanceId: spec.instanceId,
         state: 'running',
         stateTransitionReason: '',
+        tags: { 'mysql-failover': 'managed' },
       });
     }
   }
