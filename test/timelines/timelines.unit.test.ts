@@ -4,6 +4,9 @@
  * VipMover stand in for DynamoDB and the provider, the local Step Functions endpoint runs tiny
  * definitions. The live tests beside this file run the same timelines against real mariadbd.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SFNClient, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { matchesPattern } from '../../infra/local-cloud/eventbridge-emulator.ts';
@@ -49,7 +52,7 @@ function runtime(store: InMemoryStateStore, mover: FakeVipMover, notes: Notifica
     ],
   };
   const rt = createRuntime(
-    { FAILOVER_CONFIG: JSON.stringify(config), UNIT_ADMIN_PW: 'admin-pw', UNIT_REPL_PW: 'repl-pw' },
+    { FAILOVER_CONFIG_FILE: writeConfigFile(config), UNIT_ADMIN_PW: 'admin-pw', UNIT_REPL_PW: 'repl-pw' },
     {
       store,
       notifier: { notify: async (n) => void notes.push(n) },
@@ -456,3 +459,13 @@ describe('T6: DynamoDB errors at the adapter boundary', () => {
     );
   });
 });
+
+/** The config as the functions read it: a file named by FAILOVER_CONFIG_FILE. */
+const configDir = mkdtempSync(join(tmpdir(), 'timelines-unit-'));
+afterAll(() => rmSync(configDir, { recursive: true, force: true }));
+let configFiles = 0;
+function writeConfigFile(config: unknown): string {
+  const file = join(configDir, `clusters-${++configFiles}.json`);
+  writeFileSync(file, JSON.stringify(config));
+  return file;
+}
