@@ -1,0 +1,32 @@
+import middy from '@middy/core';
+import { taskHandlers } from './tasks.ts';
+
+/** What a Task state sends: its own name (`$$.State.Name`) and its input. */
+export interface TaskEvent {
+  task: string;
+  input: unknown;
+}
+
+/** The warm-up ping of the schedule (serverless.yml): answers without touching anything. */
+export interface PingEvent {
+  ping: true;
+}
+
+// One function serves every Task state of both state machines, so a failover runs on the
+// instance the ping keeps warm instead of paying one cold start per step (README: Lambda runtime).
+const startedAt = Date.now();
+
+/** Runs the Task state named in the event, or answers a ping. */
+export async function plain(event: TaskEvent | PingEvent): Promise<unknown> {
+  if (typeof event !== 'object' || event === null)
+    throw new TypeError('failoverWorker: the event must be {task, input} or {ping: true}');
+  if ('ping' in event) return { pong: true, instanceAgeMs: Date.now() - startedAt };
+  const run = taskHandlers[event.task];
+  if (run === undefined)
+    throw new TypeError(
+      `failoverWorker: no Task state named '${String(event.task)}' (known: ${Object.keys(taskHandlers).join(', ')}); the state machine must pass {"task.$": "$$.State.Name", "input.$": "$"}`,
+    );
+  return run(event.input as never);
+}
+
+export const handler = middy<TaskEvent | PingEvent, unknown>().handler((event) => plain(event));
