@@ -24,7 +24,7 @@ export async function plain(event: TaskEvent | PingEvent): Promise<unknown> {
   const run = taskHandlers[event.task];
   if (run === undefined)
     throw new TypeError(
-      `failoverWorker: no Task state named '${String(event.task)}' (known: ${Object.keys(taskHandlers).join(', ')}); the state machine must pass {"task.$": "$$.State.Name", "input.$": "$"}`,
+      `failoverWorker: no Task state named '${String(event.task)}' (known: ${Object.keys(taskHandlers).join(', ')}); each Task state passes {"task": "<its state name>", "input.$": "$"}`,
     );
   return run(event.input as never);
 }

@@ -278,6 +278,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
       loadPackagedStateMachines(templatePath, { region: LOCAL_REGION, accountId: '000000000000' }),
     );
     if (machines.length === 0) throw new Error(`No state machine in ${templatePath}`);
+    for (const m of machines) checkTaskNames(m.logicalId, m.definition);
     const packagedFunctions = readPackagedFunctions(templatePath);
     const mode = opts.runtime ?? 'packaged';
     let lambdaRuntime: LambdaRuntime | undefined;
@@ -566,4 +567,25 @@ function warmUpSchedules(
     }
   }
   return out;
+}
+
+/**
+ * The failover worker runs the Task named in `Parameters.task`: it must be the state's own name,
+ * or a step would run another step's code.
+ */
+function checkTaskNames(machine: string, definition: object): void {
+  const walk = (states: Record<string, Record<string, unknown>>) => {
+    for (const [name, state] of Object.entries(states)) {
+      const task = (state.Parameters as { task?: unknown } | undefined)?.task;
+      if (state.Type === 'Task' && task !== undefined && task !== name)
+        throw new Error(`${machine}: Task state ${name} passes task '${String(task)}': it must be '${name}'`);
+      for (const b of (state.Branches ?? []) as Array<{ States: Record<string, Record<string, unknown>> }>)
+        walk(b.States);
+      const it = (state.ItemProcessor ?? state.Iterator) as
+        | { States?: Record<string, Record<string, unknown>> }
+        | undefined;
+      if (it?.States) walk(it.States);
+    }
+  };
+  walk((definition as { States: Record<string, Record<string, unknown>> }).States);
 }
