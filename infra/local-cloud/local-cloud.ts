@@ -89,6 +89,12 @@ export interface LocalCloudOptions {
    * process as Lambda runs it. 'inprocess': call the TypeScript handlers in this process (fast tests).
    */
   runtime?: 'packaged' | 'inprocess';
+  /**
+   * Run another packaged artifact: a directory holding `cloudformation-template-update-stack.json`
+   * and its zips, as `serverless package` writes .serverless/ (default: .serverless, packaged first
+   * when missing or stale).
+   */
+  artifactDir?: string;
   /** Options of the packaged runtime (idle reclaim, CPU limit, init-phase throttling). */
   lambda?: Pick<LambdaRuntimeOptions, 'idleMs' | 'cpuLimit' | 'initCpu' | 'initTimeoutMs'>;
   /**
@@ -159,7 +165,10 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     stops.length = 0;
   };
   try {
-    const templatePath = await ensurePackagedTemplate(log);
+    const templatePath =
+      opts.artifactDir === undefined
+        ? await ensurePackagedTemplate(log)
+        : join(opts.artifactDir, 'cloudformation-template-update-stack.json');
 
     // DynamoDB
     const dyn = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
