@@ -3,6 +3,11 @@
  * failover trials on fresh local clusters. JSON on stdout with --json, progress always on stderr.
  * --latency realistic (default) gives the emulated provider APIs the latencies of
  * infra/local-cloud/latency-profiles.ts; none runs them as fast as they go.
+ * --runtime packaged (default) runs the zips `serverless package` wrote, each function in its own
+ * Node 22 process CPU-limited by its MemorySize; inprocess calls the handlers in the bench process.
+ * --cold turns the failover worker's warm-up ping off (the all-cold worst case); --init-cpu full
+ * gives the init phase an unthrottled CPU (default throttled); --health-memory / --worker-memory
+ * override the packaged MemorySize (MB) to measure other sizes.
  */
 import { parseArgs } from 'node:util';
 import { LOCAL_CLOUD_PROVIDERS, type LocalCloudProvider } from '../local-cloud/vip-provider.ts';
@@ -26,6 +31,11 @@ async function main(): Promise<void> {
       provider: { type: 'string', default: 'aws-secondary-ip' },
       latency: { type: 'string', default: 'realistic' },
       json: { type: 'boolean', default: false },
+      runtime: { type: 'string', default: 'packaged' },
+      cold: { type: 'boolean', default: false },
+      'init-cpu': { type: 'string', default: 'throttled' },
+      'health-memory': { type: 'string' },
+      'worker-memory': { type: 'string' },
     },
   });
   const scenario = SCENARIOS[values.scenario];
@@ -35,7 +45,29 @@ async function main(): Promise<void> {
     fail(`Unknown --provider "${values.provider}". Available: ${PROVIDERS.join(', ')}.`);
   const latency = LATENCIES.find((l) => l === values.latency);
   if (!latency) fail(`Unknown --latency "${values.latency}". Available: ${LATENCIES.join(', ')}.`);
-  setTrialCloudDefaults({ provider: values.provider as LocalCloudProvider, latency });
+  const runtime = (['packaged', 'inprocess'] as const).find((r) => r === values.runtime);
+  if (!runtime) fail(`Unknown --runtime "${values.runtime}". Available: packaged, inprocess.`);
+  const initCpu = (['throttled', 'full'] as const).find((r) => r === values['init-cpu']);
+  if (!initCpu) fail(`Unknown --init-cpu "${values['init-cpu']}". Available: throttled, full.`);
+  const memoryMb: Record<string, number> = {};
+  for (const [flag, id] of [
+    ['health-memory', 'HealthCheckLambdaFunction'],
+    ['worker-memory', 'FailoverWorkerLambdaFunction'],
+  ] as const) {
+    const raw = values[flag];
+    if (raw === undefined) continue;
+    const mb = Number(raw);
+    if (!Number.isInteger(mb) || mb < 128 || mb > 10240)
+      fail(`--${flag} must be a Lambda memory size in MB, 128 to 10240 (got "${raw}").`);
+    memoryMb[id] = mb;
+  }
+  setTrialCloudDefaults({
+    provider: values.provider as LocalCloudProvider,
+    latency,
+    runtime,
+    warmUp: !values.cold,
+    lambda: { initCpu, memoryMb },
+  });
   const n = Number(values.trials);
   if (!Number.isInteger(n) || n < 1 || n > 100)
     fail(`--trials must be a whole number from 1 to 100 (got "${values.trials}").`);
@@ -81,9 +113,22 @@ async function main(): Promise<void> {
       ? trials.reduce((s, t) => s + Math.max(0, t.failovers - 1), 0)
       : failovers,
     okTrials: trials.filter((t) => t.ok).length,
+    runtime,
+    initMsP50: percentile(pick('initMs'), 50),
+    coldStarts: runtime === 'packaged' ? trials.reduce((s, t) => s + Number(t.coldStarts ?? 0), 0) : null,
+    startP50Ms: percentile(pick('startMs'), 50),
+    stepP50Ms: stepPercentiles(trials),
     ...(scenario.summarize?.(trials) ?? {}),
   };
-  const result = { scenario: scenario.name, provider: values.provider, latency, trials, summary };
+  const result = {
+    scenario: scenario.name,
+    provider: values.provider,
+    latency,
+    runtime,
+    ...(runtime === 'packaged' ? { cold: values.cold, initCpu, memoryMb } : {}),
+    trials,
+    summary,
+  };
   if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else {
     const cols = [
@@ -94,6 +139,9 @@ async function main(): Promise<void> {
       'ackedWrites',
       'ackedLost',
       'failovers',
+      'coldStarts',
+      'initMs',
+      'startMs',
     ] as const;
     const head = ['#', 'ok', ...cols];
     const rows = trials.map((t, i) => [
@@ -104,17 +152,26 @@ async function main(): Promise<void> {
     const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
     const fmt = (r: string[]) => r.map((v, i) => v.padStart(w[i] ?? 0)).join('  ');
     console.log(
-      `scenario ${scenario.name} (${scenario.description}), provider ${values.provider}, latency ${latency}, ${n} trials`,
+      `scenario ${scenario.name} (${scenario.description}), provider ${values.provider}, latency ${latency}, runtime ${runtime}${runtime === 'packaged' ? ` (${values.cold ? 'cold' : 'warm-up ping'}, init CPU ${initCpu}${Object.keys(memoryMb).length ? `, memory ${JSON.stringify(memoryMb)}` : ''})` : ''}, ${n} trials`,
     );
     console.log(fmt(head));
     for (const r of rows) console.log(fmt(r));
     console.log(
       `summary: ${Object.entries(summary)
-        .map(([k, v]) => `${k} ${v}`)
+        .map(([k, v]) => `${k} ${typeof v === 'object' && v !== null ? JSON.stringify(v) : v}`)
         .join(', ')}`,
     );
   }
   process.exit(trials.every((t) => t.ok) ? 0 : 1);
+}
+
+/** p50 of each step's duration over the trials that ran it. */
+function stepPercentiles(trials: Trial[]): Record<string, number | null> {
+  const byStep: Record<string, number[]> = {};
+  for (const t of trials)
+    for (const [name, ms] of Object.entries((t.stepsMs ?? {}) as Record<string, number>))
+      byStep[name] = [...(byStep[name] ?? []), ms];
+  return Object.fromEntries(Object.entries(byStep).map(([k, v]) => [k, percentile(v, 50)]));
 }
 
 await main();

@@ -14,7 +14,7 @@
  *     handlers in this process instead (fast tests)
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
@@ -28,6 +28,8 @@ import type { FaultInjector } from './fault-injection.ts';
 import { type LambdaEmulator, startLambdaEmulator } from './lambda-emulator.ts';
 import { type PackagedFunction, readPackagedFunctions, unpackArtifact } from './lambda-runtime/artifact.ts';
 import {
+  type InvocationReport,
+  LambdaFunctionError,
   type LambdaRuntime,
   type LambdaRuntimeOptions,
   startLambdaRuntime,
@@ -96,7 +98,12 @@ export interface LocalCloudOptions {
    */
   artifactDir?: string;
   /** Options of the packaged runtime (idle reclaim, CPU limit, init-phase throttling). */
-  lambda?: Pick<LambdaRuntimeOptions, 'idleMs' | 'cpuLimit' | 'initCpu' | 'initTimeoutMs'>;
+  lambda?: Pick<LambdaRuntimeOptions, 'idleMs' | 'cpuLimit' | 'initCpu' | 'initTimeoutMs'> & {
+    /** MemorySize overrides by logical id (e.g. { HealthCheckLambdaFunction: 512 }), to measure sizes. */
+    memoryMb?: Record<string, number>;
+    /** Extra environment of every function (e.g. HEALTH_ROUND_LOG=1 for the bench). */
+    env?: Record<string, string>;
+  };
   /**
    * Fire the warm-up schedules of the template (failoverWorker's ping) at start and at their rate
    * (default true). False leaves every function cold until a failover needs it.
@@ -146,6 +153,8 @@ export interface LocalCloud {
   lambdaRuntime: LambdaRuntime | undefined;
   /** Fires the warm-up schedules once now and waits for them (failoverWorker's ping). */
   warmUp(): Promise<void>;
+  /** The invocations Task states made (packaged runtime only; empty in-process), oldest first. */
+  taskReports(): InvocationReport[];
   dynamoEndpoint: string;
   tableName: string;
   /** Fires healthCheck once more now (as a schedule tick would). */
@@ -292,8 +301,27 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     const mode = opts.runtime ?? 'packaged';
     let lambdaRuntime: LambdaRuntime | undefined;
     const sfnLatency = latencyProfile(opts.latency ?? 'none').sfn;
-    const invokeFunction = async (id: string, event: unknown, context?: InvokeContext): Promise<unknown> => {
-      if (lambdaRuntime) return lambdaRuntime.invokeOrThrow(id, event);
+    const taskReports: InvocationReport[] = [];
+    let configSeen = statSync(configFile).mtimeMs;
+    const invokeFunction = async (
+      id: string,
+      event: unknown,
+      context?: InvokeContext,
+      reports?: InvocationReport[],
+    ): Promise<unknown> => {
+      if (lambdaRuntime) {
+        // Changing the configuration is a deployment in AWS: instances started before it are
+        // replaced, so a warm instance never runs with the old configuration.
+        const configMtime = statSync(configFile).mtimeMs;
+        if (configMtime !== configSeen) {
+          configSeen = configMtime;
+          await lambdaRuntime.reclaimIdle();
+        }
+        const r = await lambdaRuntime.invoke(id, event);
+        reports?.push(r.report);
+        if (!r.ok) throw new LambdaFunctionError(r.error);
+        return r.payload;
+      }
       const fn = packagedFunctions.find((f) => f.id === id);
       if (!fn) throw new Error(`No function ${id} in ${templatePath}`);
       return inProcessInvoke(fn, event, context);
@@ -316,7 +344,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
               state,
               async (input: unknown) => {
                 if (overheadMs > 0) await new Promise((r) => setTimeout(r, overheadMs));
-                return invokeFunction(id, input);
+                return invokeFunction(id, input, undefined, taskReports);
               },
             ];
           }),
@@ -338,6 +366,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     const stateMachineArn =
       arns.FailoverStateMachine ?? sfn.stateMachineArn(machines[0]!.name ?? machines[0]!.logicalId);
     setEnv({ STATE_MACHINE_ARN: stateMachineArn });
+    if (mode === 'inprocess' && opts.lambda?.env) setEnv(opts.lambda.env);
     if (mode === 'packaged') {
       lambdaRuntime = await startPackagedRuntime(templatePath, packagedFunctions, localEnv, opts, log);
       stops.push(() => lambdaRuntime?.close());
@@ -429,6 +458,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
       runtime: mode,
       lambdaRuntime,
       warmUp,
+      taskReports: () => taskReports.map((r) => ({ ...r })),
       dynamoEndpoint,
       tableName: TABLE,
       tick,
@@ -514,7 +544,7 @@ async function startPackagedRuntime(
       if (typeof v === 'string') env[k] = v;
       else if (!(k in localEnv)) unresolved.add(k);
     }
-    Object.assign(env, localEnv);
+    Object.assign(env, localEnv, opts.lambda?.env);
     // The local cloud hands the configuration over as a file (FAILOVER_CONFIG_FILE).
     delete env.FAILOVER_CONFIG;
     return {
@@ -524,16 +554,17 @@ async function startPackagedRuntime(
       handler: fn.handler,
       env,
       timeoutMs: fn.timeoutMs,
-      memoryMb: fn.memoryMb,
+      memoryMb: opts.lambda?.memoryMb?.[fn.id] ?? fn.memoryMb,
     };
   });
   if (unresolved.size > 0)
     log(`lambda: not emulated, left unset in the functions: ${[...unresolved].sort().join(', ')}`);
+  const { memoryMb: _sizes, env: _env, ...runtimeOptions } = opts.lambda ?? {};
   const runtime = await startLambdaRuntime({
     functions: specs,
     log,
     ...(opts.onLog ? { onLog: opts.onLog } : {}),
-    ...opts.lambda,
+    ...runtimeOptions,
   });
   log(
     `lambda: packaged runtime (Node 22), CPU limit ${runtime.cpuLimit.applied ? 'applied' : 'NOT applied'}: ${runtime.cpuLimit.detail}`,

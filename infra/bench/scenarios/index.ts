@@ -2,6 +2,7 @@ import type { BenchScenario } from '../trial-env.ts';
 import { blip } from './blip.ts';
 import { crash } from './crash.ts';
 import { hang } from './hang.ts';
+import { probeRound } from './probe-round.ts';
 import { proberPartition } from './prober-partition.ts';
 import { replicaCrash } from './replica-crash.ts';
 import { switchoverScenario } from './switchover.ts';
@@ -14,4 +15,5 @@ export const SCENARIOS: Record<string, BenchScenario> = {
   'prober-partition': proberPartition,
   'replica-crash': replicaCrash,
   switchover: switchoverScenario,
+  'probe-round': probeRound,
 };
