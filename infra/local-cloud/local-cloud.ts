@@ -155,6 +155,11 @@ export interface LocalCloud {
   warmUp(): Promise<void>;
   /** The invocations Task states made (packaged runtime only; empty in-process), oldest first. */
   taskReports(): InvocationReport[];
+  /**
+   * Invokes a function of the template by logical id (e.g. PlanLambdaFunction), as
+   * `serverless invoke` would: its payload, or an Error named after the Lambda errorType.
+   */
+  invoke(functionId: string, event: unknown): Promise<unknown>;
   dynamoEndpoint: string;
   tableName: string;
   /** Fires healthCheck once more now (as a schedule tick would). */
@@ -459,6 +464,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
       lambdaRuntime,
       warmUp,
       taskReports: () => taskReports.map((r) => ({ ...r })),
+      invoke: (id, event) => invokeFunction(id, event),
       dynamoEndpoint,
       tableName: TABLE,
       tick,

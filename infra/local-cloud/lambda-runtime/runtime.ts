@@ -423,6 +423,7 @@ export async function startLambdaRuntime(opts: LambdaRuntimeOptions): Promise<La
     inst.idleTimer = setTimeout(() => {
       if (inst.state === 'idle') {
         log(`lambda: ${inst.spec.functionName}: idle instance reclaimed after ${idleMs} ms`);
+        inst.state = 'dead';
         inst.child?.kill('SIGKILL');
       }
     }, idleMs);
@@ -500,7 +501,11 @@ export async function startLambdaRuntime(opts: LambdaRuntimeOptions): Promise<La
     instances: () => [...live].map((i) => ({ functionId: i.spec.id, pid: i.child?.pid, state: i.state })),
     async reclaimIdle() {
       const idle = [...live].filter((i) => i.state === 'idle');
-      for (const i of idle) i.child?.kill('SIGKILL');
+      // Dead from now on: no invocation may pick an instance that is being killed.
+      for (const i of idle) {
+        i.state = 'dead';
+        i.child?.kill('SIGKILL');
+      }
       await Promise.all(idle.map((i) => i.exited));
     },
     cpuLimit,
