@@ -23,7 +23,14 @@ export async function plain(
     ...(roundLog
       ? {
           onRound: (r) =>
-            rt.log({ level: 'debug', type: 'probe-round', cluster: r.cluster, ms: r.endedAt - r.startedAt }),
+            rt.log({
+              level: 'debug',
+              type: 'probe-round',
+              cluster: r.cluster,
+              owner: r.owner,
+              at: r.startedAt,
+              ms: r.endedAt - r.startedAt,
+            }),
         }
       : {}),
   });

@@ -2,7 +2,7 @@ import type { BenchScenario } from '../trial-env.ts';
 import { blip } from './blip.ts';
 import { crash } from './crash.ts';
 import { hang } from './hang.ts';
-import { probeRound } from './probe-round.ts';
+import { probeHandover, probeRound } from './probe-round.ts';
 import { proberPartition } from './prober-partition.ts';
 import { replicaCrash } from './replica-crash.ts';
 import { switchoverScenario } from './switchover.ts';
@@ -16,4 +16,5 @@ export const SCENARIOS: Record<string, BenchScenario> = {
   'replica-crash': replicaCrash,
   switchover: switchoverScenario,
   'probe-round': probeRound,
+  'probe-handover': probeHandover,
 };

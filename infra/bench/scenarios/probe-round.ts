@@ -40,3 +40,57 @@ export const probeRound: BenchScenario = {
     return { rounds: all.length, roundP50Ms: percentile(all, 50), roundP99Ms: percentile(all, 99) };
   },
 };
+
+/**
+ * The lease hand-over under the CPU limit: the schedule shortened to 20 s with a 30 s invocation
+ * (the same 6 s overlap as rate 1 minute / timeout 70 s), so each new invocation starts (cold on
+ * its first two ticks) while the previous one still probes. Measures the longest gap between two
+ * rounds across the hand-overs and the health check's Init Durations.
+ */
+export const probeHandover: BenchScenario = {
+  name: 'probe-handover',
+  description: 'health check lease hand-over (rate 20 s, timeout 30 s) under the CPU limit',
+  expectFailover: false,
+  run: () =>
+    withTrialEnv(
+      {
+        cloud: {
+          lambda: { env: { HEALTH_ROUND_LOG: '1' } },
+          scheduleRateMs: 20_000,
+          healthCheckTimeoutMs: 30_000,
+        },
+      },
+      async ({ cloud, entries }) => {
+        const from = entries.length;
+        await sleep(65_000);
+        const rounds = entries
+          .slice(from)
+          .filter((e) => e.type === 'probe-round')
+          .map((e) => ({ at: Number(e.at), owner: String(e.owner) }))
+          .sort((a, b) => a.at - b.at);
+        let maxGapMs = 0;
+        let handovers = 0;
+        for (let i = 1; i < rounds.length; i++) {
+          maxGapMs = Math.max(maxGapMs, rounds[i]!.at - rounds[i - 1]!.at);
+          if (rounds[i]!.owner !== rounds[i - 1]!.owner) handovers++;
+        }
+        const inits = (cloud.lambdaRuntime?.reports() ?? [])
+          .filter((r) => r.functionId.startsWith('HealthCheck') && r.initMs !== undefined)
+          .map((r) => Math.round(r.initMs!));
+        return {
+          detectMs: null,
+          promoteMs: null,
+          vipMs: null,
+          rtoMs: null,
+          ackedWrites: 0,
+          ackedLost: 0,
+          failovers: cloud.sfn.executions().length,
+          ok: handovers >= 2 && cloud.sfn.executions().length === 0,
+          rounds: rounds.length,
+          handovers,
+          maxGapMs,
+          healthCheckInitMs: inits,
+        };
+      },
+    ),
+};
