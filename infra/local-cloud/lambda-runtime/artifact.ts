@@ -3,7 +3,7 @@
  * `AWS::Lambda::Function` of the CloudFormation template with its Handler, Timeout, MemorySize,
  * Environment and the zip its Code points at (in .serverless/), unzipped once into a cache.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, normalize } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 
@@ -62,6 +62,7 @@ export function unpackArtifact(zipPath: string, cacheRoot: string): string {
   const st = statSync(zipPath);
   const dir = join(cacheRoot, `${basename(zipPath, '.zip')}-${st.size}-${Math.floor(st.mtimeMs)}`);
   if (existsSync(join(dir, '.unpacked'))) return dir;
+  pruneOldArtifacts(cacheRoot, basename(zipPath, '.zip'));
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
@@ -106,5 +107,17 @@ export function extractZip(zip: Buffer, into: string): void {
     if (method !== 0 && method !== 8) throw new Error(`Zip entry ${name}: compression method ${method}`);
     mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, method === 8 ? inflateRawSync(raw) : raw);
+  }
+}
+
+// Earlier unpacked versions of the same zip, unused for an hour (a concurrent run may still use a
+// recent one), so the cache holds about one copy per function.
+function pruneOldArtifacts(cacheRoot: string, name: string): void {
+  if (!existsSync(cacheRoot)) return;
+  const pattern = new RegExp(`^${name}-\\d+-\\d+$`);
+  for (const entry of readdirSync(cacheRoot)) {
+    const p = join(cacheRoot, entry);
+    if (pattern.test(entry) && Date.now() - statSync(p).mtimeMs > 3_600_000)
+      rmSync(p, { recursive: true, force: true });
   }
 }
