@@ -373,7 +373,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     setEnv({ STATE_MACHINE_ARN: stateMachineArn });
     if (mode === 'inprocess' && opts.lambda?.env) setEnv(opts.lambda.env);
     if (mode === 'packaged') {
-      lambdaRuntime = await startPackagedRuntime(templatePath, packagedFunctions, localEnv, opts, log);
+      lambdaRuntime = await startPackagedRuntime(packagedFunctions, localEnv, opts, log);
       stops.push(() => lambdaRuntime?.close());
     }
     resetRuntime();
@@ -536,7 +536,6 @@ async function inProcessInvoke(
  * cloud's own (`localEnv`); one the local cloud does not emulate is left out and said so.
  */
 async function startPackagedRuntime(
-  templatePath: string,
   functions: PackagedFunction[],
   localEnv: Record<string, string>,
   opts: LocalCloudOptions,

@@ -3,7 +3,16 @@
  * `AWS::Lambda::Function` of the CloudFormation template with its Handler, Timeout, MemorySize,
  * Environment and the zip its Code points at (in .serverless/), unzipped once into a cache.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join, normalize } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 

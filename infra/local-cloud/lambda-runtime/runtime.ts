@@ -127,6 +127,8 @@ interface Pending {
   startedAt: number;
   cold: boolean;
   delivered: boolean;
+  /** When the event reached the function: the invoke phase (Lambda's Duration) starts here. */
+  deliveredAt: number | undefined;
   timer: NodeJS.Timeout | undefined;
   timedOut: boolean;
   settle(result: { ok: true; payload: unknown } | { ok: false; error: LambdaErrorPayload }): void;
@@ -402,6 +404,7 @@ export async function startLambdaRuntime(opts: LambdaRuntimeOptions): Promise<La
     if (!p || p.delivered || !res) return;
     inst.waiting = undefined;
     p.delivered = true;
+    p.deliveredAt = Date.now();
     if (p.timer) clearTimeout(p.timer);
     const deadline = Date.now() + inst.spec.timeoutMs;
     // Lambda kills the sandbox at the timeout; Step Functions then sees Sandbox.Timedout.
@@ -445,6 +448,7 @@ export async function startLambdaRuntime(opts: LambdaRuntimeOptions): Promise<La
     const target = inst;
     const startedAt = Date.now();
     const requestId = randomUUID();
+    let pending: Pending | undefined;
     const outcome = await new Promise<
       { ok: true; payload: unknown } | { ok: false; error: LambdaErrorPayload }
     >((settle) => {
@@ -454,11 +458,13 @@ export async function startLambdaRuntime(opts: LambdaRuntimeOptions): Promise<La
         startedAt,
         cold,
         delivered: false,
+        deliveredAt: undefined,
         timer: undefined,
         timedOut: false,
         settle,
       };
       target.current = p;
+      pending = p;
       if (cold)
         p.timer = setTimeout(() => {
           // An init longer than Lambda's init limit fails the invocation as a timeout.
@@ -475,7 +481,7 @@ export async function startLambdaRuntime(opts: LambdaRuntimeOptions): Promise<La
       endedAt,
       cold,
       initMs: cold ? target.initMs : undefined,
-      durationMs: endedAt - startedAt - (cold ? (target.initMs ?? 0) : 0),
+      durationMs: endedAt - (pending?.deliveredAt ?? startedAt),
       ok: outcome.ok,
       errorType: outcome.ok ? undefined : outcome.error.errorType,
     };
