@@ -174,7 +174,9 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
   const clusterName = opts.clusterName ?? 'local';
   const cluster = opts.cluster;
   const stops: Array<() => Promise<void> | void> = [];
+  let stopping = false;
   const stop = async () => {
+    stopping = true;
     for (const s of stops.reverse()) await Promise.resolve(s()).catch(() => {});
     stops.length = 0;
   };
@@ -409,7 +411,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
       })
         .then(() => undefined)
         .catch((err: Error) => {
-          if (!abort.signal.aborted) log(`healthCheck invocation failed: ${err.name}: ${err.message}`);
+          if (!stopping) log(`healthCheck invocation failed: ${err.name}: ${err.message}`);
         });
       running.add(p);
       await p;
@@ -430,7 +432,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
       await Promise.all(
         pings.map((p) =>
           invokeFunction(p.functionId, p.input).catch((err: Error) => {
-            if (!abort.signal.aborted) log(`${p.functionId} warm-up failed: ${err.name}: ${err.message}`);
+            if (!stopping) log(`${p.functionId} warm-up failed: ${err.name}: ${err.message}`);
           }),
         ),
       );
