@@ -15,10 +15,25 @@ export async function plain(
 ) {
   const rt = getRuntime();
   const deadline = rt.now() + context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS;
+  // HEALTH_ROUND_LOG=1 (the bench's probe-round figure) logs each round's duration.
+  const roundLog = process.env.HEALTH_ROUND_LOG === '1';
   const results = await runHealthCheck(rt, {
     owner: context.awsRequestId,
     deadline,
     ...(signal ? { signal } : {}),
+    ...(roundLog
+      ? {
+          onRound: (r) =>
+            rt.log({
+              level: 'debug',
+              type: 'probe-round',
+              cluster: r.cluster,
+              owner: r.owner,
+              at: r.startedAt,
+              ms: r.endedAt - r.startedAt,
+            }),
+        }
+      : {}),
   });
   return { results };
 }

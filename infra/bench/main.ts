@@ -6,6 +6,11 @@
  * --nodes N (default 3) sizes every trial's cluster; --force lets a scenario override a veto
  * (lagging-survivors). Each scenario states what must hold in every trial; the verdict is printed
  * (`summary.expectationsMet`, `summary.unmet`) and the exit code is 1 when it does not hold.
+ * --runtime packaged (default) runs the zips `serverless package` wrote, each function in its own
+ * Node 22 process CPU-limited by its MemorySize; inprocess calls the handlers in the bench process.
+ * --cold turns the failover worker's warm-up ping off (the all-cold worst case); --init-cpu full
+ * gives the init phase an unthrottled CPU (default throttled); --health-memory / --worker-memory
+ * override the packaged MemorySize (MB) to measure other sizes.
  */
 import { parseArgs } from 'node:util';
 import { LOCAL_CLOUD_PROVIDERS, type LocalCloudProvider } from '../local-cloud/vip-provider.ts';
@@ -32,6 +37,11 @@ async function main(): Promise<void> {
       provider: { type: 'string', default: 'aws-secondary-ip' },
       latency: { type: 'string', default: 'realistic' },
       json: { type: 'boolean', default: false },
+      runtime: { type: 'string', default: 'packaged' },
+      cold: { type: 'boolean', default: false },
+      'init-cpu': { type: 'string', default: 'throttled' },
+      'health-memory': { type: 'string' },
+      'worker-memory': { type: 'string' },
     },
   });
   const scenario = SCENARIOS[values.scenario];
@@ -41,7 +51,29 @@ async function main(): Promise<void> {
     fail(`Unknown --provider "${values.provider}". Available: ${PROVIDERS.join(', ')}.`);
   const latency = LATENCIES.find((l) => l === values.latency);
   if (!latency) fail(`Unknown --latency "${values.latency}". Available: ${LATENCIES.join(', ')}.`);
-  setTrialCloudDefaults({ provider: values.provider as LocalCloudProvider, latency });
+  const runtime = (['packaged', 'inprocess'] as const).find((r) => r === values.runtime);
+  if (!runtime) fail(`Unknown --runtime "${values.runtime}". Available: packaged, inprocess.`);
+  const initCpu = (['throttled', 'full'] as const).find((r) => r === values['init-cpu']);
+  if (!initCpu) fail(`Unknown --init-cpu "${values['init-cpu']}". Available: throttled, full.`);
+  const memoryMb: Record<string, number> = {};
+  for (const [flag, id] of [
+    ['health-memory', 'HealthCheckLambdaFunction'],
+    ['worker-memory', 'FailoverWorkerLambdaFunction'],
+  ] as const) {
+    const raw = values[flag];
+    if (raw === undefined) continue;
+    const mb = Number(raw);
+    if (!Number.isInteger(mb) || mb < 128 || mb > 10240)
+      fail(`--${flag} must be a Lambda memory size in MB, 128 to 10240 (got "${raw}").`);
+    memoryMb[id] = mb;
+  }
+  setTrialCloudDefaults({
+    provider: values.provider as LocalCloudProvider,
+    latency,
+    runtime,
+    warmUp: !values.cold,
+    lambda: { initCpu, memoryMb },
+  });
   const n = Number(values.trials ?? scenario.defaultTrials ?? 5);
   if (!Number.isInteger(n) || n < 1 || n > 100)
     fail(`--trials must be a whole number from 1 to 100 (got "${values.trials}").`);
@@ -100,6 +132,11 @@ async function main(): Promise<void> {
     ...sumFields(trials, ['oldPrimaryAcksAfterPromotion', 'stuckInProgress', 'failoverAttempts']),
     writableP50Ms: percentile(pick('writableMs'), 50),
     writableMaxMs: pick('writableMs').length ? Math.max(...pick('writableMs')) : null,
+    runtime,
+    initMsP50: percentile(pick('initMs'), 50),
+    coldStarts: runtime === 'packaged' ? trials.reduce((s, t) => s + Number(t.coldStarts ?? 0), 0) : null,
+    startP50Ms: percentile(pick('startMs'), 50),
+    stepP50Ms: stepPercentiles(trials),
     ...(scenario.summarize?.(trials) ?? {}),
     expected: expectations ?? 'every trial ok',
     expectationsMet: trials.every((t) => t.expectationsMet === true),
@@ -116,6 +153,8 @@ async function main(): Promise<void> {
     provider: values.provider,
     latency,
     nodes,
+    runtime,
+    ...(runtime === 'packaged' ? { cold: values.cold, initCpu, memoryMb } : {}),
     ...(values.force ? { force: true } : {}),
     verdict,
     trials,
@@ -131,6 +170,9 @@ async function main(): Promise<void> {
       'ackedWrites',
       'ackedLost',
       'failovers',
+      'coldStarts',
+      'initMs',
+      'startMs',
       ...(['writableMs', 'oldPrimaryAcksAfterPromotion', 'stuckInProgress'] as const).filter((c) =>
         trials.some((t) => c in t),
       ),
@@ -144,7 +186,7 @@ async function main(): Promise<void> {
     const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
     const fmt = (r: string[]) => r.map((v, i) => v.padStart(w[i] ?? 0)).join('  ');
     console.log(
-      `scenario ${scenario.name} (${scenario.description}), provider ${values.provider}, latency ${latency}, ${nodes} nodes, ${n} trials`,
+      `scenario ${scenario.name} (${scenario.description}), provider ${values.provider}, latency ${latency}, runtime ${runtime}${runtime === 'packaged' ? ` (${values.cold ? 'cold' : 'warm-up ping'}, init CPU ${initCpu}${Object.keys(memoryMb).length ? `, memory ${JSON.stringify(memoryMb)}` : ''})` : ''}, ${nodes} nodes, ${n} trials`,
     );
     console.log(fmt(head));
     for (const r of rows) console.log(fmt(r));
@@ -166,6 +208,15 @@ function sumFields(trials: Trial[], fields: string[]): Record<string, number> {
     if (values.length > 0) out[f] = values.reduce((a, b) => a + b, 0);
   }
   return out;
+}
+
+/** p50 of each step's duration over the trials that ran it. */
+function stepPercentiles(trials: Trial[]): Record<string, number | null> {
+  const byStep: Record<string, number[]> = {};
+  for (const t of trials)
+    for (const [name, ms] of Object.entries((t.stepsMs ?? {}) as Record<string, number>))
+      byStep[name] = [...(byStep[name] ?? []), ms];
+  return Object.fromEntries(Object.entries(byStep).map(([k, v]) => [k, percentile(v, 50)]));
 }
 
 await main();

@@ -67,7 +67,10 @@ export interface TrialEnv {
 }
 
 /** What every trial's local cloud uses unless the scenario says otherwise (set by the bench CLI). */
-export type TrialCloudDefaults = Pick<LocalCloudOptions, 'provider' | 'latency'>;
+export type TrialCloudDefaults = Pick<
+  LocalCloudOptions,
+  'provider' | 'latency' | 'runtime' | 'warmUp' | 'lambda'
+>;
 
 let cloudDefaults: TrialCloudDefaults = {};
 let clusterDefaults: Pick<ClusterHarnessOptions, 'nodes'> = {};
@@ -83,8 +86,8 @@ export function trialNodeIds(): string[] {
 }
 
 /**
- * Sets the provider and emulated latency of every later trial's local cloud (`--provider`,
- * `--latency`), so scenarios need not thread them through.
+ * Sets the provider, emulated latency and Lambda runtime of every later trial's local cloud
+ * (`--provider`, `--latency`, `--runtime`, `--cold`, ...), so scenarios need not thread them through.
  */
 export function setTrialCloudDefaults(defaults: TrialCloudDefaults): void {
   cloudDefaults = { ...defaults };
@@ -142,7 +145,7 @@ export async function withTrialEnv<T>(
     }
     const lc = cloud;
     const app = cluster.credentials.app;
-    return await fn({
+    const result = await fn({
       cluster,
       cloud: lc,
       store,
@@ -162,6 +165,7 @@ export async function withTrialEnv<T>(
       succeededFailovers: () => lc.sfn.executions().filter((e) => e.status === 'SUCCEEDED').length,
       defer: (fn) => deferred.push(fn),
     });
+    return withRuntimeFigures(result, lc, entries);
   } finally {
     for (const fn of deferred.reverse()) await Promise.resolve(fn()).catch(() => {});
     await Promise.allSettled(writers.map((w) => w.stop()));
@@ -175,4 +179,30 @@ export function percentile(values: number[], p: number): number | null {
   const sorted = [...values].sort((a, b) => a - b);
   const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[idx] ?? null;
+}
+
+/**
+ * Adds what the runtime cost the Task path to a trial: `coldStarts` and `initMs` (sum of the Init
+ * Durations of the Task invocations), `startMs` (failover-started to the first step's code running:
+ * StartExecution, the workflow's own latency and any init) and `stepsMs` (each step's own duration,
+ * from the failover-step log entries).
+ */
+function withRuntimeFigures<T>(result: T, cloud: LocalCloud, entries: Array<Record<string, unknown>>): T {
+  if (typeof result !== 'object' || result === null || !('rtoMs' in result)) return result;
+  const reports = cloud.taskReports();
+  const stepsMs: Record<string, number> = {};
+  for (const e of entries)
+    if (e.type === 'failover-step' && typeof e.name === 'string' && stepsMs[e.name] === undefined)
+      stepsMs[e.name] = Number(e.endedAt) - Number(e.startedAt);
+  const started = entries.find((e) => e.type === 'failover-started');
+  const firstStep = entries.find((e) => e.type === 'failover-step');
+  return {
+    ...result,
+    runtime: cloud.runtime,
+    coldStarts: cloud.runtime === 'packaged' ? reports.filter((r) => r.cold).length : null,
+    initMs:
+      cloud.runtime === 'packaged' ? Math.round(reports.reduce((s, r) => s + (r.initMs ?? 0), 0)) : null,
+    startMs: started && firstStep ? Number(firstStep.startedAt) - Number(started.detectedAt) : null,
+    stepsMs,
+  };
 }

@@ -17,6 +17,17 @@
  *   - HaVip Associating -> InUse and Unassociating -> done: 1500 ms each.
  *   - Cloud Assistant command round trip (agent picks the command up, runs `ip addr add` + arping,
  *     reports): 1000 ms.
+ *
+ * Step Functions (Standard workflows) and Lambda: AWS publishes quotas and prices for these, not
+ * latencies, so these too are stated assumptions, read from the gaps between consecutive events of
+ * Standard execution histories as they usually look (TaskStateEntered -> TaskScheduled ->
+ * TaskStarted -> TaskSucceeded -> TaskStateExited are tens of milliseconds apart) and kept on the
+ * slow side:
+ *   - StartExecution accepted -> first state entered: 100 ms.
+ *   - one state transition (previous state exited -> next state entered): 25 ms.
+ *   - Step Functions -> Lambda Invoke of a Task (TaskScheduled -> the function's code runs) on a
+ *     warm instance: 40 ms. A cold instance adds its own init, which the local Lambda runtime
+ *     measures instead of assuming.
  */
 
 export type LatencyMode = 'none' | 'realistic';
@@ -39,8 +50,18 @@ export interface AliyunLatency {
   commandMs: number;
 }
 
+/** Step Functions Standard workflow overheads around each Task (see the file comment). */
+export interface SfnLatency {
+  /** StartExecution accepted -> the first state entered. */
+  executionStartMs: number;
+  /** One state transition. */
+  stateTransitionMs: number;
+  /** The Lambda Invoke of a Task on a warm instance, before the function's code runs. */
+  lambdaInvokeMs: number;
+}
+
 /** The realistic profile (see the file comment for the sources and assumptions). */
-export const REALISTIC_LATENCY: { ec2: Ec2Latency; aliyun: AliyunLatency } = {
+export const REALISTIC_LATENCY: { ec2: Ec2Latency; aliyun: AliyunLatency; sfn: SfnLatency } = {
   ec2: {
     apiMs: {
       DescribeNetworkInterfaces: 100,
@@ -64,15 +85,21 @@ export const REALISTIC_LATENCY: { ec2: Ec2Latency; aliyun: AliyunLatency } = {
     transitionMs: 1500,
     commandMs: 1000,
   },
+  sfn: { executionStartMs: 100, stateTransitionMs: 25, lambdaInvokeMs: 40 },
 };
 
 /** The emulators' own fast defaults, for tests. */
-export const NO_LATENCY: { ec2: Ec2Latency; aliyun: AliyunLatency } = {
+export const NO_LATENCY: { ec2: Ec2Latency; aliyun: AliyunLatency; sfn: SfnLatency } = {
   ec2: { apiMs: {}, assignPropagationMs: 50, routePropagationMs: 50 },
   aliyun: { apiMs: {}, transitionMs: 200, commandMs: 200 },
+  sfn: { executionStartMs: 0, stateTransitionMs: 0, lambdaInvokeMs: 0 },
 };
 
 /** The profile for a mode. */
-export function latencyProfile(mode: LatencyMode): { ec2: Ec2Latency; aliyun: AliyunLatency } {
+export function latencyProfile(mode: LatencyMode): {
+  ec2: Ec2Latency;
+  aliyun: AliyunLatency;
+  sfn: SfnLatency;
+} {
   return mode === 'realistic' ? REALISTIC_LATENCY : NO_LATENCY;
 }

@@ -9,14 +9,15 @@
  *   - Step Functions: the packaged state machine run by aws-local-stepfunctions, each Task
  *     mapped to the project's own handler
  *   - EventBridge: a scheduler firing healthCheck at the packaged schedule, with the packaged timeout
+ *   - Lambda: by default every function runs from the packaged zip in its own Node 22 process,
+ *     CPU-limited by its MemorySize (lambda-runtime/); `runtime: 'inprocess'` calls the TypeScript
+ *     handlers in this process instead (fast tests)
  */
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
-import { plain as healthCheck } from '../../functions/health-check.ts';
-import { ruleTargetHandlers, taskHandlers } from '../../functions/tasks.ts';
 import { resetFailoverIntegrations } from '../../lib/failover/integrations.ts';
 import { resetRuntime } from '../../lib/runtime.ts';
 import type { MariaDbCluster } from '../cluster/mariadb-cluster.ts';
@@ -26,8 +27,16 @@ import { type Ec2Emulator, startEc2Emulator } from './ec2-emulator.ts';
 import { type EventBridgeEmulator, startEventBridgeEmulator } from './eventbridge-emulator.ts';
 import type { FaultInjector } from './fault-injection.ts';
 import { type LambdaEmulator, startLambdaEmulator } from './lambda-emulator.ts';
-import type { LatencyMode } from './latency-profiles.ts';
-import { ensurePackagedTemplate, readSchedule } from './packaged-functions.ts';
+import { type PackagedFunction, readPackagedFunctions, unpackArtifact } from './lambda-runtime/artifact.ts';
+import {
+  type InvocationReport,
+  LambdaFunctionError,
+  type LambdaRuntime,
+  type LambdaRuntimeOptions,
+  startLambdaRuntime,
+} from './lambda-runtime/runtime.ts';
+import { type LatencyMode, latencyProfile } from './latency-profiles.ts';
+import { ensurePackagedTemplate, PROJECT_ROOT, readSchedule } from './packaged-functions.ts';
 import { loadPackagedEventRules, loadPackagedStateMachines } from './packaged-template.ts';
 import { type SfnEndpoint, startSfnEndpoint } from './sfn-endpoint.ts';
 import { startVipForwarder, type VipForwarder } from './vip-forwarder.ts';
@@ -83,6 +92,29 @@ export interface LocalCloudOptions {
   log?: (line: string) => void;
   /** Receives every structured log entry of the functions. */
   onLog?: (entry: Record<string, unknown>) => void;
+  /**
+   * 'packaged' (default): run the zips `serverless package` wrote, each function in its own Node 22
+   * process as Lambda runs it. 'inprocess': call the TypeScript handlers in this process (fast tests).
+   */
+  runtime?: 'packaged' | 'inprocess';
+  /**
+   * Run another packaged artifact: a directory holding `cloudformation-template-update-stack.json`
+   * and its zips, as `serverless package` writes .serverless/ (default: .serverless, packaged first
+   * when missing or stale).
+   */
+  artifactDir?: string;
+  /** Options of the packaged runtime (idle reclaim, CPU limit, init-phase throttling). */
+  lambda?: Pick<LambdaRuntimeOptions, 'idleMs' | 'cpuLimit' | 'initCpu' | 'initTimeoutMs'> & {
+    /** MemorySize overrides by logical id (e.g. { HealthCheckLambdaFunction: 512 }), to measure sizes. */
+    memoryMb?: Record<string, number>;
+    /** Extra environment of every function (e.g. HEALTH_ROUND_LOG=1 for the bench). */
+    env?: Record<string, string>;
+  };
+  /**
+   * Fire the warm-up schedules of the template (failoverWorker's ping) at start and at their rate
+   * (default true). False leaves every function cold until a failover needs it.
+   */
+  warmUp?: boolean;
 }
 
 export interface LocalCloud {
@@ -123,6 +155,19 @@ export interface LocalCloud {
   lambda: LambdaEmulator;
   /** Faults for the state table: DynamoDB 5xx, throttling or hung requests (a proxy before dynalite). */
   dynamoFaults: DynamoFaults;
+  /** Which runtime runs the functions. */
+  runtime: 'packaged' | 'inprocess';
+  /** The packaged runtime (cold starts, init durations, instances); undefined in-process. */
+  lambdaRuntime: LambdaRuntime | undefined;
+  /** Fires the warm-up schedules once now and waits for them (failoverWorker's ping). */
+  warmUp(): Promise<void>;
+  /** The invocations Task states made (packaged runtime only; empty in-process), oldest first. */
+  taskReports(): InvocationReport[];
+  /**
+   * Invokes a function of the template by logical id (e.g. PlanLambdaFunction), as
+   * `serverless invoke` would: its payload, or an Error named after the Lambda errorType.
+   */
+  invoke(functionId: string, event: unknown): Promise<unknown>;
   dynamoEndpoint: string;
   tableName: string;
   /** Fires healthCheck once more now (as a schedule tick would). */
@@ -137,12 +182,17 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
   const clusterName = opts.clusterName ?? 'local';
   const cluster = opts.cluster;
   const stops: Array<() => Promise<void> | void> = [];
+  let stopping = false;
   const stop = async () => {
+    stopping = true;
     for (const s of stops.reverse()) await Promise.resolve(s()).catch(() => {});
     stops.length = 0;
   };
   try {
-    const templatePath = await ensurePackagedTemplate(log);
+    const templatePath =
+      opts.artifactDir === undefined
+        ? await ensurePackagedTemplate(log)
+        : join(opts.artifactDir, 'cloudformation-template-update-stack.json');
 
     // DynamoDB
     const dyn = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
@@ -217,9 +267,14 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     };
     writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
 
-    // Point the SDKs (and the functions, which run in this process) at the local cloud.
+    // Point the SDKs (and the functions, in this process or in the runtime's) at the local cloud.
     const envBefore = { ...process.env };
-    Object.assign(process.env, {
+    const localEnv: Record<string, string> = {};
+    const setEnv = (vars: Record<string, string>) => {
+      Object.assign(localEnv, vars);
+      Object.assign(process.env, vars);
+    };
+    setEnv({
       AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
       AWS_REGION: LOCAL_REGION,
@@ -244,7 +299,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     stops.push(() => eventBridge.close());
     const lambda = await startLambdaEmulator();
     stops.push(() => lambda.close());
-    Object.assign(process.env, {
+    setEnv({
       AWS_ENDPOINT_URL_EVENTBRIDGE: eventBridge.url,
       AWS_ENDPOINT_URL_LAMBDA: lambda.url,
       EVENT_BUS_NAME: 'default',
@@ -252,11 +307,42 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     resetFailoverIntegrations();
     stops.push(() => resetFailoverIntegrations());
 
-    // Step Functions, running every packaged definition with our handlers.
+    // Step Functions, running every packaged definition; each Task invokes the function its
+    // Resource names (packaged or in-process), after the Standard workflow's own latencies.
     const machines = Object.values(
       loadPackagedStateMachines(templatePath, { region: LOCAL_REGION, accountId: '000000000000' }),
     );
     if (machines.length === 0) throw new Error(`No state machine in ${templatePath}`);
+    for (const m of machines) checkTaskNames(m.logicalId, m.definition);
+    const packagedFunctions = readPackagedFunctions(templatePath);
+    const mode = opts.runtime ?? 'packaged';
+    let lambdaRuntime: LambdaRuntime | undefined;
+    const sfnLatency = latencyProfile(opts.latency ?? 'none').sfn;
+    const taskReports: InvocationReport[] = [];
+    let configSeen = statSync(configFile).mtimeMs;
+    const invokeFunction = async (
+      id: string,
+      event: unknown,
+      context?: InvokeContext,
+      reports?: InvocationReport[],
+    ): Promise<unknown> => {
+      if (lambdaRuntime) {
+        // Changing the configuration is a deployment in AWS: instances started before it are
+        // replaced, so a warm instance never runs with the old configuration.
+        const configMtime = statSync(configFile).mtimeMs;
+        if (configMtime !== configSeen) {
+          configSeen = configMtime;
+          await lambdaRuntime.reclaimIdle();
+        }
+        const r = await lambdaRuntime.invoke(id, event);
+        reports?.push(r.report);
+        if (!r.ok) throw new LambdaFunctionError(r.error);
+        return r.payload;
+      }
+      const fn = packagedFunctions.find((f) => f.id === id);
+      if (!fn) throw new Error(`No function ${id} in ${templatePath}`);
+      return inProcessInvoke(fn, event, context);
+    };
     const sfn = await startSfnEndpoint({
       region: LOCAL_REGION,
       accountId: '000000000000',
@@ -269,26 +355,43 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
           : { executionTimeoutMs: opts.executionTimeoutMs[m.logicalId] }),
         definition: m.definition,
         taskHandlers: Object.fromEntries(
-          Object.keys(m.taskResources).map((state) => [
-            state,
-            taskHandlers[state] as (input: unknown) => Promise<unknown>,
-          ]),
+          Object.entries(m.taskResources).map(([state, resource]) => {
+            const id = functionIdOfArn(resource);
+            const first = (m.definition as { StartAt?: string }).StartAt === state;
+            const overheadMs =
+              sfnLatency.stateTransitionMs +
+              sfnLatency.lambdaInvokeMs +
+              (first ? sfnLatency.executionStartMs : 0);
+            return [
+              state,
+              async (input: unknown) => {
+                if (overheadMs > 0) await new Promise((r) => setTimeout(r, overheadMs));
+                return invokeFunction(id, input, undefined, taskReports);
+              },
+            ];
+          }),
         ),
       })),
       log,
     });
     stops.push(() => sfn.close());
     process.env.AWS_ENDPOINT_URL_SFN = sfn.url;
+    localEnv.AWS_ENDPOINT_URL_SFN = sfn.url;
     // The packaged EventBridge rules with event patterns, each delivering to its function's handler.
     for (const rule of loadPackagedEventRules(templatePath, {
       region: LOCAL_REGION,
       accountId: '000000000000',
     })) {
       for (const fn of rule.targetFunctions) {
-        const handler = ruleTargetHandlers[fn] as ((event: unknown) => Promise<unknown>) | undefined;
-        if (!handler)
-          throw new Error(`EventBridge rule ${rule.logicalId} targets ${fn}, which has no local handler`);
-        eventBridge.addRule({ name: rule.logicalId, pattern: rule.pattern, target: (e) => handler(e) });
+        if (!packagedFunctions.some((f) => f.id === fn))
+          throw new Error(
+            `EventBridge rule ${rule.logicalId} targets ${fn}, which is not in ${templatePath}`,
+          );
+        eventBridge.addRule({
+          name: rule.logicalId,
+          pattern: rule.pattern,
+          target: (e) => invokeFunction(fn, e),
+        });
       }
     }
     // Deliveries still running (a cleanup) finish before the servers they use go away.
@@ -299,11 +402,16 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     for (const m of machines) {
       const arn = sfn.stateMachineArn(m.name ?? m.logicalId);
       arns[m.logicalId] = arn;
-      process.env[`${m.logicalId.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}_ARN`] = arn;
+      setEnv({ [`${m.logicalId.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}_ARN`]: arn });
     }
     const stateMachineArn =
       arns.FailoverStateMachine ?? sfn.stateMachineArn(machines[0]!.name ?? machines[0]!.logicalId);
-    process.env.STATE_MACHINE_ARN = stateMachineArn;
+    setEnv({ STATE_MACHINE_ARN: stateMachineArn });
+    if (mode === 'inprocess' && opts.lambda?.env) setEnv(opts.lambda.env);
+    if (mode === 'packaged') {
+      lambdaRuntime = await startPackagedRuntime(packagedFunctions, localEnv, opts, log);
+      stops.push(() => lambdaRuntime?.close());
+    }
     resetRuntime();
     if (opts.onLog) {
       const { createRuntime } = await import('../../lib/runtime.ts');
@@ -311,6 +419,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     }
 
     // EventBridge: the packaged schedule and timeout.
+    const healthCheckId = 'HealthCheckLambdaFunction';
     const schedule = readSchedule(templatePath, 'HealthCheck');
     const rateMs = opts.scheduleRateMs ?? schedule.rateMs;
     const timeoutMs = opts.healthCheckTimeoutMs ?? schedule.timeoutMs;
@@ -323,16 +432,21 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
     const tick = async () => {
       if (abort.signal.aborted) return;
       const started = Date.now();
-      const p = healthCheck(
-        { source: 'aws.events', 'detail-type': 'Scheduled Event' },
-        {
-          awsRequestId: randomUUID(),
-          getRemainingTimeInMillis: () => timeoutMs - (Date.now() - started),
-        },
-        abort.signal,
-      )
+      const event = { source: 'aws.events', 'detail-type': 'Scheduled Event' };
+      // A shorter timeout than the packaged one (tests) runs a copy of the function with it.
+      const id =
+        lambdaRuntime && timeoutMs !== schedule.timeoutMs
+          ? ensureTimeoutVariant(lambdaRuntime, healthCheckId, timeoutMs)
+          : healthCheckId;
+      const p = invokeFunction(id, event, {
+        awsRequestId: randomUUID(),
+        getRemainingTimeInMillis: () => timeoutMs - (Date.now() - started),
+        signal: abort.signal,
+      })
         .then(() => undefined)
-        .catch((err: Error) => log(`healthCheck invocation failed: ${err.name}: ${err.message}`));
+        .catch((err: Error) => {
+          if (!stopping) log(`healthCheck invocation failed: ${err.name}: ${err.message}`);
+        });
       running.add(p);
       await p;
       running.delete(p);
@@ -345,6 +459,24 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
       stops.unshift(() => clearInterval(timer));
     };
     if (opts.schedule !== false) startScheduler();
+
+    // Warm-up schedules: every function with a scheduled rule whose input is {"ping": true}.
+    const pings = warmUpSchedules(templatePath);
+    const warmUp = async () => {
+      await Promise.all(
+        pings.map((p) =>
+          invokeFunction(p.functionId, p.input).catch((err: Error) => {
+            if (!stopping) log(`${p.functionId} warm-up failed: ${err.name}: ${err.message}`);
+          }),
+        ),
+      );
+    };
+    if (opts.warmUp !== false && pings.length > 0) {
+      const warmTimer = setInterval(() => void warmUp(), Math.min(...pings.map((p) => p.rateMs)));
+      warmTimer.unref();
+      stops.unshift(() => clearInterval(warmTimer));
+      void warmUp();
+    }
 
     return {
       clusterName,
@@ -365,6 +497,11 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
       eventBridge,
       lambda,
       dynamoFaults: dynamoProxy.faults,
+      runtime: mode,
+      lambdaRuntime,
+      warmUp,
+      taskReports: () => taskReports.map((r) => ({ ...r })),
+      invoke: (id, event) => invokeFunction(id, event),
       dynamoEndpoint,
       tableName: TABLE,
       tick,
@@ -395,4 +532,142 @@ async function createStateTable(templatePath: string): Promise<void> {
     }),
   );
   client.destroy();
+}
+
+interface InvokeContext {
+  awsRequestId: string;
+  getRemainingTimeInMillis(): number;
+  signal?: AbortSignal;
+}
+
+/** `arn:aws:lambda:<r>:<acct>:function:HealthCheckLambdaFunction` -> `HealthCheckLambdaFunction`. */
+function functionIdOfArn(arn: string): string {
+  const m = /:function:([^:]+)/.exec(arn);
+  if (!m) throw new Error(`Task Resource ${arn} is not a Lambda function ARN`);
+  return m[1]!;
+}
+
+// In-process: the handler's source module, by the packaged Handler path (functions/x.handler ->
+// functions/x.ts), called through its plain export as the tests do.
+const inProcessModules = new Map<string, Promise<Record<string, unknown>>>();
+async function inProcessInvoke(
+  fn: PackagedFunction,
+  event: unknown,
+  context?: InvokeContext,
+): Promise<unknown> {
+  const file = fn.handler.slice(0, fn.handler.lastIndexOf('.'));
+  let mod = inProcessModules.get(file);
+  if (!mod) {
+    mod = import(join(PROJECT_ROOT, `${file}.ts`)) as Promise<Record<string, unknown>>;
+    inProcessModules.set(file, mod);
+  }
+  const plain = (await mod).plain as (e: unknown, c?: unknown, s?: AbortSignal) => Promise<unknown>;
+  if (typeof plain !== 'function') throw new Error(`${file}.ts exports no plain handler`);
+  const ctx = context ?? { awsRequestId: randomUUID(), getRemainingTimeInMillis: () => fn.timeoutMs };
+  return plain(JSON.parse(JSON.stringify(event ?? null)), ctx, context?.signal);
+}
+
+/**
+ * The packaged runtime: every function of the template, unzipped, with its packaged environment.
+ * Intrinsic values (Ref/GetAtt: the table, the state machines, the topic) resolve to the local
+ * cloud's own (`localEnv`); one the local cloud does not emulate is left out and said so.
+ */
+async function startPackagedRuntime(
+  functions: PackagedFunction[],
+  localEnv: Record<string, string>,
+  opts: LocalCloudOptions,
+  log: (line: string) => void,
+): Promise<LambdaRuntime> {
+  const cacheRoot = join(PROJECT_ROOT, '.serverless', '.local-runtime');
+  const unresolved = new Set<string>();
+  const specs = functions.map((fn) => {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(fn.env)) {
+      if (typeof v === 'string') env[k] = v;
+      else if (!(k in localEnv)) unresolved.add(k);
+    }
+    Object.assign(env, localEnv, opts.lambda?.env);
+    // The local cloud hands the configuration over as a file (FAILOVER_CONFIG_FILE).
+    delete env.FAILOVER_CONFIG;
+    return {
+      id: fn.id,
+      functionName: fn.functionName,
+      codeDir: unpackArtifact(fn.zipPath, cacheRoot),
+      handler: fn.handler,
+      env,
+      timeoutMs: fn.timeoutMs,
+      memoryMb: opts.lambda?.memoryMb?.[fn.id] ?? fn.memoryMb,
+    };
+  });
+  if (unresolved.size > 0)
+    log(`lambda: not emulated, left unset in the functions: ${[...unresolved].sort().join(', ')}`);
+  const { memoryMb: _sizes, env: _env, ...runtimeOptions } = opts.lambda ?? {};
+  const runtime = await startLambdaRuntime({
+    functions: specs,
+    log,
+    ...(opts.onLog ? { onLog: opts.onLog } : {}),
+    ...runtimeOptions,
+  });
+  log(
+    `lambda: packaged runtime (Node 22), CPU limit ${runtime.cpuLimit.applied ? 'applied' : 'NOT applied'}: ${runtime.cpuLimit.detail}`,
+  );
+  return runtime;
+}
+
+// A copy of a function with another timeout, for tests that shorten the health check's invocation.
+function ensureTimeoutVariant(runtime: LambdaRuntime, id: string, timeoutMs: number): string {
+  const variant = `${id}@${timeoutMs}`;
+  const base = runtime.functions.get(id);
+  if (base && !runtime.functions.has(variant))
+    (runtime.functions as Map<string, typeof base>).set(variant, { ...base, id: variant, timeoutMs });
+  return variant;
+}
+
+/** Scheduled rules of the template whose constant input is a ping: the warm-up schedules. */
+function warmUpSchedules(
+  templatePath: string,
+): Array<{ functionId: string; input: unknown; rateMs: number }> {
+  const t = JSON.parse(readFileSync(templatePath, 'utf8')) as {
+    Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+  };
+  const out: Array<{ functionId: string; input: unknown; rateMs: number }> = [];
+  for (const r of Object.values(t.Resources)) {
+    if (r.Type !== 'AWS::Events::Rule') continue;
+    for (const target of (r.Properties.Targets ?? []) as Array<{ Arn?: unknown; Input?: unknown }>) {
+      if (typeof target.Input !== 'string') continue;
+      const input = JSON.parse(target.Input) as { ping?: unknown };
+      if (input.ping !== true) continue;
+      const ref = JSON.stringify(target.Arn ?? '');
+      const id = /"([A-Za-z0-9]+LambdaFunction)"/.exec(ref)?.[1];
+      const m = /^rate\((\d+) (minute|minutes|hour|hours)\)$/.exec(String(r.Properties.ScheduleExpression));
+      if (!id || !m) continue;
+      out.push({
+        functionId: id,
+        input,
+        rateMs: Number(m[1]) * (m[2]!.startsWith('minute') ? 60_000 : 3_600_000),
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * The failover worker runs the Task named in `Parameters.task`: it must be the state's own name,
+ * or a step would run another step's code.
+ */
+function checkTaskNames(machine: string, definition: object): void {
+  const walk = (states: Record<string, Record<string, unknown>>) => {
+    for (const [name, state] of Object.entries(states)) {
+      const task = (state.Parameters as { task?: unknown } | undefined)?.task;
+      if (state.Type === 'Task' && task !== undefined && task !== name)
+        throw new Error(`${machine}: Task state ${name} passes task '${String(task)}': it must be '${name}'`);
+      for (const b of (state.Branches ?? []) as Array<{ States: Record<string, Record<string, unknown>> }>)
+        walk(b.States);
+      const it = (state.ItemProcessor ?? state.Iterator) as
+        | { States?: Record<string, Record<string, unknown>> }
+        | undefined;
+      if (it?.States) walk(it.States);
+    }
+  };
+  walk((definition as { States: Record<string, Record<string, unknown>> }).States);
 }

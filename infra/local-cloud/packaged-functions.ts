@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -10,7 +10,10 @@ export const PACKAGED_TEMPLATE = join(
   'cloudformation-template-update-stack.json',
 );
 
-/** What the template depends on: packaging again only when one of these changed. */
+/**
+ * What the template and the zips depend on: packaging again only when one of these changed. The
+ * local Lambda runtime runs the zips, so the function sources and the locked versions count too.
+ */
 const INPUTS = [
   'serverless.yml',
   'infra/state-machine.yml',
@@ -19,13 +22,21 @@ const INPUTS = [
   'lib/config/deploy-settings.ts',
   'lib/config/dashboard.ts',
   'config',
+  'functions',
+  'lib',
+  'package-lock.json',
 ];
 
 function newestInput(): number {
   let newest = 0;
+  const visit = (p: string) => {
+    const st = statSync(p);
+    newest = Math.max(newest, st.mtimeMs);
+    if (st.isDirectory()) for (const e of readdirSync(p)) visit(join(p, e));
+  };
   for (const rel of INPUTS) {
     const p = join(PROJECT_ROOT, rel);
-    if (existsSync(p)) newest = Math.max(newest, statSync(p).mtimeMs);
+    if (existsSync(p)) visit(p);
   }
   return newest;
 }

@@ -67,14 +67,22 @@ async function start(): Promise<void> {
     `cluster ready in ${Date.now() - t0} ms: ${cluster.nodes.map((n) => `${n.id}=127.0.0.1:${n.port}`).join('  ')}`,
   );
   say('starting the local cloud (dynalite, EC2 + VIP data path, Step Functions, scheduler) ...');
-  cloud = await startLocalCloud({ cluster, clusterName: 'sandbox', log: say, onLog: printEvent });
+  // The packaged runtime (the zips `serverless deploy` would upload, Node 22, CPU limited by
+  // MemorySize); SANDBOX_RUNTIME=inprocess runs the TypeScript handlers in this process.
+  cloud = await startLocalCloud({
+    cluster,
+    clusterName: 'sandbox',
+    log: say,
+    onLog: printEvent,
+    runtime: process.env.SANDBOX_RUNTIME === 'inprocess' ? 'inprocess' : 'packaged',
+  });
   const app = cluster.credentials.app;
   const c = cloud;
   const cl = cluster;
 
   const control = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    handleCommand(cl, url.pathname.slice(1), url.searchParams.getAll('arg'))
+    handleCommand(cl, c, url.pathname.slice(1), url.searchParams.getAll('arg'))
       .then((text) => {
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.end(text);
@@ -147,8 +155,17 @@ function printEvent(e: Record<string, unknown>): void {
   }
 }
 
-async function handleCommand(cluster: MariaDbCluster, cmd: string, args: string[]): Promise<string> {
+async function handleCommand(
+  cluster: MariaDbCluster,
+  cloud: LocalCloud,
+  cmd: string,
+  args: string[],
+): Promise<string> {
   const rt = getRuntime();
+  // Operator commands run the packaged functions as `serverless invoke -f <name>` would.
+  type Out<F extends (...a: never[]) => unknown> = Awaited<ReturnType<F>>;
+  const invoke = <F extends (...a: never[]) => unknown>(_fn: F, id: string, event: unknown) =>
+    cloud.invoke(id, event) as Promise<Out<F>>;
   const state = await rt.store.getClusterState('sandbox');
   const target = (name: string | undefined) => {
     const id = name === 'primary' || name === undefined ? (state?.primaryId ?? 'db1') : name;
@@ -182,13 +199,16 @@ async function handleCommand(cluster: MariaDbCluster, cmd: string, args: string[
       return `restarted ${id}${asReplica ? ' with --init-rpl-role=SLAVE --read-only' : ''}${state?.needsRejoin?.includes(id) ? ` (a former primary: run "npm run sandbox -- rejoin ${id}" before it serves)` : ''}\n`;
     }
     case 'switchover': {
-      const r = await switchover({ cluster: 'sandbox', ...(args[0] ? { candidate: args[0] } : {}) });
+      const r = await invoke(switchover, 'SwitchoverLambdaFunction', {
+        cluster: 'sandbox',
+        ...(args[0] ? { candidate: args[0] } : {}),
+      });
       return `${r.report}\n`;
     }
     case 'rejoin': {
       const node = args.find((a) => !a.startsWith('--'));
       if (!node) throw new Error(`rejoin needs a node\n${USAGE}`);
-      const r = await rejoin({
+      const r = await invoke(rejoin, 'RejoinLambdaFunction', {
         cluster: 'sandbox',
         node,
         ...(args.includes('--rebuild') ? { rebuild: true } : {}),
@@ -196,11 +216,11 @@ async function handleCommand(cluster: MariaDbCluster, cmd: string, args: string[
       return `${r.report}\n`;
     }
     case 'check':
-      return `${(await check({ cluster: 'sandbox' })).report}\n`;
+      return `${(await invoke(check, 'CheckLambdaFunction', { cluster: 'sandbox' })).report}\n`;
     case 'acknowledge':
-      return `${(await acknowledge({ cluster: 'sandbox' })).report}\n`;
+      return `${(await invoke(acknowledge, 'AcknowledgeLambdaFunction', { cluster: 'sandbox' })).report}\n`;
     case 'plan':
-      return `${(await plan({ cluster: 'sandbox' })).report}\n`;
+      return `${(await invoke(plan, 'PlanLambdaFunction', { cluster: 'sandbox' })).report}\n`;
     default:
       throw new Error(`unknown command "${cmd}"\n${USAGE}`);
   }

@@ -9,6 +9,7 @@ import { hang } from './hang.ts';
 import { hangReturn } from './hang-return.ts';
 import { laggingCandidate } from './lagging-candidate.ts';
 import { laggingSurvivors } from './lagging-survivors.ts';
+import { probeHandover, probeRound } from './probe-round.ts';
 import { proberPartition } from './prober-partition.ts';
 import { quietPrimaryPartition } from './quiet-primary-partition.ts';
 import { replicaCrash } from './replica-crash.ts';
@@ -31,4 +32,6 @@ export const SCENARIOS: Record<string, BenchScenario> = {
   'quiet-primary-partition': quietPrimaryPartition,
   'crash-under-load': crashUnderLoad,
   'lagging-candidate': laggingCandidate,
+  'probe-round': probeRound,
+  'probe-handover': probeHandover,
 };
