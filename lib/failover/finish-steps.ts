@@ -1,5 +1,6 @@
-import { HookFailedError } from '../errors.ts';
+import { describeError, HookFailedError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
+import { restartFrozenReplicas } from './catch-up-candidate.ts';
 import { type FailoverContext, requireCandidate } from './context.ts';
 import { publishEvent, runHook, type StepOutcome, step } from './step-runner.ts';
 
@@ -116,12 +117,19 @@ export async function failoverFailed(
       error,
     });
   }
+  // Nothing promoted: the survivors CatchUpCandidate froze replicate from the old primary again.
+  const replicas =
+    ctx.kind === 'failover' && ctx.candidate
+      ? await restartFrozenReplicas(rt, ctx).catch((err: unknown) => ({
+          skipped: describeError(err).message,
+        }))
+      : undefined;
   await rt.notifier.notify({
     cluster: ctx.cluster,
     severity: 'critical',
     subject: `${ctx.kind} FAILED: ${error.name}`,
     message: `${error.message} The cluster needs an operator. Check "serverless invoke -f status".`,
-    data: { epoch: ctx.epoch, candidate: ctx.candidate },
+    data: { epoch: ctx.epoch, candidate: ctx.candidate, ...(replicas ? { frozenReplicas: replicas } : {}) },
   });
   await publishEvent(rt, 'MySQL Failover Failed', ctx, { error });
   return ctx;
