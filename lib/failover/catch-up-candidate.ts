@@ -8,11 +8,14 @@ import {
   stopReplicationIo,
   waitForGtid,
 } from '../adapters/mysql/admin.ts';
+import type { Login } from '../adapters/mysql/connection.ts';
 import { probeNode } from '../adapters/mysql/probe.ts';
+import type { ClusterConfig } from '../config/schema.ts';
 import { replicasAheadOf } from '../core/elect-candidate.ts';
 import { describeGtidRanges, gtidContains, maxGtid } from '../core/gtid.ts';
 import type { ClusterSnapshot, NodeProbe } from '../core/types.ts';
 import { CatchUpFailedError, describeError, RelayLogTimeoutError } from '../errors.ts';
+import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
 import { type FailoverContext, node, requireCandidate, timeouts } from './context.ts';
 import { step } from './step-runner.ts';
@@ -30,22 +33,9 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
     const n = node(c, candidate);
     const t = timeouts(c);
     const timeoutS = c.failover.relayLogTimeoutSeconds;
-    // Freeze what every survivor has received, all at once: STOP SLAVE IO_THREAD against a
-    // hung or cut-off source takes ~2 s (the thread sits in a socket read), so one at a time
-    // would cost 2 s per replica here and again in RepointReplicas. A source that comes back
-    // mid-failover can then no longer feed anyone, and no replica acknowledges its commits.
-    // The old primary is fenced already (FenceOldPrimary runs first): had it been alive and
-    // unfenced here, its commits would wait for ACKs the frozen replicas never send, fall back
-    // to async at rpl_semi_sync_master_timeout and be acknowledged, lost to the new primary (T7).
-    const state0 = await rt.store.getClusterState(c.name);
-    const freeze = c.nodes.filter(
-      (x) => x.id !== ctx.failedPrimary && !(state0?.needsRejoin ?? []).includes(x.id),
-    );
-    await Promise.all(
-      freeze.map((x) =>
-        onNode(x.id, x, logins.admin, t, 'CatchUpCandidate', stopReplicationIo).catch(() => undefined),
-      ),
-    );
+    // FenceOldPrimary froze the survivors already (concurrently with its VIP move); again here
+    // for a retried or hand-driven step: a stopped IO thread stops again at once.
+    const { state: state0 } = await freezeSurvivors(rt, c, logins.admin, ctx.failedPrimary);
     const own = await onNode(n.id, n, logins.admin, t, 'CatchUpCandidate', async (s) => {
       if (!(await stopReplicationIo(s))) return undefined;
       const after = await readReplication(s);
@@ -145,6 +135,44 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
     ...ctx,
     candidateGtid: String(detail.gtidCurrentPos ?? ctx.candidateGtid ?? ''),
     caughtUpFrom: ((detail.caughtUpFrom as Array<{ from: string }> | undefined) ?? []).map((x) => x.from),
+  };
+}
+
+/**
+ * Freezes what every survivor (not the old primary, not a node awaiting rejoin) has received,
+ * all at once: STOP SLAVE IO_THREAD. Against a hung or cut-off source that takes up to ~2 s (the
+ * thread sits in a socket read), so one at a time would cost 2 s per replica. A source that
+ * comes back mid-failover can then no longer feed anyone, and no replica acknowledges its
+ * commits. Only ever after the old primary took the SQL fence or proved it does not answer
+ * (FenceOldPrimary): had it been alive and unfenced, its commits would wait for ACKs the frozen
+ * replicas never send, fall back to async at rpl_semi_sync_master_timeout and be acknowledged,
+ * lost to the new primary (T7). Idempotent; unreachable nodes are skipped (reported).
+ *
+ * @returns the state it read, and the nodes it froze.
+ */
+export async function freezeSurvivors(
+  rt: Runtime,
+  c: ClusterConfig,
+  admin: Login,
+  failedPrimary: string,
+): Promise<{ state: ClusterState | undefined; frozen: string[]; unreachable: string[] }> {
+  const state = await rt.store.getClusterState(c.name);
+  const t = timeouts(c);
+  const survivors = c.nodes.filter(
+    (x) => x.id !== failedPrimary && !(state?.needsRejoin ?? []).includes(x.id),
+  );
+  const done = await Promise.all(
+    survivors.map((x) =>
+      onNode(x.id, x, admin, t, 'FreezeSurvivors', stopReplicationIo).then(
+        (had) => (had ? x.id : undefined),
+        () => ({ unreachable: x.id }),
+      ),
+    ),
+  );
+  return {
+    state,
+    frozen: done.filter((d): d is string => typeof d === 'string'),
+    unreachable: done.flatMap((d) => (typeof d === 'object' ? [d.unreachable] : [])),
   };
 }
 

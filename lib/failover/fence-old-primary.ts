@@ -4,6 +4,7 @@ import { createStonith } from '../adapters/stonith.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { describeError, NodeUnreachableError, PromotionFailedError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
+import { freezeSurvivors } from './catch-up-candidate.ts';
 import { type FailoverContext, node, requireCandidate, timeouts } from './context.ts';
 import { type StepOutcome, step } from './step-runner.ts';
 
@@ -13,9 +14,12 @@ const FENCE_HEAD_START_MS = 150;
 const FENCE_BUDGET_MS = 2000;
 
 /**
- * FenceOldPrimary, the first thing the failover does to any server (before CatchUpCandidate
- * freezes the survivors' IO threads, so an old primary that is still alive never sees its
- * replicas vanish while it can still commit). One rule, the same for failover and switchover:
+ * FenceOldPrimary, the first thing the failover does to any server: an old primary that is
+ * still alive must never see its replicas stop acknowledging while it can still commit (T7).
+ * Only once it took the SQL fence, refused it, or did not answer within a short head start are
+ * the survivors' IO threads frozen ({@link freezeSurvivors}), concurrently with the VIP move:
+ * against a hung source each takes up to ~2 s, and in sequence the two made the hang RTO.
+ * One rule, the same for failover and switchover:
  * before a candidate becomes writable, the old primary is either SQL-fenced (read_only=ON
  * applied, every client session killed: {@link fencePrimary}) or has lost the VIP (verified).
  *
@@ -63,6 +67,19 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
       sqlFence,
       new Promise<'slow'>((res) => setTimeout(() => res('slow'), FENCE_HEAD_START_MS)),
     ]);
+    // The old primary took the fence, refused it, or does not answer: from here the survivors
+    // may stop receiving from it (the freeze), concurrently with the VIP move instead of after it.
+    const freeze =
+      ctx.kind === 'failover' ? freezeSurvivors(rt, c, logins.admin, ctx.failedPrimary) : undefined;
+    freeze?.catch(() => undefined);
+    const withFreeze = async (o: StepOutcome): Promise<StepOutcome> => {
+      if (!freeze) return o;
+      const f = await freeze.then(
+        (r) => ({ frozen: r.frozen, ...(r.unreachable.length ? { unreachable: r.unreachable } : {}) }),
+        (err: unknown) => ({ error: describeError(err).message }),
+      );
+      return { ...o, detail: { ...o.detail, freeze: f } };
+    };
     const stonithOn = ctx.kind === 'failover' && c.failover.stonith.enabled;
     const speculative = headStart === 'slow' && mover ? moveVipAway() : undefined;
     // Do not leave a rejected speculative move unhandled while the SQL attempt finishes.
@@ -73,27 +90,27 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
       const first = await Promise.race([sqlFence, speculative.then(() => 'moved' as const)]);
       if (first === 'moved') {
         const moved = await speculative;
-        return {
+        return withFreeze({
           detail: {
             sqlFence: 'no answer before the VIP move was verified',
             vipTakenFrom: ctx.failedPrimary,
             vipHolder: moved?.holder,
             vipMs: moved?.ms,
           },
-        };
+        });
       }
     }
     const sql = await sqlFence;
     if (sql.ok) {
       const moved = speculative ? await speculative : undefined;
-      return {
+      return withFreeze({
         detail: {
           readOnly: true,
           killedSessions: sql.killed,
           fenceAttempts: sql.attempts,
           ...(moved ? { vipTakenFrom: ctx.failedPrimary, vipHolder: moved.holder, vipMs: moved.ms } : {}),
         },
-      };
+      });
     }
     // STONITH: whatever the SQL attempt found (hung, cut off, or refused by a crashed mariadbd on
     // a host that may restart it), a node that did not take the fence is stopped through the cloud
@@ -120,24 +137,28 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
     const crashed = code === 'ECONNREFUSED';
     const reason = describeError(err, [logins.admin.password]).message;
     if (!mover)
-      return withStonith({ result: 'skipped', detail: { reachable: false, crashed, reason, vip: 'none' } });
+      return withFreeze(
+        await withStonith({ result: 'skipped', detail: { reachable: false, crashed, reason, vip: 'none' } }),
+      );
     const moved = await (speculative ?? moveVipAway());
-    return withStonith({
-      detail: {
-        reachable: false,
-        crashed,
-        reason,
-        vipTakenFrom: ctx.failedPrimary,
-        vipHolder: moved?.holder,
-        vipMs: moved?.ms,
-      },
-    });
+    return withFreeze(
+      await withStonith({
+        detail: {
+          reachable: false,
+          crashed,
+          reason,
+          vipTakenFrom: ctx.failedPrimary,
+          vipHolder: moved?.holder,
+          vipMs: moved?.ms,
+        },
+      }),
+    );
   });
   return { ...ctx, vipFenced };
 }
 
 /** Connect timeout of the last check when the VIP is already off the old primary. */
-const LAST_CHECK_CONNECT_MS = 200;
+const LAST_CHECK_CONNECT_MS = 100;
 
 /**
  * The last fence check, right before a candidate becomes writable (PromoteCandidate calls it
