@@ -16,9 +16,10 @@ const FENCE_BUDGET_MS = 2000;
 /**
  * FenceOldPrimary, the first thing the failover does to any server: an old primary that is
  * still alive must never see its replicas stop acknowledging while it can still commit (T7).
- * Only once it took the SQL fence, refused it, or did not answer within a short head start are
- * the survivors' IO threads frozen ({@link freezeSurvivors}), concurrently with the VIP move:
- * against a hung source each takes up to ~2 s, and in sequence the two made the hang RTO.
+ * Only once it took the SQL fence or lost the VIP are the survivors' IO threads frozen
+ * ({@link freezeSurvivors}); for a hung one (no answer within a short head start) the freeze
+ * runs concurrently with the VIP move: against a hung source each IO thread takes up to ~2 s
+ * to stop, and in sequence the two made the hang RTO.
  * One rule, the same for failover and switchover:
  * before a candidate becomes writable, the old primary is either SQL-fenced (read_only=ON
  * applied, every client session killed: {@link fencePrimary}) or has lost the VIP (verified).
@@ -67,14 +68,24 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
       sqlFence,
       new Promise<'slow'>((res) => setTimeout(() => res('slow'), FENCE_HEAD_START_MS)),
     ]);
-    // The old primary took the fence, refused it, or does not answer: from here the survivors
-    // may stop receiving from it (the freeze), concurrently with the VIP move instead of after it.
-    const freeze =
-      ctx.kind === 'failover' ? freezeSurvivors(rt, c, logins.admin, ctx.failedPrimary) : undefined;
-    freeze?.catch(() => undefined);
+    // The survivors stop receiving from the old primary (the freeze) only once it took the SQL
+    // fence or lost the VIP, so that whatever it acknowledged until then reaches them: a crashed
+    // primary that mysqld_safe restarts writable while the VIP is still moving takes writes
+    // through it, and the replicas reconnect and receive them (T2). A hung one (no answer within
+    // the head start) is the exception: it cannot commit while frozen, and each IO thread takes
+    // up to ~2 s to stop against it, so that freeze runs concurrently with the VIP move.
+    let freeze: ReturnType<typeof freezeSurvivors> | undefined;
+    const startFreeze = () => {
+      if (ctx.kind !== 'failover') return undefined;
+      freeze ??= freezeSurvivors(rt, c, logins.admin, ctx.failedPrimary);
+      freeze.catch(() => undefined);
+      return freeze;
+    };
+    if (headStart === 'slow') startFreeze();
     const withFreeze = async (o: StepOutcome): Promise<StepOutcome> => {
-      if (!freeze) return o;
-      const f = await freeze.then(
+      const running = startFreeze();
+      if (!running) return o;
+      const f = await running.then(
         (r) => ({ frozen: r.frozen, ...(r.unreachable.length ? { unreachable: r.unreachable } : {}) }),
         (err: unknown) => ({ error: describeError(err).message }),
       );
