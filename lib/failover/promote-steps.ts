@@ -19,40 +19,32 @@ export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promi
   await step(rt, ctx, 'PromoteCandidate', async (c, logins) => {
     const n = node(c, candidate);
     // Never two writable nodes: the old primary is fenced (again) before this one can take writes.
-    const oldPrimary = await confirmOldPrimaryFenced(rt, ctx, c, logins);
-    const promoted = await onNode(
-      n.id,
-      n,
-      logins.admin,
-      timeouts(c),
-      'PromoteCandidate',
-      async (s): Promise<StepOutcome> => {
-        const repl = await readReplication(s);
-        const [ro] = await s.query<{ ro: number }>('SELECT @@read_only AS ro');
-        if (!repl && Number(ro?.ro) === 0) return { result: 'skipped', detail: { alreadyPrimary: true } };
-        await promoteToPrimary(s, {
-          semiSync: c.failover.semiSync,
-          semiSyncTimeoutMs: c.failover.semiSyncTimeoutMs,
-        });
-        const [check] = await s.query<{ ro: number }>('SELECT @@read_only AS ro');
-        if (Number(check?.ro) !== 0)
-          throw new PromotionFailedError(`${candidate} is still read_only after promotion.`);
-        const semi = await readSemiSyncMaster(s);
-        if (c.failover.semiSync && (!semi.enabled || semi.waitPoint !== 'AFTER_SYNC')) {
-          throw new PromotionFailedError(
-            `${candidate} promoted but semi-sync is not as the policy says: enabled=${semi.enabled}, wait point ${semi.waitPoint} (want AFTER_SYNC).`,
-          );
-        }
-        const gtid = await readGtid(s);
-        return {
-          detail: {
-            gtidBinlogPos: gtid.binlog,
-            semiSync: { policy: c.failover.semiSync, enabled: semi.enabled, waitPoint: semi.waitPoint },
-          },
-        };
-      },
-    );
-    return { ...promoted, detail: { ...promoted.detail, lastFenceCheck: oldPrimary } };
+    const lastFenceCheck = await confirmOldPrimaryFenced(rt, ctx, c, logins);
+    return onNode(n.id, n, logins.admin, timeouts(c), 'PromoteCandidate', async (s): Promise<StepOutcome> => {
+      const repl = await readReplication(s);
+      const [ro] = await s.query<{ ro: number }>('SELECT @@read_only AS ro');
+      if (!repl && Number(ro?.ro) === 0) return { result: 'skipped', detail: { alreadyPrimary: true } };
+      await promoteToPrimary(s, {
+        semiSync: c.failover.semiSync,
+        semiSyncTimeoutMs: c.failover.semiSyncTimeoutMs,
+      });
+      const [check] = await s.query<{ ro: number }>('SELECT @@read_only AS ro');
+      if (Number(check?.ro) !== 0)
+        throw new PromotionFailedError(`${candidate} is still read_only after promotion.`);
+      const semi = await readSemiSyncMaster(s);
+      if (c.failover.semiSync && (!semi.enabled || semi.waitPoint !== 'AFTER_SYNC')) {
+        throw new PromotionFailedError(
+          `${candidate} promoted but semi-sync is not as the policy says: enabled=${semi.enabled}, wait point ${semi.waitPoint} (want AFTER_SYNC).`,
+        );
+      }
+      const gtid = await readGtid(s);
+      return {
+        detail: {
+          gtidBinlogPos: gtid.binlog,
+          semiSync: { policy: c.failover.semiSync, enabled: semi.enabled, waitPoint: semi.waitPoint },
+        },
+      };
+    }).then((o) => ({ ...o, detail: { ...o.detail, lastFenceCheck } }));
   });
   return ctx;
 }
