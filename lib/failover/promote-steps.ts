@@ -11,6 +11,7 @@ import { describeGtidRanges, gtidMissing } from '../core/gtid.ts';
 import { describeError, PromotionFailedError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
 import { type FailoverContext, node, requireCandidate, timeouts } from './context.ts';
+import { confirmOldPrimaryFenced } from './fence-old-primary.ts';
 import { type StepOutcome, step } from './step-runner.ts';
 
 /** PromoteCandidate: resets replication, enables semi-sync per policy, makes it writable. */
@@ -18,6 +19,8 @@ export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promi
   const candidate = requireCandidate(ctx);
   await step(rt, ctx, 'PromoteCandidate', async (c, logins) => {
     const n = node(c, candidate);
+    // Never two writable nodes: the old primary is fenced (again) before this one can take writes.
+    const lastFenceCheck = await confirmOldPrimaryFenced(rt, ctx, c, logins);
     return onNode(n.id, n, logins.admin, timeouts(c), 'PromoteCandidate', async (s): Promise<StepOutcome> => {
       const repl = await readReplication(s);
       const [ro] = await s.query<{ ro: number }>('SELECT @@read_only AS ro');
@@ -64,7 +67,7 @@ export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promi
           },
         },
       };
-    });
+    }).then((o) => ({ ...o, detail: { ...o.detail, lastFenceCheck } }));
   });
   return ctx;
 }

@@ -32,7 +32,8 @@
  *                                           block start ^   (last poll that saw the VIP on the old primary)
  */
 import {
-  fenceNode,
+  applyReadOnly,
+  killClientSessions,
   onNode,
   readGtid,
   readReplication,
@@ -280,6 +281,9 @@ export async function preCheckSwitchover(rt: Runtime, ctx: SwitchoverContext): P
   };
 }
 
+/** How long commits in flight on the old primary may take before their sessions are killed. */
+const READ_ONLY_WAIT_MS = 2000;
+
 /**
  * BlockWrites (writes branch, parallel to SwitchoverMoveVip): waits until the provider shows the
  * VIP off the old primary, then read_only on it, a short grace, and its client sessions end.
@@ -291,12 +295,13 @@ export async function blockWrites(rt: Runtime, ctx: SwitchoverContext): Promise<
     const vip = await waitVipOffOldPrimary(rt, ctx, c);
     const n = node(c, ctx.failedPrimary);
     return onNode(n.id, n, logins.admin, timeouts(c), 'BlockWrites', async (s): Promise<StepOutcome> => {
-      // SET GLOBAL read_only waits for open transactions and locks; never wait long for one.
-      await s.execute('SET SESSION lock_wait_timeout = 2');
+      // The failover's fencing rule: read_only never waits behind a commit (one waiting for a
+      // semi-sync ACK that never comes would be acknowledged at the timeout); commits in flight
+      // get READ_ONLY_WAIT_MS to finish, then their sessions are killed until it applies.
       const blockedAt = rt.now();
-      await s.execute('SET GLOBAL read_only = ON');
+      const ro = await applyReadOnly(s, { graceMs: READ_ONLY_WAIT_MS, budgetMs: READ_ONLY_WAIT_MS + 1000 });
       await sleep(ctx.limits.graceMs);
-      const { killed } = await fenceNode(s, logins.admin.user);
+      const killed = ro.killed + (await killClientSessions(s));
       const gtid = await readGtid(s);
       // Before the VIP left, clients could write; after, they could not, whatever read_only said.
       const vipLeftBy = vip.polls === 0 ? blockedAt : (vip.lastSeenOnOldAt ?? ctx.preCheckedAt ?? blockedAt);
