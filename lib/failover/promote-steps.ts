@@ -28,7 +28,7 @@ export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promi
       const attachable = c.failover.semiSync ? await replicasToAttach(rt, c, ctx, candidate) : [];
       const semiSync = c.failover.semiSync && attachable.length > 0;
       // Irreversible: re-check the claim right before it (a cleanup may have revoked it meanwhile).
-      await assertClaim(rt, ctx, 'PromoteCandidate');
+      await assertClaim(rt, ctx, 'PromoteCandidate:promote');
       await promoteToPrimary(s, {
         semiSync,
         semiSyncTimeoutMs: c.failover.semiSyncTimeoutMs,
@@ -181,7 +181,7 @@ export async function moveVip(rt: Runtime, ctx: FailoverContext): Promise<Failov
     // Also when FenceOldPrimary moved it already: the move is a verified no-op then.
     const mover = await rt.vipMover(c);
     if (!mover) return { result: 'skipped', detail: { skipped: 'vip.provider is none' } };
-    await assertClaim(rt, ctx, 'MoveVip');
+    await assertClaim(rt, ctx, 'MoveVip:move');
     const t0 = rt.now();
     const verifyMs = c.vip.provider === 'none' ? 0 : c.vip.verifyTimeoutMs;
     const r = await mover.moveTo(candidate, {

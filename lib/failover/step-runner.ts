@@ -41,6 +41,23 @@ export async function assertClaim(
       { cluster: ctx.cluster, epoch: ctx.epoch, revokedAt: p.revokedAt },
     );
   }
+  await testPauseAfterClaim(rt, ctx, what);
+}
+
+/**
+ * Fault injection for the timeline tests, inert unless FAILOVER_TEST_PAUSE_AFTER_CLAIM is set
+ * (`<what>=<ms>`, e.g. `PromoteCandidate:promote=8000`): the step pauses right after its claim check
+ * passed, so a test can end the execution while the step is in flight (test/timelines/
+ * stopped-mid-step.test.ts). Like the local cloud's provider and DynamoDB faults; never set it
+ * in a deployment.
+ */
+async function testPauseAfterClaim(rt: Runtime, ctx: FailoverContext, what: string): Promise<void> {
+  const spec = process.env.FAILOVER_TEST_PAUSE_AFTER_CLAIM;
+  if (!spec) return;
+  const [step, ms] = spec.split('=');
+  if (step !== what || !Number(ms)) return;
+  rt.log({ level: 'warn', type: 'test-pause', step: what, ms: Number(ms), executionName: ctx.executionName });
+  await defaultSleep(Number(ms));
 }
 
 /**

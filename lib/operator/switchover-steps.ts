@@ -297,7 +297,7 @@ export async function blockWrites(rt: Runtime, ctx: SwitchoverContext): Promise<
     return onNode(n.id, n, logins.admin, timeouts(c), 'BlockWrites', async (s): Promise<StepOutcome> => {
       // SET GLOBAL read_only waits for open transactions and locks; never wait long for one.
       await s.execute('SET SESSION lock_wait_timeout = 2');
-      await assertClaim(rt, ctx, 'BlockWrites');
+      await assertClaim(rt, ctx, 'BlockWrites:read-only');
       const blockedAt = rt.now();
       await s.execute('SET GLOBAL read_only = ON');
       await sleep(ctx.limits.graceMs);
