@@ -49,16 +49,20 @@ describe('T4: an operator forces a failover (serverless invoke -f failover)', ()
     await m.stop();
     const before = await unchanged();
     expect(before.executions).toBe(0);
-    const cases: Array<[unknown, RegExp]> = [
-      [{ cluster: env.name, candidat: 'db2' }, /candidat/],
-      [{ cluster: env.name, ignoreLag: 'yes' }, /ignoreLag/],
-      [{ cluster: env.name, candidate: 'db9' }, /Node "db9" is not in cluster manualfo/],
-      [{ cluster: 'nope' }, /Unknown cluster "nope"/],
-      [{}, /cluster/],
+    const cases: Array<[unknown, string, RegExp]> = [
+      [{ cluster: env.name, candidat: 'db2' }, 'InvalidRequestError', /candidat/],
+      [{ cluster: env.name, ignoreLag: 'yes' }, 'InvalidRequestError', /ignoreLag/],
+      [
+        { cluster: env.name, candidate: 'db9' },
+        'InvalidRequestError',
+        /Node "db9" is not in cluster manualfo/,
+      ],
+      [{ cluster: 'nope' }, 'UnknownClusterError', /Unknown cluster "nope"/],
+      [{}, 'InvalidRequestError', /cluster/],
     ];
-    for (const [input, message] of cases) {
+    for (const [input, name, message] of cases) {
       await expect(failover(input), JSON.stringify(input)).rejects.toMatchObject({
-        name: 'InvalidRequestError',
+        name,
         message: expect.stringMatching(message),
       });
     }
@@ -73,8 +77,10 @@ describe('T4: an operator forces a failover (serverless invoke -f failover)', ()
 
   it('refuses the lagging replica without ignoreLag, saying why, and promotes it with ignoreLag', async () => {
     const c = env.cluster;
-    // The prober records db1's position and time while db2 receives nothing.
-    const m = env.startMonitor(40_000);
+    // The prober runs throughout, as in production: it records db1's position and time while db2
+    // receives nothing, then confirms the crash and starts the automatic failover, which vetoes
+    // db2 (T4) and blocks further automatic failovers.
+    const m = env.startMonitor(60_000);
     await c.query('db1', 'CREATE TABLE IF NOT EXISTS app.t_manual (id INT PRIMARY KEY)');
     await waitFor(
       async () => (await c.query('db2', "SHOW TABLES FROM app LIKE 't_manual'")).length === 1,
@@ -86,19 +92,36 @@ describe('T4: an operator forces a failover (serverless invoke -f failover)', ()
       await c.query('db1', 'INSERT INTO app.t_manual VALUES (?)', [i]);
       await sleep(300);
     }
-    // No automatic failover in this test: the prober stops before the crash.
-    await m.stop();
     await c.crash('db1');
+    await waitFor(
+      () => env.cloud.sfn.executions().some((e) => e.status !== 'RUNNING'),
+      40_000,
+      'the automatic failover to end',
+    );
+    await m.stop();
+    expect(env.cloud.sfn.executions()[0]?.status).toBe('FAILED');
     const before = await unchanged();
+    expect(before.primary).toBe('db1');
 
-    const refused = failover({ cluster: env.name });
-    await expect(refused).rejects.toMatchObject({
+    await expect(failover({ cluster: env.name })).rejects.toMatchObject({
       name: 'OperatorRefusedError',
-      message: expect.stringMatching(/db2: \d+\.\d s behind the primary as last seen.*"ignoreLag": true/s),
+      message: expect.stringMatching(/blocked until .*"ignoreBlock": true.*Nothing was changed/s),
+    });
+    await expect(failover({ cluster: env.name, ignoreBlock: true })).rejects.toMatchObject({
+      name: 'OperatorRefusedError',
+      message: expect.stringMatching(
+        /no replica can be promoted: .*db2: \d+\.\d s behind the primary as last seen.*"ignoreLag": true.*Nothing was changed/s,
+      ),
+    });
+    await expect(failover({ cluster: env.name, candidate: 'db2', ignoreBlock: true })).rejects.toMatchObject({
+      name: 'OperatorRefusedError',
+      message: expect.stringMatching(
+        /db2 cannot be promoted: .*behind the primary as last seen.*"ignoreLag": true/s,
+      ),
     });
     expect(await unchanged()).toEqual(before);
 
-    const r = await failover({ cluster: env.name, candidate: 'db2', ignoreLag: true });
+    const r = await failover({ cluster: env.name, candidate: 'db2', ignoreLag: true, ignoreBlock: true });
     expect(r.outcome, r.report).toBe('succeeded');
     expect(r.to).toBe('db2');
     expect(r.incidentId).toMatch(/^manual-manualfo-/);
