@@ -122,7 +122,7 @@ export async function inFlightFromHistory(d: ExecutionStatusChange, stopDate: nu
   } while (nextToken);
   const definition = (await sfn.send(new DescribeStateMachineCommand({ stateMachineArn: d.stateMachineArn })))
     .definition;
-  return inFlightOf(events, taskTimeouts(JSON.parse(definition ?? '{}')), stopDate);
+  return inFlightOf(events, taskTimeouts(JSON.parse(definition ?? '{}')), stopDate, d.status);
 }
 
 /** The pure part of inFlightFromHistory (exported for tests). */
@@ -130,27 +130,50 @@ export function inFlightOf(
   events: ReadonlyArray<{ type?: string; timestamp?: Date | number; [k: string]: unknown }>,
   timeouts: ReadonlyMap<string, number>,
   stopDate: number,
+  status: ExecutionStatusChange['status'] = 'ABORTED',
 ): InFlight {
   const at = (e: { timestamp?: Date | number }) =>
     e.timestamp instanceof Date ? e.timestamp.getTime() : Number(e.timestamp ?? 0) * 1000;
-  const open = new Map<string, { attemptStartedAt: number; unknownRetry: boolean }>();
+  const open = new Map<string, { attemptStartedAt: number; unknownRetry: boolean; failed: boolean }>();
   let lastTimedOut: number | undefined;
+  // Outside a Parallel or Map state, states run one at a time: entering one means the task before
+  // it is over (it exited, or its error was caught). Inside one, branches interleave: nothing is
+  // closed that way.
+  let nested = 0;
   for (const e of events) {
     const type = e.type ?? '';
     const name = (e.stateEnteredEventDetails as { name?: string } | undefined)?.name;
     const exited = (e.stateExitedEventDetails as { name?: string } | undefined)?.name;
-    if (type === 'TaskStateEntered' && name) open.set(name, { attemptStartedAt: at(e), unknownRetry: false });
+    if (type.endsWith('StateEntered') && nested === 0) open.clear();
+    if (type === 'ParallelStateEntered' || type === 'MapStateEntered') nested++;
+    else if ((type === 'ParallelStateExited' || type === 'MapStateExited') && nested > 0) nested--;
+    if (type === 'TaskStateEntered' && name)
+      open.set(name, { attemptStartedAt: at(e), unknownRetry: false, failed: false });
     else if (type === 'TaskStateExited' && exited) open.delete(exited);
     else if (ATTEMPT_STARTED.has(type)) {
       // Not tied to a state by name: a later attempt of any open state only moves bounds later.
       for (const o of open.values()) {
         o.attemptStartedAt = Math.max(o.attemptStartedAt, at(e));
         o.unknownRetry = false;
+        o.failed = false;
       }
     } else if (ATTEMPT_ENDED.has(type)) {
-      for (const o of open.values()) o.unknownRetry = true;
-      if (type === 'TaskTimedOut') lastTimedOut = at(e);
+      // A task timeout: its Lambda runs on a little (TaskTimedOut; States.Timeout locally).
+      const timedOut =
+        type === 'TaskTimedOut' ||
+        (e.taskFailedEventDetails as { error?: string } | undefined)?.error === 'States.Timeout';
+      for (const o of open.values()) {
+        o.unknownRetry = true;
+        o.failed = !timedOut;
+      }
+      if (timedOut) lastTimedOut = at(e);
     }
+  }
+  // An execution that FAILED on the error of its only open task: that task's Lambda returned it
+  // (a failed state has no TaskStateExited). With several open (Parallel) the error may be
+  // another's: all stay in flight.
+  if (status === 'FAILED' && open.size === 1) {
+    for (const [name, o] of open) if (o.failed) open.delete(name);
   }
   const states = [...open].map(([name, o]) => ({
     name,

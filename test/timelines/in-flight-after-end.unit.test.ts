@@ -280,6 +280,50 @@ describe('the in-flight bound from the execution history', () => {
     );
   });
 
+  it('counts a task that failed the execution as over, and one that failed before a stop as maybe retried', () => {
+    const failed = { type: 'TaskFailed', timestamp: new Date(5000) };
+    expect(inFlightOf([entered('PromoteCandidate', 1000), failed], timeouts, 6000, 'FAILED').until).toBe(
+      6000,
+    );
+    expect(inFlightOf([entered('PromoteCandidate', 1000), failed], timeouts, 6000, 'ABORTED').until).toBe(
+      6000 + 60_000 + TASK_OVERRUN_MARGIN_MS,
+    );
+    // Two open (Parallel branches): the error may be the other's.
+    const parallel = {
+      type: 'ParallelStateEntered',
+      timestamp: new Date(400),
+      stateEnteredEventDetails: { name: 'P' },
+    };
+    const two = [parallel, entered('MoveVip', 500), entered('PromoteCandidate', 1000), failed];
+    expect(inFlightOf(two, timeouts, 6000, 'FAILED').until).toBe(6000 + 120_000 + TASK_OVERRUN_MARGIN_MS);
+  });
+
+  it('closes a caught task when the next state is entered, outside a Parallel state only', () => {
+    const failed = { type: 'TaskFailed', timestamp: new Date(2000) };
+    const caught = [entered('MoveVip', 500), failed, entered('PromoteCandidate', 3000)];
+    expect(inFlightOf(caught, timeouts, 4000).states.map((s) => s.name)).toEqual(['PromoteCandidate']);
+    const timedOut = {
+      type: 'TaskFailed',
+      timestamp: new Date(2000),
+      taskFailedEventDetails: { error: 'States.Timeout' },
+    };
+    const late = inFlightOf(
+      [
+        entered('MoveVip', 500),
+        timedOut,
+        entered('PromoteCandidate', 3000),
+        {
+          type: 'TaskStateExited',
+          timestamp: new Date(3100),
+          stateExitedEventDetails: { name: 'PromoteCandidate' },
+        },
+      ],
+      timeouts,
+      4000,
+    );
+    expect(late.until).toBe(2000 + TASK_OVERRUN_MARGIN_MS); // the timed-out MoveVip's Lambda may run on
+  });
+
   it('needs no wait when no task is open', () => {
     expect(inFlightOf([entered('MoveVip', 0), exited('MoveVip', 500)], timeouts, 3000).until).toBe(3000);
   });
