@@ -5,7 +5,14 @@ import type { FailoverRecord } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
 import { restartFrozenReplicas } from './catch-up-candidate.ts';
 import { type FailoverContext, node, requireCandidate, timeouts } from './context.ts';
-import { publishEvent, runHook, type StepOutcome, step } from './step-runner.ts';
+import {
+  publishEvent,
+  revokeAndSettle,
+  runHook,
+  type StepOutcome,
+  step,
+  TASK_OVERRUN_MARGIN_MS,
+} from './step-runner.ts';
 
 /**
  * CompleteFailover: the new primary becomes the truth; the anti-flap block starts; the post
@@ -97,6 +104,7 @@ export async function completeFailover(rt: Runtime, ctx: FailoverContext): Promi
 export async function failoverFailed(
   rt: Runtime,
   ctx: FailoverContext & { error?: { Error?: string; Cause?: string } },
+  opts: CleanupOptions = {},
 ): Promise<FailoverContext> {
   const c = rt.cluster(ctx.cluster);
   const now = rt.now();
@@ -114,6 +122,10 @@ export async function failoverFailed(
   let ending = '';
   let candidate = ctx.candidate;
   if (typeof ctx.epoch === 'number') {
+    const before = await rt.store.getFailover(ctx.cluster, ctx.epoch);
+    if (before && before.status !== 'running') return ctx;
+    // Revoke the claim, wait out the tasks in flight, and only then decide (execution-ended.ts).
+    if (!(await revokeAndSettle(rt, ctx, settleDeadline(rt, error, opts), opts.sleep))) return ctx;
     const record = await rt.store.getFailover(ctx.cluster, ctx.epoch);
     if (record && record.status !== 'running') return ctx;
     const state = await rt.store.getClusterState(ctx.cluster);
@@ -159,6 +171,26 @@ export async function failoverFailed(
   });
   await publishEvent(rt, 'MySQL Failover Failed', { ...ctx, ...(candidate ? { candidate } : {}) }, { error });
   return ctx;
+}
+
+/** How a cleanup learns when the tasks still in flight are over (see execution-ended.ts). */
+export interface CleanupOptions {
+  /**
+   * Epoch ms when every task of the execution that may still run is over. The execution status
+   * rule computes it from the execution history; a Catch target (the failing task returned)
+   * leaves it out.
+   */
+  inFlightUntil?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * When the cleanup may decide: `opts.inFlightUntil`, or, as a Catch target, now, except after a
+ * task timeout (States.Timeout), whose Lambda may run a little longer than its Task state.
+ */
+export function settleDeadline(rt: Runtime, error: { name: string }, opts: CleanupOptions): number {
+  if (opts.inFlightUntil !== undefined) return opts.inFlightUntil;
+  return rt.now() + (error.name === 'States.Timeout' ? TASK_OVERRUN_MARGIN_MS : 0);
 }
 
 /** The elected candidate as the audit record has it (ElectCandidate or SwitchoverPreCheck). */
