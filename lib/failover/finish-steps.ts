@@ -302,7 +302,8 @@ export async function restartFrozenIo(
       nodes: frozen.map((nodeId) => ({ nodeId, error: describeError(err).message })),
     }),
   );
-  if ('skipped' in r) return { restarted: [], failed: [] };
+  if ('skipped' in r)
+    return { restarted: [], failed: frozen.map((nodeId) => ({ nodeId, error: r.skipped })) };
   return {
     restarted: r.nodes
       .filter((n) => n.action === 'restarted' || n.action === 'repointed')

@@ -25,6 +25,7 @@ import {
 } from '../../lib/failover/steps.ts';
 import type { SwitchoverContext } from '../../lib/operator/switchover-steps.ts';
 import { createRuntime, type Runtime } from '../../lib/runtime.ts';
+import { writeConfigFile } from '../support/config-file.ts';
 import { FakeVipMover } from '../support/fake-vip-mover.ts';
 import { InMemoryStateStore } from '../support/in-memory-state-store.ts';
 import { seedClusterState } from '../support/seed-state.ts';
@@ -60,7 +61,7 @@ function runtime(
     ],
   };
   const rt = createRuntime(
-    { FAILOVER_CONFIG: JSON.stringify(config), UNIT_ADMIN_PW: 'admin-pw', UNIT_REPL_PW: 'repl-pw' },
+    { FAILOVER_CONFIG_FILE: writeConfigFile(config), UNIT_ADMIN_PW: 'admin-pw', UNIT_REPL_PW: 'repl-pw' },
     { store, notifier: { notify: async (n) => void notes.push(n) }, log: () => {} },
   );
   return {

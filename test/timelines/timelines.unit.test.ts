@@ -4,9 +4,6 @@
  * VipMover stand in for DynamoDB and the provider, the local Step Functions endpoint runs tiny
  * definitions. The live tests beside this file run the same timelines against real mariadbd.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { SFNClient, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { matchesPattern } from '../../infra/local-cloud/eventbridge-emulator.ts';
@@ -22,6 +19,7 @@ import { StateStoreUnavailableError } from '../../lib/errors.ts';
 import { executionEnded } from '../../lib/failover/execution-ended.ts';
 import { beginFailover, type FailoverContext, failoverFailed } from '../../lib/failover/steps.ts';
 import { createRuntime, type Runtime } from '../../lib/runtime.ts';
+import { writeConfigFile } from '../support/config-file.ts';
 import { FakeVipMover } from '../support/fake-vip-mover.ts';
 import { InMemoryStateStore } from '../support/in-memory-state-store.ts';
 import { seedClusterState } from '../support/seed-state.ts';
@@ -144,6 +142,8 @@ describe('T3: a failure after promotion', () => {
     const rt = runtime(store, mover, notes);
     const ctx = await claimed(store, rt, 'unit-failover-e1', [
       { name: 'ElectCandidate', result: 'ok', detail: { candidate: 'db2' } },
+      // The freeze records the IO threads it stopped: only those are restarted.
+      { name: 'FenceOldPrimary', result: 'ok', detail: { freeze: { frozen: ['db2', 'db3'] } } },
       { name: 'CatchUpCandidate', result: 'error' },
     ]);
     await failoverFailed(rt, { ...ctx, error: { Error: 'RelayLogTimeoutError', Cause: 'slow' } });
@@ -462,13 +462,3 @@ describe('T6: DynamoDB errors at the adapter boundary', () => {
     );
   });
 });
-
-/** The config as the functions read it: a file named by FAILOVER_CONFIG_FILE. */
-const configDir = mkdtempSync(join(tmpdir(), 'timelines-unit-'));
-afterAll(() => rmSync(configDir, { recursive: true, force: true }));
-let configFiles = 0;
-function writeConfigFile(config: unknown): string {
-  const file = join(configDir, `clusters-${++configFiles}.json`);
-  writeFileSync(file, JSON.stringify(config));
-  return file;
-}
