@@ -8,7 +8,12 @@
  *   1. FailoverFailed itself fails (every read of the failover record answers HTTP 500): the
  *      execution ends FAILED without its cleanup.
  *   2. After promotion, MoveVip hangs (EC2 never answers) until the execution times out: no
- *      Catch runs at all.
+ *      Catch runs at all. FenceOldPrimary took the VIP off db1 before the promotion, so once
+ *      PromoteCandidate completed the VIP is put back on db1 (as an operator or a stale script
+ *      would) and AssignPrivateIpAddresses hangs: MoveVip really has to move.
+ *
+ * executionEnded runs packaged, in its own process: its alerts reach the test as the JSON log
+ * lines the runtime forwards to onLog, after the state write they follow, so they are waited for.
  *
  * Must hold: cleanup runs however the execution ends: failoverInProgress is cleared, a promoted
  * candidate is rolled forward (the state names the writable node), and an operator is alerted.
@@ -21,6 +26,7 @@ import { type LocalCloud, startLocalCloud } from '../../infra/local-cloud/local-
 import { DynamoStateStore } from '../../lib/adapters/dynamodb-state-store.ts';
 import type { FailoverRequest } from '../../lib/failover/context.ts';
 import { createRuntime, resetRuntime } from '../../lib/runtime.ts';
+import { afterStep, putVipBackOn } from '../support/after-step.ts';
 import { seedClusterState } from '../support/seed-state.ts';
 import { startExecution } from '../support/start-execution.ts';
 import { waitFor } from '../support/wait-for.ts';
@@ -109,7 +115,20 @@ describe('T5: an execution that ends outside its Catch', () => {
     const state = await store.getClusterState(NAME);
     expect(state?.primaryId).toBe('db1'); // nothing was promoted
     expect(state?.lastFailover).toMatchObject({ epoch: 1, status: 'failed' });
-    expect(alerts().some((m) => m.includes('t5-failover-e1 ended FAILED outside its Catch'))).toBe(true);
+    await waitFor(
+      () => alerts().some((m) => m.includes('t5-failover-e1 ended FAILED outside its Catch')),
+      10_000,
+      'the cleanup to alert an operator',
+    );
+    // The rule's invocation of executionEnded returns after the alert it sends.
+    await waitFor(
+      () =>
+        lc()
+          .eventBridge.deliveries()
+          .some((d) => d.status !== 'pending'),
+      10_000,
+      'the rule delivery to end',
+    );
     const delivery = lc()
       .eventBridge.deliveries()
       .find((d) => d.status === 'ok');
@@ -118,12 +137,16 @@ describe('T5: an execution that ends outside its Catch', () => {
 
   it('rolls a promoted candidate forward when the execution times out in MoveVip (no Catch runs)', async () => {
     setMode('auto');
-    lc().faults.set('AssignPrivateIpAddresses', { hang: true });
+    const injected = afterStep(logs, 'PromoteCandidate', () => {
+      lc().faults.set('AssignPrivateIpAddresses', { hang: true });
+      putVipBackOn(lc(), 'db1');
+    });
     const epoch = (await store.getClusterState(NAME))?.epoch ?? 0;
     const name = `t5-failover-e${epoch + 1}`;
     await startExecution(lc().stateMachineArn, name, request(epoch, name));
     const arn = `${lc().stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
     const ended = await lc().sfn.waitForExecution(arn, 40_000);
+    await injected;
     expect(ended.status).toBe('TIMED_OUT');
     expect(ended.states.map((s) => s.name)).not.toContain('FailoverFailed');
     expect(ended.states.find((s) => s.name === 'PromoteCandidate')?.outcome).toBe('exited');
@@ -147,6 +170,11 @@ describe('T5: an execution that ends outside its Catch', () => {
     expect(state?.primaryId).toBe(writable[0]);
     expect(state?.needsRejoin).toContain('db1');
     expect(state?.lastFailover).toMatchObject({ epoch: epoch + 1, status: 'failed', to: writable[0] });
+    await waitFor(
+      () => alerts().some((m) => m.includes(`${name} ended TIMED_OUT outside its Catch`)),
+      10_000,
+      'the cleanup to alert an operator',
+    );
     const alert = alerts().find((m) => m.includes(`${name} ended TIMED_OUT outside its Catch`));
     expect(alert).toContain('ROLLED FORWARD');
     expect(alert).toContain('still on db1');

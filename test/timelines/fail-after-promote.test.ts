@@ -1,8 +1,10 @@
 /**
  * T3 · failure after promotion, live: a real 3-node MariaDB cluster, the health check, the
  * packaged failover state machine on the local Step Functions endpoint, the EC2 emulator.
- * db1 is killed; EC2 refuses every AssignPrivateIpAddresses (injected), so MoveVip fails
- * terminally AFTER PromoteCandidate made the candidate writable.
+ * db1 is killed. FenceOldPrimary takes the VIP off it before anything is promoted, so the fault
+ * lands once PromoteCandidate made the candidate writable: the VIP is found back on db1 (an
+ * operator or a stale script put it there) and EC2 refuses every AssignPrivateIpAddresses
+ * (injected), so MoveVip really has to move and fails terminally AFTER the promotion.
  *
  * Must hold: the state table never names a node as primary while another node is the writable
  * one. The failover rolls forward: the candidate is the recorded primary, db1 needs rejoin and
@@ -16,6 +18,7 @@ import type { DynamoRequestMatcher } from '../../infra/local-cloud/dynamo-fault-
 import { runSwitchover } from '../../lib/operator/switchover.ts';
 import { getRuntime } from '../../lib/runtime.ts';
 import { type LiveEnv, type RunningMonitor, startLiveEnv } from '../health/live-env.ts';
+import { afterStep, putVipBackOn } from '../support/after-step.ts';
 import { seedClusterState } from '../support/seed-state.ts';
 import { waitFor } from '../support/wait-for.ts';
 
@@ -39,12 +42,15 @@ describe('T3: a failure after promotion', () => {
   });
 
   it('records the promoted candidate as the primary when MoveVip is refused, and keeps the old primary fenced', async () => {
-    env.cloud.faults.set('AssignPrivateIpAddresses', {
-      permanentError: {
-        code: 'UnauthorizedOperation',
-        message: 'You are not authorized to perform this operation.',
-        status: 403,
-      },
+    const injected = afterStep(env.logs, 'PromoteCandidate', () => {
+      env.cloud.faults.set('AssignPrivateIpAddresses', {
+        permanentError: {
+          code: 'UnauthorizedOperation',
+          message: 'You are not authorized to perform this operation.',
+          status: 403,
+        },
+      });
+      putVipBackOn(env.cloud, 'db1');
     });
     await env.cluster.crash('db1');
     await waitFor(
@@ -52,11 +58,17 @@ describe('T3: a failure after promotion', () => {
       60_000,
       'the failover to end',
     );
+    await injected;
     const [execution] = env.cloud.sfn.executions();
     expect(execution?.status).toBe('FAILED');
     const path = execution?.states.map((s) => `${s.name}:${s.outcome}`) ?? [];
     expect(path).toContain('PromoteCandidate:exited');
     expect(path).toContain('MoveVip:caught');
+    // MoveVip was refused by EC2 (not a no-op): the failure came after the promotion.
+    const record1 = await env.store.getFailover(env.name, 1);
+    const moveVip = record1?.steps.find((s) => s.name === 'MoveVip');
+    expect(moveVip?.result).toBe('error');
+    expect(JSON.stringify(moveVip?.error)).toContain('UnauthorizedOperation');
 
     // Exactly one writable node, and it is the one the state table names.
     const survivors = ['db2', 'db3'];

@@ -4,8 +4,9 @@
  * ABORTED and leaves the running task's Lambda running, as the service does) and the packaged
  * EventBridge rule delivering the status change to executionEnded.
  *
- * The promotion pauses right after its claim re-check passed (FAILOVER_TEST_PAUSE_AFTER_CLAIM),
- * and the execution is stopped during the pause: the promotion lands about 8 s after the stop.
+ * The promotion pauses right after its claim re-check passed (FAILOVER_TEST_PAUSE_AFTER_CLAIM,
+ * handed to the packaged functions' own processes through the local cloud's `lambda.env`, as a
+ * deployment's environment would reach them), and the execution is stopped during the pause: the promotion lands about 8 s after the stop.
  * A cleanup that decided at once would find the candidate read-only, record "nothing promoted"
  * (failover) or undo the switchover (VIP back, old primary writable again), and the late
  * promotion would then leave a writable node the state does not name (failover) or two writable
@@ -14,7 +15,7 @@
  * Must hold: exactly one writable node, named by the state; for the switchover the VIP on it.
  */
 import { SFNClient, StopExecutionCommand } from '@aws-sdk/client-sfn';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { plain as switchover } from '../../functions/switchover.ts';
 import { type MariaDbCluster, startCluster } from '../../infra/cluster/mariadb-cluster.ts';
 import { type LocalCloud, startLocalCloud } from '../../infra/local-cloud/local-cloud.ts';
@@ -63,6 +64,7 @@ describe('T5: an execution stopped while its promotion is in flight', () => {
       clusterName: name,
       schedule: false,
       clusterOverrides: { failover: { blockPeriodSeconds: 0 }, ...overrides },
+      lambda: { env: { FAILOVER_TEST_PAUSE_AFTER_CLAIM: PAUSE } },
       onLog: (e) => logs.push(e),
     });
     const store = new DynamoStateStore(cloud.tableName);
@@ -71,21 +73,15 @@ describe('T5: an execution stopped while its promotion is in flight', () => {
   }
 
   afterEach(async () => {
-    delete process.env.FAILOVER_TEST_PAUSE_AFTER_CLAIM;
     await cloud?.stop();
     await cluster?.destroy();
     cloud = undefined;
     cluster = undefined;
   });
-  afterAll(() => {
-    delete process.env.FAILOVER_TEST_PAUSE_AFTER_CLAIM;
-  });
-
   it('failover: the cleanup waits out the in-flight PromoteCandidate and rolls the late promotion forward', async () => {
     const NAME = 't5stop';
     const store = await start(NAME);
     await cluster!.crash('db1');
-    process.env.FAILOVER_TEST_PAUSE_AFTER_CLAIM = PAUSE;
     const name = `${NAME}-failover-e1`;
     const request: FailoverRequest = {
       cluster: NAME,
@@ -101,9 +97,10 @@ describe('T5: an execution stopped while its promotion is in flight', () => {
     expect(ended.status).toBe('ABORTED');
     expect(ended.states.find((s) => s.name === 'PromoteCandidate')?.outcome).not.toBe('exited');
     // The claim is revoked at once; the decision waits for the promotion's Lambda to be over.
+    // (executionEnded cold-starts packaged in its own process: about 3 s here, more under load.)
     await waitFor(
       async () => (await store.getClusterState(NAME))?.failoverInProgress?.revokedAt !== undefined,
-      10_000,
+      30_000,
       'the cleanup to revoke the claim',
     );
 
@@ -130,7 +127,6 @@ describe('T5: an execution stopped while its promotion is in flight', () => {
   it('switchover: a stop during the promotion ends with writes on exactly one node, named by the state, the VIP on it', async () => {
     const NAME = 't5swstop';
     const store = await start(NAME);
-    process.env.FAILOVER_TEST_PAUSE_AFTER_CLAIM = PAUSE;
     const name = `${NAME}-switchover-e1`;
     const machine = cloud!.stateMachineArns.SwitchoverStateMachine!;
     const result = switchover({ cluster: NAME, candidate: 'db2' });
