@@ -101,9 +101,20 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
       const first = await Promise.race([sqlFence, speculative.then(() => 'moved' as const)]);
       if (first === 'moved') {
         const moved = await speculative;
+        // The step still waits for the SQL attempt to end (it is bounded by the connect timeout
+        // and the fence budget): a node that was only slow, not hung, may be alive and committing
+        // for direct clients while the survivors are frozen; its commits wait for an ACK that no
+        // longer comes, and the fence must kill them before the semi-sync timeout acknowledges
+        // them. Returning earlier would leave that fence to run in a Lambda frozen between
+        // invocations.
+        const late = await sqlFence;
         return withFreeze({
           detail: {
-            sqlFence: 'no answer before the VIP move was verified',
+            ...(late.ok
+              ? { readOnly: true, killedSessions: late.killed, fenceAttempts: late.attempts }
+              : {
+                  sqlFence: `no answer before the VIP move was verified (${describeError(late.err, [logins.admin.password]).message})`,
+                }),
             vipTakenFrom: ctx.failedPrimary,
             vipHolder: moved?.holder,
             vipMs: moved?.ms,
