@@ -31,6 +31,9 @@ export async function plain(
               owner: r.owner,
               at: r.startedAt,
               ms: r.endedAt - r.startedAt,
+              // The slowest node's probe (connect + queries): the rest of the round is analysis,
+              // fencing checks and state writes.
+              probeMs: r.snapshot.nodes.reduce((m, n) => Math.max(m, n.probeMs ?? 0), 0),
             }),
         }
       : {}),
