@@ -302,17 +302,27 @@ async function runScale(n: number, log: (line: string) => void): Promise<Trial> 
     writeFileSync(POINTS_FILE, `${JSON.stringify(points)}\n`);
     // Shards for 500: each shard may use half its CPU limit (headroom for a failover's quick
     // rounds and hand-overs), by a line fitted through the measured CPU per cluster count.
-    const cpuFit = fitRounds(points.map((p) => ({ clusters: p.clusters, ms: p.cpuUsedShare })));
+    // A point whose shard used (nearly) its whole limit is saturated: its CPU says nothing about
+    // what more clusters would need, so it stays out of the CPU fit.
+    const limit = cpuShare ?? memoryMb / MB_PER_VCPU;
+    const unsaturated = points.filter((p) => p.cpuUsedShare < 0.9 * limit);
+    const cpuFit = fitRounds(
+      (unsaturated.length > 0 ? unsaturated : points).map((p) => ({
+        clusters: p.clusters,
+        ms: p.cpuUsedShare,
+      })),
+    );
     const p50Fit = fitRounds(points.map((p) => ({ clusters: p.clusters, ms: p.roundP50Ms })));
     const p99Fit = fitRounds(points.map((p) => ({ clusters: p.clusters, ms: p.roundP99Ms })));
     let model500: Record<string, unknown>;
     try {
-      const budget = (cpuShare ?? memoryMb / MB_PER_VCPU) * CPU_UTILISATION;
+      const budget = limit * CPU_UTILISATION;
       const shardsFor = (c: number) => shardsNeeded(c, cpuFit, budget);
       const at500 = firstAndAdditional(profileBase, 500, shardsFor);
       const perShard = Math.ceil(500 / at500.shards);
       model500 = {
         fromPoints: points.map((p) => p.clusters),
+        cpuFitPoints: unsaturated.map((p) => p.clusters),
         cpuFit: {
           fixed: Number(cpuFit.fixedMs.toFixed(4)),
           perCluster: Number(cpuFit.perClusterMs.toFixed(5)),
