@@ -2,9 +2,11 @@ import middy from '@middy/core';
 import { getRuntime } from '../lib/runtime.ts';
 import { taskHandlers } from './tasks.ts';
 
-/** What a Task state sends: its own name (`$$.State.Name`) and its input. */
+/** What a Task state sends: its own name (`$$.State.Name`), its TimeoutSeconds and its input. */
 export interface TaskEvent {
   task: string;
+  /** The state's TimeoutSeconds: the task never outlives it (see {@link plain}). */
+  timeoutSeconds?: number;
   input: unknown;
 }
 
@@ -40,7 +42,29 @@ export async function plain(event: TaskEvent | PingEvent): Promise<unknown> {
     throw new TypeError(
       `failoverWorker: no Task state named '${String(event.task)}' (known: ${Object.keys(taskHandlers).join(', ')}); each Task state passes {"task": "<its state name>", "input.$": "$"}`,
     );
-  return run(event.input as never);
+  // One function serves every state, so its Lambda timeout (the longest state's) does not bound
+  // a task: Step Functions gives up on a state at its TimeoutSeconds, but the Lambda would keep
+  // running. The cleanup of an execution that ended (lib/failover/execution-ended.ts) waits until
+  // every open task is over, counting on each being dead by its state's TimeoutSeconds: end the
+  // process then (Lambda reports Runtime.ExitError and starts a fresh instance), as a per-state
+  // function would have been killed at its own timeout.
+  // Only inside a Lambda runtime (AWS, or the local packaged runtime): called in-process by a
+  // test, ending the process would end the test runner.
+  const limitS = event.timeoutSeconds;
+  const hardStop =
+    typeof limitS === 'number' && limitS > 0 && process.env.AWS_LAMBDA_RUNTIME_API
+      ? setTimeout(() => {
+          process.stderr.write(
+            `${JSON.stringify({ level: 'error', type: 'task-hard-stop', task: event.task, timeoutSeconds: limitS })}\n`,
+          );
+          process.exit(124);
+        }, limitS * 1000)
+      : undefined;
+  try {
+    return await run(event.input as never);
+  } finally {
+    if (hardStop) clearTimeout(hardStop);
+  }
 }
 
 export const handler = middy<TaskEvent | PingEvent, unknown>().handler((event) => plain(event));

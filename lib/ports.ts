@@ -63,7 +63,17 @@ export interface ClusterState {
     lagSeconds?: number | null;
   }>;
   counters: { probes: number; stateChanges: number; failovers: number; blockedFailovers: number };
-  failoverInProgress?: { epoch: number; executionName: string; startedAt: number; failedPrimary: string };
+  failoverInProgress?: {
+    epoch: number;
+    executionName: string;
+    startedAt: number;
+    failedPrimary: string;
+    /**
+     * Set by the cleanup (FailoverFailed, SwitchoverAborted, ExecutionEnded) before it decides
+     * anything: from then on no step of this execution makes an irreversible change.
+     */
+    revokedAt?: number;
+  };
   lastFailover?: {
     epoch: number;
     status: 'succeeded' | 'failed';
@@ -160,6 +170,12 @@ export interface StateStore {
     blockedUntil: number;
     error?: { name: string; message: string };
   }): Promise<void>;
+  /**
+   * Revokes the claim of `executionName` on epoch `epoch` (conditional: it still holds it); the
+   * claim stays in place until endFailover, but the irreversible steps refuse it from now on.
+   * True when the claim is revoked (now or before); false when the execution holds no claim.
+   */
+  revokeClaim(cluster: string, epoch: number, executionName: string, now: number): Promise<boolean>;
   setBlockedUntil(cluster: string, blockedUntil: number | null): Promise<void>;
   /**
    * Removes the anti-flap block only if the state is still what the caller read: the same epoch,

@@ -611,6 +611,23 @@ export class MariaDbCluster {
   }
 
   /**
+   * The quick-restart fault (issue 11, T2): kill -9, then start it again `afterMs` later as
+   * mysqld_safe or systemd would, with its config's read_only=OFF (or `readOnly: true`, as with
+   * read_only=ON in its my.cnf). Resolves when it answers again; `restartedAt` is when it did.
+   */
+  async crashThenRestart(
+    id: string,
+    afterMs: number,
+    opts: { readOnly?: boolean } = {},
+  ): Promise<{ crashedAt: number; restartedAt: number }> {
+    await this.crash(id);
+    const crashedAt = Date.now();
+    await sleep(Math.max(0, afterMs));
+    await this.restart(id, opts.readOnly ? { readOnly: true } : undefined);
+    return { crashedAt, restartedAt: Date.now() };
+  }
+
+  /**
    * Points `replicaId` at `primaryId` with the replication account (GTID slave_pos, 1 s connect
    * retry and heartbeat), starts it and sets read_only=ON on the replica (a replica must never
    * take writes: that is how errant GTIDs happen).

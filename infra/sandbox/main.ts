@@ -8,6 +8,7 @@ import { createServer, request } from 'node:http';
 import { join } from 'node:path';
 import { plain as acknowledge } from '../../functions/acknowledge.ts';
 import { plain as check } from '../../functions/check.ts';
+import { plain as failover } from '../../functions/failover.ts';
 import { plain as plan } from '../../functions/plan.ts';
 import { plain as rejoin } from '../../functions/rejoin.ts';
 import { plain as switchover } from '../../functions/switchover.ts';
@@ -28,6 +29,8 @@ const USAGE = `usage: npm start                      start the sandbox (Ctrl-C s
                                                    (--as-replica: --init-rpl-role=SLAVE, read-only: truncates
                                                    an unacknowledged semi-sync tail)
        npm run sandbox -- switchover [candidate]   planned switchover (the switchover state machine)
+       npm run sandbox -- failover [candidate] [--ignore-lag] [--ignore-block] [--force]
+                                                   manual failover of a failed primary (--force: a live one)
        npm run sandbox -- rejoin <node> [--rebuild]  bring a former primary back as a replica
        npm run sandbox -- check                    pre-flight check (grants, settings, VIP)
        npm run sandbox -- acknowledge              clear the anti-flap block
@@ -202,6 +205,17 @@ async function handleCommand(
       const r = await invoke(switchover, 'SwitchoverLambdaFunction', {
         cluster: 'sandbox',
         ...(args[0] ? { candidate: args[0] } : {}),
+      });
+      return `${r.report}\n`;
+    }
+    case 'failover': {
+      const candidate = args.find((a) => !a.startsWith('--'));
+      const r = await failover({
+        cluster: 'sandbox',
+        ...(candidate ? { candidate } : {}),
+        ...(args.includes('--ignore-lag') ? { ignoreLag: true } : {}),
+        ...(args.includes('--ignore-block') ? { ignoreBlock: true } : {}),
+        ...(args.includes('--force') ? { force: true } : {}),
       });
       return `${r.report}\n`;
     }

@@ -327,6 +327,28 @@ export class DynamoStateStore implements StateStore {
     );
   }
 
+  async revokeClaim(cluster: string, epoch: number, executionName: string, now: number): Promise<boolean> {
+    try {
+      await guard(
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: pk(cluster), sk: 'STATE' },
+            // A revoke that already landed keeps its time: the cleanup's wait counts from the first.
+            UpdateExpression:
+              'SET failoverInProgress.revokedAt = if_not_exists(failoverInProgress.revokedAt, :now)',
+            ConditionExpression: 'failoverInProgress.epoch = :e AND failoverInProgress.executionName = :n',
+            ExpressionAttributeValues: { ':e': epoch, ':n': executionName, ':now': now },
+          }),
+        ),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
+  }
+
   async setBlockedUntil(cluster: string, blockedUntil: number | null): Promise<void> {
     await guard(
       this.doc.send(

@@ -1,14 +1,27 @@
-import { catchUpFrom, onNode, readGtid, readReplication, waitForGtid } from '../adapters/mysql/admin.ts';
+import {
+  catchUpFrom,
+  freezeReplicationIo,
+  isReadOnly,
+  onNode,
+  readGtid,
+  readReplication,
+  restartReplicationIo,
+  stopReplicationIo,
+  waitForGtid,
+} from '../adapters/mysql/admin.ts';
+import type { Login } from '../adapters/mysql/connection.ts';
 import { probeNode } from '../adapters/mysql/probe.ts';
+import type { ClusterConfig } from '../config/schema.ts';
 import { replicasAheadOf } from '../core/elect-candidate.ts';
 import { describeGtidRanges, gtidContains, maxGtid } from '../core/gtid.ts';
 import type { ClusterSnapshot, NodeProbe } from '../core/types.ts';
-import { CatchUpFailedError, RelayLogTimeoutError } from '../errors.ts';
+import { CatchUpFailedError, describeError, RelayLogTimeoutError } from '../errors.ts';
+import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
 import { type FailoverContext, node, requireCandidate, timeouts } from './context.ts';
 import { step } from './step-runner.ts';
 /**
- * CatchUpCandidate: stops the candidate's IO thread (its source is gone) and waits until the
+ * CatchUpCandidate (runs after FenceOldPrimary): stops the candidate's IO thread (its source is gone) and waits until the
  * SQL thread has applied everything received, so nothing acknowledged is left in a relay log.
  * Then, when another surviving replica received transactions the candidate lacks (the rules
  * chose a less advanced node), the candidate replicates from that replica up to its received
@@ -21,26 +34,13 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
     const n = node(c, candidate);
     const t = timeouts(c);
     const timeoutS = c.failover.relayLogTimeoutSeconds;
-    // Freeze what every survivor has received, all at once: STOP SLAVE IO_THREAD against a
-    // hung or cut-off source takes ~2 s (the thread sits in a socket read), so one at a time
-    // would cost 2 s per replica here and again in RepointReplicas. A source that comes back
-    // mid-failover can then no longer feed anyone.
-    const state0 = await rt.store.getClusterState(c.name);
-    const freeze = c.nodes.filter(
-      (x) => x.id !== ctx.failedPrimary && !(state0?.needsRejoin ?? []).includes(x.id),
-    );
-    await Promise.all(
-      freeze.map((x) =>
-        onNode(x.id, x, logins.admin, t, 'CatchUpCandidate', async (s) => {
-          if (await readReplication(s)) await s.execute('STOP SLAVE IO_THREAD', [], 10_000);
-        }).catch(() => undefined),
-      ),
-    );
+    // FenceOldPrimary froze the survivors already (concurrently with its VIP move); again here
+    // for a retried or hand-driven step: a stopped IO thread stops again at once.
+    const { state: state0 } = await freezeSurvivors(rt, c, logins.admin, ctx.failedPrimary);
     const own = await onNode(n.id, n, logins.admin, t, 'CatchUpCandidate', async (s) => {
-      const repl = await readReplication(s);
-      if (!repl) return undefined;
-      await s.execute('STOP SLAVE IO_THREAD', [], 10_000);
-      const after = (await readReplication(s)) ?? repl;
+      if (!(await stopReplicationIo(s))) return undefined;
+      const after = await readReplication(s);
+      if (!after) return undefined;
       if (!after.sqlRunning && after.lastSqlErrno === 0) await s.execute('START SLAVE SQL_THREAD');
       const target = after.gtidIoPos;
       const t0 = rt.now();
@@ -88,7 +88,7 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
       const t0 = rt.now();
       // The source applies what it received first: only its binlog can serve it.
       await onNode(src.id, src, logins.admin, t, 'CatchUpCandidate', async (s) => {
-        await s.execute('STOP SLAVE IO_THREAD', [], 10_000);
+        await stopReplicationIo(s);
         const r = await readReplication(s);
         if (r && !r.sqlRunning && r.lastSqlErrno === 0) await s.execute('START SLAVE SQL_THREAD');
         if (!(await waitForGtid(s, a.receivedGtid, timeoutS))) {
@@ -137,4 +137,97 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
     candidateGtid: String(detail.gtidCurrentPos ?? ctx.candidateGtid ?? ''),
     caughtUpFrom: ((detail.caughtUpFrom as Array<{ from: string }> | undefined) ?? []).map((x) => x.from),
   };
+}
+
+/**
+ * Freezes what every survivor (not the old primary, not a node awaiting rejoin) has received,
+ * all at once: STOP SLAVE IO_THREAD. Against a hung or cut-off source that takes up to ~2 s (the
+ * thread sits in a socket read), so one at a time would cost 2 s per replica. A source that
+ * comes back mid-failover can then no longer feed anyone, and no replica acknowledges its
+ * commits. Only ever after the old primary took the SQL fence or proved it does not answer
+ * (FenceOldPrimary): had it been alive and unfenced, its commits would wait for ACKs the frozen
+ * replicas never send, fall back to async at rpl_semi_sync_master_timeout and be acknowledged,
+ * lost to the new primary (T7). Idempotent; unreachable nodes are skipped (reported).
+ *
+ * @returns the state it read, and the nodes it froze.
+ */
+export async function freezeSurvivors(
+  rt: Runtime,
+  c: ClusterConfig,
+  admin: Login,
+  failedPrimary: string,
+): Promise<{ state: ClusterState | undefined; frozen: string[]; unreachable: string[] }> {
+  const state = await rt.store.getClusterState(c.name);
+  const t = timeouts(c);
+  const survivors = c.nodes.filter(
+    (x) => x.id !== failedPrimary && !(state?.needsRejoin ?? []).includes(x.id),
+  );
+  const done = await Promise.all(
+    survivors.map((x) =>
+      onNode(x.id, x, admin, t, 'FreezeSurvivors', freezeReplicationIo).then(
+        (r) => (r === 'stopped' ? x.id : undefined),
+        () => ({ unreachable: x.id }),
+      ),
+    ),
+  );
+  return {
+    state,
+    frozen: done.filter((d): d is string => typeof d === 'string'),
+    unreachable: done.flatMap((d) => (typeof d === 'object' ? [d.unreachable] : [])),
+  };
+}
+
+/**
+ * Undoes CatchUpCandidate's freeze when a failover ends without a promotion: every survivor
+ * (not the old primary, not a node awaiting rejoin) replicates from the old primary again with
+ * its IO thread running, so the cluster is as before the attempt (the old primary stays fenced:
+ * that is for an operator). Idempotent and safe to call however an execution ends: it does
+ * nothing when the candidate was promoted (writable, or no replication left), and reports per
+ * node instead of throwing.
+ *
+ * @returns what was done on each node, or `skipped` with the reason.
+ */
+export async function restartFrozenReplicas(
+  rt: Runtime,
+  ctx: Pick<FailoverContext, 'cluster' | 'failedPrimary' | 'candidate'>,
+  /** Only these nodes (the ones the freeze stopped); every survivor when absent. */
+  only?: readonly string[],
+): Promise<{ skipped: string } | { nodes: Array<{ nodeId: string; action?: string; error?: string }> }> {
+  const c = rt.cluster(ctx.cluster);
+  const logins = await rt.logins(c);
+  const t = timeouts(c);
+  const old = node(c, ctx.failedPrimary);
+  if (ctx.candidate) {
+    const cand = node(c, ctx.candidate);
+    const promoted = await onNode(cand.id, cand, logins.admin, t, 'RestartFrozenReplicas', async (s) => {
+      const repl = await readReplication(s);
+      return !repl || !(await isReadOnly(s));
+    }).catch(() => undefined);
+    if (promoted !== false) {
+      return {
+        skipped:
+          promoted === true
+            ? `${ctx.candidate} was promoted: its replicas follow it, not ${ctx.failedPrimary}`
+            : `${ctx.candidate} did not answer: cannot tell whether it was promoted`,
+      };
+    }
+  }
+  const state = await rt.store.getClusterState(c.name);
+  const rejoin = new Set(state?.needsRejoin ?? []);
+  const survivors = c.nodes.filter(
+    (x) => x.id !== ctx.failedPrimary && !rejoin.has(x.id) && (!only || only.includes(x.id)),
+  );
+  const nodes = await Promise.all(
+    survivors.map(async (x) => {
+      try {
+        const action = await onNode(x.id, x, logins.admin, t, 'RestartFrozenReplicas', (s) =>
+          restartReplicationIo(s, old, logins.replication),
+        );
+        return { nodeId: x.id, action };
+      } catch (err) {
+        return { nodeId: x.id, error: describeError(err, [logins.replication.password]).message };
+      }
+    }),
+  );
+  return { nodes };
 }

@@ -16,6 +16,8 @@ export interface FailoverRequest {
   ignoreBlock?: boolean;
   /** Manual requests may promote a candidate beyond failover.maxLagSeconds (the report still shows the lag). */
   ignoreLag?: boolean;
+  /** Manual requests may name the node to promote; ElectCandidate then vetoes every other one. */
+  requestedCandidate?: string;
   reason?: Record<string, unknown>;
 }
 

@@ -58,7 +58,19 @@ export async function electCandidateStep(rt: Runtime, ctx: FailoverContext): Pro
         );
       }
     }
-    const election = electCandidate(snapshot, policy, { ...facts, excluded });
+    // An operator's named candidate: every other survivor is out of the election (not of the
+    // catch-up below: the candidate still collects what they received).
+    const notRequested = ctx.requestedCandidate
+      ? Object.fromEntries(
+          survivors
+            .filter((n) => n.id !== ctx.requestedCandidate)
+            .map((n) => [n.id, `not the candidate the operator named (${ctx.requestedCandidate})`]),
+        )
+      : {};
+    const election = electCandidate(snapshot, policy, {
+      ...facts,
+      excluded: { ...notRequested, ...excluded },
+    });
     if (election.kind === 'veto') {
       const force = /\blag\b|behind the primary/.test(election.reason)
         ? ` To promote anyway, start the failover with "ignoreLag": true (plan with {"cluster":"${c.name}","ignoreLag":true} shows the candidate).`

@@ -1,21 +1,43 @@
-import { fenceNode, onNode } from '../adapters/mysql/admin.ts';
+import { fencePrimary, isReadOnly, onNode } from '../adapters/mysql/admin.ts';
+import type { Login } from '../adapters/mysql/connection.ts';
 import { createStonith } from '../adapters/stonith.ts';
-import { describeError, NodeUnreachableError } from '../errors.ts';
+import type { ClusterConfig } from '../config/schema.ts';
+import { describeError, NodeUnreachableError, PromotionFailedError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
+import { freezeSurvivors } from './catch-up-candidate.ts';
 import { type FailoverContext, node, requireCandidate, timeouts } from './context.ts';
 import { type StepOutcome, step } from './step-runner.ts';
 
 /** How long the SQL fence may take before the VIP is taken away concurrently. */
 const FENCE_HEAD_START_MS = 150;
+/** The SQL fence's own bound: read_only that never waits, sessions killed while it cannot apply. */
+const FENCE_BUDGET_MS = 2000;
 
 /**
- * FenceOldPrimary: if the old primary answers, make it read-only and end its client sessions.
- * If it does not, take the VIP from it now, before the candidate becomes writable: a hung
- * primary can resume (SIGCONT, a healed partition) with read_only=OFF and would take writes
- * through the VIP while the new primary does (orchestrator's two-primaries case). The VIP then
- * points at the still read-only candidate: clients get read-only errors until the promotion.
- * With failover.stonith.enabled, an old primary that did not take the SQL fence also has its
- * instance stopped through the cloud API (detail.stonith); a failed stop throws StonithFailedError.
+ * FenceOldPrimary, the first thing the failover does to any server: an old primary that is
+ * still alive must never see its replicas stop acknowledging while it can still commit (T7).
+ * Only once it took the SQL fence or lost the VIP are the survivors' IO threads frozen
+ * ({@link freezeSurvivors}); for a hung one (no answer within a short head start) the freeze
+ * runs concurrently with the VIP move: against a hung source each IO thread takes up to ~2 s
+ * to stop, and in sequence the two made the hang RTO.
+ * One rule, the same for failover and switchover:
+ * before a candidate becomes writable, the old primary is either SQL-fenced (read_only=ON
+ * applied, every client session killed: {@link fencePrimary}) or has lost the VIP (verified).
+ *
+ * - It answers: fenced. Commits waiting for a semi-sync ACK are killed, never acknowledged.
+ * - It does not (refused, timed out, the fence did not apply): the VIP is taken from it now and
+ *   moved to the still read-only candidate, whatever the reason. A refused (crashed) primary is
+ *   no exception: mysqld_safe or systemd can restart it within a second, writable, and it must
+ *   not hold the VIP then (T2). Past a short head start the move runs concurrently with the SQL
+ *   attempt, and the step ends as soon as the move is verified (a hung node's connect timeout
+ *   is not waited for unless STONITH needs its verdict).
+ * - With failover.stonith.enabled, a node that did not take the SQL fence also has its instance
+ *   stopped through the cloud API (detail.stonith); a failed stop throws StonithFailedError.
+ *
+ * What stays open without STONITH: a node that resumes or restarts later can take writes from
+ * clients connected to it directly (never through the VIP) until the health check fences it,
+ * which it does also while the failover runs; PromoteCandidate fences it once more right before
+ * the candidate becomes writable.
  */
 export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promise<FailoverContext> {
   const candidate = requireCandidate(ctx);
@@ -36,45 +58,80 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
       vipFenced = true;
       return moved;
     };
-    // The SQL fence answers in milliseconds from a live server and is refused at once by a
-    // crashed one; a hung or cut-off one costs the whole connect timeout. Past a short head
-    // start, take the VIP away concurrently instead of after that timeout: moving it to the
-    // still read-only candidate is safe whatever the SQL attempt then finds.
     const sqlFence = onNode(n.id, n, logins.admin, timeouts(c), 'FenceOldPrimary', (sess) =>
-      fenceNode(sess, logins.admin.user),
+      fencePrimary(sess, { graceMs: 0, budgetMs: FENCE_BUDGET_MS }),
     ).then(
-      (r) => ({ ok: true as const, killed: r.killed }),
+      (r) => ({ ok: true as const, killed: r.killed, attempts: r.attempts }),
       (err: unknown) => ({ ok: false as const, err }),
     );
     const headStart = await Promise.race([
       sqlFence,
       new Promise<'slow'>((res) => setTimeout(() => res('slow'), FENCE_HEAD_START_MS)),
     ]);
-    const speculative =
-      headStart === 'slow' && mover && c.vip.provider !== 'none' ? moveVipAway() : undefined;
+    // The survivors stop receiving from the old primary (the freeze) only once it took the SQL
+    // fence or lost the VIP, so that whatever it acknowledged until then reaches them: a crashed
+    // primary that mysqld_safe restarts writable while the VIP is still moving takes writes
+    // through it, and the replicas reconnect and receive them (T2). A hung one (no answer within
+    // the head start) is the exception: it cannot commit while frozen, and each IO thread takes
+    // up to ~2 s to stop against it, so that freeze runs concurrently with the VIP move.
+    let freeze: ReturnType<typeof freezeSurvivors> | undefined;
+    const startFreeze = () => {
+      if (ctx.kind !== 'failover') return undefined;
+      freeze ??= freezeSurvivors(rt, c, logins.admin, ctx.failedPrimary);
+      freeze.catch(() => undefined);
+      return freeze;
+    };
+    if (headStart === 'slow') startFreeze();
+    const withFreeze = async (o: StepOutcome): Promise<StepOutcome> => {
+      const running = startFreeze();
+      if (!running) return o;
+      const f = await running.then(
+        (r) => ({ frozen: r.frozen, ...(r.unreachable.length ? { unreachable: r.unreachable } : {}) }),
+        (err: unknown) => ({ error: describeError(err).message }),
+      );
+      return { ...o, detail: { ...o.detail, freeze: f } };
+    };
+    const stonithOn = ctx.kind === 'failover' && c.failover.stonith.enabled;
+    const speculative = headStart === 'slow' && mover ? moveVipAway() : undefined;
     // Do not leave a rejected speculative move unhandled while the SQL attempt finishes.
     speculative?.catch(() => undefined);
+    if (speculative && !stonithOn) {
+      // The VIP is off it once the move is verified: the SQL attempt's verdict changes nothing
+      // (a hung node costs its whole connect timeout), unless it already came back.
+      const first = await Promise.race([sqlFence, speculative.then(() => 'moved' as const)]);
+      if (first === 'moved') {
+        const moved = await speculative;
+        return withFreeze({
+          detail: {
+            sqlFence: 'no answer before the VIP move was verified',
+            vipTakenFrom: ctx.failedPrimary,
+            vipHolder: moved?.holder,
+            vipMs: moved?.ms,
+          },
+        });
+      }
+    }
     const sql = await sqlFence;
     if (sql.ok) {
       const moved = speculative ? await speculative : undefined;
-      return {
+      return withFreeze({
         detail: {
           readOnly: true,
           killedSessions: sql.killed,
+          fenceAttempts: sql.attempts,
           ...(moved ? { vipTakenFrom: ctx.failedPrimary, vipHolder: moved.holder, vipMs: moved.ms } : {}),
         },
-      };
+      });
     }
     // STONITH: whatever the SQL attempt found (hung, cut off, or refused by a crashed mariadbd on
     // a host that may restart it), a node that did not take the fence is stopped through the cloud
     // API before anyone is promoted, concurrently with the VIP move. A node that answered is fenced
     // by read_only and never stopped. A failed stop fails the step (StonithFailedError, terminal).
-    const stonith =
-      ctx.kind === 'failover' && c.failover.stonith.enabled
-        ? createStonith(c, rt.secrets, (e) => rt.log(e)).then((s) =>
-            s?.stop(ctx.failedPrimary, { deadline: Date.now() + c.failover.stonith.waitStoppedMs }),
-          )
-        : undefined;
+    const stonith = stonithOn
+      ? createStonith(c, rt.secrets, (e) => rt.log(e)).then((s) =>
+          s?.stop(ctx.failedPrimary, { deadline: Date.now() + c.failover.stonith.waitStoppedMs }),
+        )
+      : undefined;
     stonith?.catch(() => undefined);
     const withStonith = async (o: StepOutcome): Promise<StepOutcome> => {
       const s = await stonith;
@@ -89,30 +146,91 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
     const err = sql.err;
     const code = err instanceof NodeUnreachableError ? String(err.details.code ?? '') : '';
     const crashed = code === 'ECONNREFUSED';
-    const takeVip = ctx.kind === 'failover' && (c.failover.vipFenceWhenUnreachable === 'always' || !crashed);
-    const reason = describeError(err).message;
-    if (!takeVip) {
-      // Refused: the process is gone. It comes back only through a restart, and the VIP
-      // leaves it in MoveVip; the health check re-fences it if it returns writable.
-      const moved = speculative ? await speculative : undefined;
-      return withStonith({
-        result: 'skipped',
-        detail: { reachable: false, crashed, reason, ...(moved ? { vipHolder: moved.holder } : {}) },
-      });
-    }
+    const reason = describeError(err, [logins.admin.password]).message;
     if (!mover)
-      return withStonith({ result: 'skipped', detail: { reachable: false, crashed, reason, vip: 'none' } });
+      return withFreeze(
+        await withStonith({ result: 'skipped', detail: { reachable: false, crashed, reason, vip: 'none' } }),
+      );
     const moved = await (speculative ?? moveVipAway());
-    return withStonith({
-      detail: {
-        reachable: false,
-        crashed,
-        reason,
-        vipTakenFrom: ctx.failedPrimary,
-        vipHolder: moved?.holder,
-        vipMs: moved?.ms,
-      },
-    });
+    return withFreeze(
+      await withStonith({
+        detail: {
+          reachable: false,
+          crashed,
+          reason,
+          vipTakenFrom: ctx.failedPrimary,
+          vipHolder: moved?.holder,
+          vipMs: moved?.ms,
+        },
+      }),
+    );
   });
   return { ...ctx, vipFenced };
+}
+
+/** Connect timeout of the last check when the VIP is already off the old primary. */
+const LAST_CHECK_CONNECT_MS = 100;
+
+/**
+ * The last fence check, right before a candidate becomes writable (PromoteCandidate calls it
+ * first, for failover and switchover alike). An old primary that restarted (crash, then
+ * mysqld_safe: read_only=OFF from its my.cnf) or resumed since FenceOldPrimary is fenced again
+ * now; one that answers read-only is fine; one that does not answer must have lost the VIP, and
+ * when it has not (it took the SQL fence earlier and went away since), the VIP is taken now.
+ * Throws (PromotionFailedError) only when none of that can be established: no promotion then.
+ *
+ * With the VIP already off the old primary the connect timeout is short: a node that is down
+ * or frozen changes nothing here, and the check must not add a hang's connect timeout to the RTO.
+ */
+export async function confirmOldPrimaryFenced(
+  rt: Runtime,
+  ctx: FailoverContext,
+  c: ClusterConfig,
+  logins: { admin: Login },
+): Promise<Record<string, unknown>> {
+  const n = node(c, ctx.failedPrimary);
+  const t = timeouts(c);
+  const vipOff = ctx.vipFenced === true || ctx.kind === 'switchover';
+  const probe = await onNode(
+    n.id,
+    n,
+    logins.admin,
+    vipOff ? { ...t, connectTimeoutMs: Math.min(t.connectTimeoutMs, LAST_CHECK_CONNECT_MS) } : t,
+    'ConfirmOldPrimaryFenced',
+    async (s) => {
+      if (await isReadOnly(s)) return { readOnly: true, fencedNow: false, killed: 0 };
+      const r = await fencePrimary(s, { graceMs: 0, budgetMs: FENCE_BUDGET_MS });
+      return { readOnly: true, fencedNow: true, killed: r.killed };
+    },
+  ).then(
+    (r) => ({ ok: true as const, ...r }),
+    (err: unknown) => ({ ok: false as const, error: describeError(err, [logins.admin.password]).message }),
+  );
+  if (probe.ok) return { oldPrimary: ctx.failedPrimary, ...probe };
+  if (vipOff) return { oldPrimary: ctx.failedPrimary, unreachable: probe.error, vip: 'already off it' };
+  const mover = await rt.vipMover(c);
+  if (!mover) {
+    // No VIP to take: clients reach nodes by address, and nothing more can be done from here.
+    return { oldPrimary: ctx.failedPrimary, unreachable: probe.error, vip: 'none' };
+  }
+  const t0 = rt.now();
+  try {
+    const moved = await mover.moveTo(requireCandidate(ctx), {
+      fromNodeId: ctx.failedPrimary,
+      oldHolderDead: true,
+      deadline: t0 + (c.vip.provider === 'none' ? 0 : c.vip.verifyTimeoutMs),
+      clientToken: ctx.executionName.slice(0, 64),
+    });
+    return {
+      oldPrimary: ctx.failedPrimary,
+      unreachable: probe.error,
+      vipTakenNow: moved.holder,
+      vipMs: moved.ms,
+    };
+  } catch (err) {
+    throw new PromotionFailedError(
+      `Not promoting ${ctx.candidate}: old primary ${ctx.failedPrimary} is neither fenced (${probe.error}) nor off the VIP (${describeError(err).message}).`,
+      { candidate: ctx.candidate, oldPrimary: ctx.failedPrimary },
+    );
+  }
 }

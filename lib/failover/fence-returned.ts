@@ -1,4 +1,4 @@
-import { fenceNode, onNode } from '../adapters/mysql/admin.ts';
+import { fencePrimary, onNode } from '../adapters/mysql/admin.ts';
 import type { Login } from '../adapters/mysql/connection.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { type FencingPlan, planFencing } from '../core/plan-fencing.ts';
@@ -17,8 +17,8 @@ export interface FenceReturnedResult {
 
 /**
  * The health check's hook for returning old primaries: given a probe round and the state it
- * believes, fences (read_only=ON, client sessions killed) every needs-rejoin node that answers
- * writable, records an `OldPrimaryFenced` event and alerts. Idempotent: a fenced node is
+ * believes, fences (read_only=ON, client sessions killed: {@link fencePrimary}) every
+ * needs-rejoin node, and a running failover's old primary, that answers writable, records an `OldPrimaryFenced` event and alerts. Idempotent: a fenced node is
  * read-only in the next round and gets no action. Cheap when nothing is wrong: it acts only
  * after re-reading the state table (consistent read), so a failover that started since the
  * caller read its state is never disturbed.
@@ -36,6 +36,11 @@ export async function fenceReturnedPrimaries(
     primaryId: s.primaryId,
     needsRejoin: s.needsRejoin ?? [],
     failoverInProgress: s.failoverInProgress !== undefined,
+    // Execution names are `<cluster>-failover-e<epoch>` and `<cluster>-switchover-e<epoch>`.
+    failingPrimary:
+      s.failoverInProgress && /-failover-e\d+$/.test(s.failoverInProgress.executionName)
+        ? s.failoverInProgress.failedPrimary
+        : undefined,
   });
   let plan = planFencing(snapshot, view(state));
   const result: FenceReturnedResult = { plan, fenced: [], failed: [] };
@@ -45,10 +50,7 @@ export async function fenceReturnedPrimaries(
   plan = planFencing(snapshot, view(fresh));
   result.plan = plan;
   const login = admin ?? (await rt.logins(c)).admin;
-  const t = {
-    connectTimeoutMs: c.detection.connectTimeoutMs,
-    queryTimeoutMs: Math.max(c.detection.queryTimeoutMs, 3000),
-  };
+  const t = { connectTimeoutMs: c.detection.connectTimeoutMs, queryTimeoutMs: c.detection.queryTimeoutMs };
   for (const a of plan.actions) {
     const n = c.nodes.find((x) => x.id === a.nodeId);
     if (!n) continue;
@@ -59,7 +61,7 @@ export async function fenceReturnedPrimaries(
         login,
         t,
         'FenceReturnedPrimary',
-        (s) => fenceNode(s, login.user),
+        (s) => fencePrimary(s, { graceMs: 0, budgetMs: 2000 }),
       );
       result.fenced.push({ nodeId: n.id, killedSessions: r.killed });
       const message = `${a.reason}: read_only=ON, ${r.killed} client session(s) killed.`;

@@ -1,10 +1,18 @@
-import { isWritable, onNode, restartReplicationIo } from '../adapters/mysql/admin.ts';
+import { isWritable, onNode } from '../adapters/mysql/admin.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { describeError, HookFailedError } from '../errors.ts';
 import type { FailoverRecord } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
+import { restartFrozenReplicas } from './catch-up-candidate.ts';
 import { type FailoverContext, node, requireCandidate, timeouts } from './context.ts';
-import { publishEvent, runHook, type StepOutcome, step } from './step-runner.ts';
+import {
+  publishEvent,
+  revokeAndSettle,
+  runHook,
+  type StepOutcome,
+  step,
+  TASK_OVERRUN_MARGIN_MS,
+} from './step-runner.ts';
 
 /**
  * CompleteFailover: the new primary becomes the truth; the anti-flap block starts; the post
@@ -96,6 +104,7 @@ export async function completeFailover(rt: Runtime, ctx: FailoverContext): Promi
 export async function failoverFailed(
   rt: Runtime,
   ctx: FailoverContext & { error?: { Error?: string; Cause?: string } },
+  opts: CleanupOptions = {},
 ): Promise<FailoverContext> {
   const c = rt.cluster(ctx.cluster);
   const now = rt.now();
@@ -113,6 +122,10 @@ export async function failoverFailed(
   let ending = '';
   let candidate = ctx.candidate;
   if (typeof ctx.epoch === 'number') {
+    const before = await rt.store.getFailover(ctx.cluster, ctx.epoch);
+    if (before && before.status !== 'running') return ctx;
+    // Revoke the claim, wait out the tasks in flight, and only then decide (execution-ended.ts).
+    if (!(await revokeAndSettle(rt, ctx, settleDeadline(rt, error, opts), opts.sleep))) return ctx;
     const record = await rt.store.getFailover(ctx.cluster, ctx.epoch);
     if (record && record.status !== 'running') return ctx;
     const state = await rt.store.getClusterState(ctx.cluster);
@@ -127,7 +140,9 @@ export async function failoverFailed(
       });
       ending = ` ROLLED FORWARD: ${forward.summary}`;
     } else {
-      const io = await restartFrozenIo(rt, c, ctx, state.needsRejoin ?? []);
+      // Only the IO threads this execution stopped (recorded by the freeze): a replica an
+      // operator had stopped before the failover stays as it was.
+      const io = await restartFrozenIo(rt, { ...ctx, ...(candidate ? { candidate } : {}) }, frozenBy(record));
       await rt.store.appendStep(ctx.cluster, ctx.epoch, {
         name: 'FailoverFailed',
         startedAt: now,
@@ -156,6 +171,26 @@ export async function failoverFailed(
   });
   await publishEvent(rt, 'MySQL Failover Failed', { ...ctx, ...(candidate ? { candidate } : {}) }, { error });
   return ctx;
+}
+
+/** How a cleanup learns when the tasks still in flight are over (see execution-ended.ts). */
+export interface CleanupOptions {
+  /**
+   * Epoch ms when every task of the execution that may still run is over. The execution status
+   * rule computes it from the execution history; a Catch target (the failing task returned)
+   * leaves it out.
+   */
+  inFlightUntil?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * When the cleanup may decide: `opts.inFlightUntil`, or, as a Catch target, now, except after a
+ * task timeout (States.Timeout), whose Lambda may run a little longer than its Task state.
+ */
+export function settleDeadline(rt: Runtime, error: { name: string }, opts: CleanupOptions): number {
+  if (opts.inFlightUntil !== undefined) return opts.inFlightUntil;
+  return rt.now() + (error.name === 'States.Timeout' ? TASK_OVERRUN_MARGIN_MS : 0);
 }
 
 /** The elected candidate as the audit record has it (ElectCandidate or SwitchoverPreCheck). */
@@ -251,38 +286,40 @@ export async function rollForward(
   return { summary, pending };
 }
 
-/** Starts again the IO threads a failover froze on the survivors (nothing was promoted). */
+/**
+ * Restarts the IO threads this execution froze, through {@link restartFrozenReplicas}, as two
+ * lists for the record and the alert.
+ */
 export async function restartFrozenIo(
   rt: Runtime,
-  c: ClusterConfig,
-  ctx: FailoverContext,
-  needsRejoin: readonly string[],
+  ctx: Pick<FailoverContext, 'cluster' | 'failedPrimary' | 'candidate'>,
+  frozen: readonly string[],
 ): Promise<{ restarted: string[]; failed: Array<{ nodeId: string; error: string }> }> {
-  const logins = await rt.logins(c).catch(() => undefined);
-  const survivors = c.nodes.filter((n) => n.id !== ctx.failedPrimary && !needsRejoin.includes(n.id));
-  if (!logins)
-    return { restarted: [], failed: survivors.map((n) => ({ nodeId: n.id, error: 'no admin login' })) };
-  const results = await Promise.all(
-    survivors.map(async (n) => {
-      try {
-        const r = await onNode(
-          n.id,
-          n,
-          logins.admin,
-          timeouts(c),
-          'RestartReplicationIo',
-          restartReplicationIo,
-        );
-        return { nodeId: n.id, restarted: r === 'restarted' };
-      } catch (err) {
-        return { nodeId: n.id, restarted: false, error: describeError(err, [logins.admin.password]).message };
-      }
+  if (frozen.length === 0) return { restarted: [], failed: [] };
+  type Result = Awaited<ReturnType<typeof restartFrozenReplicas>>;
+  const r: Result = await restartFrozenReplicas(rt, ctx, frozen).catch(
+    (err: unknown): Result => ({
+      nodes: frozen.map((nodeId) => ({ nodeId, error: describeError(err).message })),
     }),
   );
+  if ('skipped' in r) return { restarted: [], failed: [] };
   return {
-    restarted: results.filter((r) => r.restarted).map((r) => r.nodeId),
-    failed: results.flatMap((r) => (r.error ? [{ nodeId: r.nodeId, error: r.error }] : [])),
+    restarted: r.nodes
+      .filter((n) => n.action === 'restarted' || n.action === 'repointed')
+      .map((n) => n.nodeId),
+    failed: r.nodes.flatMap((n) => (n.error ? [{ nodeId: n.nodeId, error: n.error }] : [])),
   };
+}
+
+/** The survivors whose IO thread this execution stopped, as the freeze recorded them. */
+export function frozenBy(record: FailoverRecord | undefined): string[] {
+  const ids = new Set<string>();
+  for (const st of record?.steps ?? []) {
+    const d = st.detail as { freeze?: { frozen?: unknown }; frozen?: unknown } | undefined;
+    for (const list of [d?.freeze?.frozen, d?.frozen])
+      if (Array.isArray(list)) for (const id of list) if (typeof id === 'string') ids.add(id);
+  }
+  return [...ids];
 }
 
 /** The `{Error, Cause}` a Catch puts in the context, as a name and a readable message. */

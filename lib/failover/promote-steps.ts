@@ -11,13 +11,16 @@ import { describeGtidRanges, gtidMissing } from '../core/gtid.ts';
 import { describeError, PromotionFailedError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
 import { type FailoverContext, node, requireCandidate, timeouts } from './context.ts';
-import { type StepOutcome, step } from './step-runner.ts';
+import { confirmOldPrimaryFenced } from './fence-old-primary.ts';
+import { assertClaim, type StepOutcome, step } from './step-runner.ts';
 
 /** PromoteCandidate: resets replication, enables semi-sync per policy, makes it writable. */
 export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promise<FailoverContext> {
   const candidate = requireCandidate(ctx);
   await step(rt, ctx, 'PromoteCandidate', async (c, logins) => {
     const n = node(c, candidate);
+    // Never two writable nodes: the old primary is fenced (again) before this one can take writes.
+    const lastFenceCheck = await confirmOldPrimaryFenced(rt, ctx, c, logins);
     return onNode(n.id, n, logins.admin, timeouts(c), 'PromoteCandidate', async (s): Promise<StepOutcome> => {
       const repl = await readReplication(s);
       const [ro] = await s.query<{ ro: number }>('SELECT @@read_only AS ro');
@@ -27,6 +30,8 @@ export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promi
       // rpl_semi_sync_master_timeout before falling back to async. Rejoin turns it on again.
       const attachable = c.failover.semiSync ? await replicasToAttach(rt, c, ctx, candidate) : [];
       const semiSync = c.failover.semiSync && attachable.length > 0;
+      // Irreversible: re-check the claim right before it (a cleanup may have revoked it meanwhile).
+      await assertClaim(rt, ctx, 'PromoteCandidate:promote');
       await promoteToPrimary(s, {
         semiSync,
         semiSyncTimeoutMs: c.failover.semiSyncTimeoutMs,
@@ -64,7 +69,7 @@ export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promi
           },
         },
       };
-    });
+    }).then((o) => ({ ...o, detail: { ...o.detail, lastFenceCheck } }));
   });
   return ctx;
 }
@@ -179,6 +184,7 @@ export async function moveVip(rt: Runtime, ctx: FailoverContext): Promise<Failov
     // Also when FenceOldPrimary moved it already: the move is a verified no-op then.
     const mover = await rt.vipMover(c);
     if (!mover) return { result: 'skipped', detail: { skipped: 'vip.provider is none' } };
+    await assertClaim(rt, ctx, 'MoveVip:move');
     const t0 = rt.now();
     const verifyMs = c.vip.provider === 'none' ? 0 : c.vip.verifyTimeoutMs;
     const r = await mover.moveTo(candidate, {

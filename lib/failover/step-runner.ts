@@ -7,31 +7,73 @@ import type { Runtime } from '../runtime.ts';
 import type { FailoverContext } from './context.ts';
 import { getFailoverIntegrations } from './integrations.ts';
 
-/**
- * Runs one step: checks that this execution still owns the cluster's epoch (a stale or
- * duplicated execution stops here, before touching anything), times it and appends the
- * audit entry to the failover record.
- */
 export type Detail = Record<string, unknown>;
 export interface StepOutcome {
   result?: 'ok' | 'skipped';
   detail: Detail;
 }
 
+/**
+ * Throws StaleEpochError unless this execution still owns the cluster's epoch with a claim the
+ * cleanup has not revoked. Every step calls it when it starts; a step about to make an
+ * irreversible change (promotion, read_only on a primary, a VIP move) calls it again right
+ * before that statement, so a task still running after its execution ended (a timeout, a
+ * StopExecution) refuses once the cleanup has revoked the claim (see execution-ended.ts). The
+ * cleanup's own steps pass `allowRevoked`.
+ */
+export async function assertClaim(
+  rt: Runtime,
+  ctx: FailoverContext,
+  what: string,
+  opts: { allowRevoked?: boolean } = {},
+): Promise<void> {
+  const state = await rt.store.getClusterState(ctx.cluster);
+  const p = state?.failoverInProgress;
+  if (!state || state.epoch !== ctx.epoch || p?.epoch !== ctx.epoch) {
+    throw new StaleEpochError(
+      `${what} for ${ctx.cluster} refused: this execution owns epoch ${ctx.epoch}, the cluster is at ${state?.epoch ?? 'none'}${p ? ` (in progress: ${p.executionName})` : ' with no failover in progress'}.`,
+      { cluster: ctx.cluster, epoch: ctx.epoch },
+    );
+  }
+  if (p.revokedAt !== undefined && !opts.allowRevoked) {
+    throw new StaleEpochError(
+      `${what} for ${ctx.cluster} refused: execution ${p.executionName} ended and its cleanup revoked the claim on epoch ${ctx.epoch} at ${new Date(p.revokedAt).toISOString()}.`,
+      { cluster: ctx.cluster, epoch: ctx.epoch, revokedAt: p.revokedAt },
+    );
+  }
+  await testPauseAfterClaim(rt, ctx, what);
+}
+
+/**
+ * Fault injection for the timeline tests, inert unless FAILOVER_TEST_PAUSE_AFTER_CLAIM is set
+ * (`<what>=<ms>`, e.g. `PromoteCandidate:promote=8000`): the step pauses right after its claim check
+ * passed, so a test can end the execution while the step is in flight (test/timelines/
+ * stopped-mid-step.test.ts). Like the local cloud's provider and DynamoDB faults; never set it
+ * in a deployment.
+ */
+async function testPauseAfterClaim(rt: Runtime, ctx: FailoverContext, what: string): Promise<void> {
+  const spec = process.env.FAILOVER_TEST_PAUSE_AFTER_CLAIM;
+  if (!spec) return;
+  const [step, ms] = spec.split('=');
+  if (step !== what || !Number(ms)) return;
+  rt.log({ level: 'warn', type: 'test-pause', step: what, ms: Number(ms), executionName: ctx.executionName });
+  await defaultSleep(Number(ms));
+}
+
+/**
+ * Runs one step: checks that this execution still owns the cluster's epoch (a stale or
+ * duplicated execution, or one whose claim the cleanup revoked, stops here, before touching
+ * anything), times it and appends the audit entry to the failover record.
+ */
 export async function step(
   rt: Runtime,
   ctx: FailoverContext,
   name: string,
   fn: (c: ClusterConfig, logins: { admin: Login; replication: Login }) => Promise<StepOutcome>,
+  opts: { allowRevoked?: boolean } = {},
 ): Promise<Detail> {
   const c = rt.cluster(ctx.cluster);
-  const state = await rt.store.getClusterState(ctx.cluster);
-  if (!state || state.epoch !== ctx.epoch || state.failoverInProgress?.epoch !== ctx.epoch) {
-    throw new StaleEpochError(
-      `${name} for ${ctx.cluster} refused: this execution owns epoch ${ctx.epoch}, the cluster is at ${state?.epoch ?? 'none'}${state?.failoverInProgress ? ` (in progress: ${state.failoverInProgress.executionName})` : ' with no failover in progress'}.`,
-      { cluster: ctx.cluster, epoch: ctx.epoch },
-    );
-  }
+  await assertClaim(rt, ctx, name, opts);
   const logins = await rt.logins(c);
   const startedAt = rt.now();
   const secrets = [logins.admin.password, logins.replication.password];
@@ -96,4 +138,44 @@ export async function publishEvent(
       ...extra,
     },
   });
+}
+
+/**
+ * How long a task Lambda may outlive the Task state that invoked it: the Lambda's timeout clock
+ * starts when it starts, a little after Step Functions scheduled it (invoke latency, cold start).
+ */
+export const TASK_OVERRUN_MARGIN_MS = 10_000;
+
+/**
+ * The first move of every cleanup (FailoverFailed, SwitchoverAborted, ExecutionEnded): revokes
+ * the execution's claim (a conditional write: no step of it passes assertClaim afterwards), then
+ * waits until `inFlightUntil`, when every task of the execution that could have passed its
+ * re-check before the revoke is over. Only then does the cleanup look at the servers to decide
+ * what was promoted. False when the execution holds no claim (nothing to clean).
+ */
+export async function revokeAndSettle(
+  rt: Runtime,
+  ctx: FailoverContext,
+  inFlightUntil: number,
+  sleep: (ms: number) => Promise<void> = defaultSleep,
+): Promise<boolean> {
+  const revoked = await rt.store.revokeClaim(ctx.cluster, ctx.epoch, ctx.executionName, rt.now());
+  if (!revoked) return false;
+  const waitMs = inFlightUntil - rt.now();
+  if (waitMs > 0) {
+    rt.log({
+      level: 'warn',
+      type: 'cleanup-waits-in-flight',
+      cluster: ctx.cluster,
+      epoch: ctx.epoch,
+      executionName: ctx.executionName,
+      waitMs,
+    });
+    await sleep(waitMs);
+  }
+  return true;
+}
+
+function defaultSleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

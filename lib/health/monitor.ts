@@ -225,7 +225,26 @@ async function monitorCluster(
       logins = await rt.logins(c).catch(() => logins);
       if (!secrets.includes(logins.admin.password))
         secrets.push(logins.admin.password, logins.replication.password);
-      let snapshot = await probeCluster(c, primaryId, logins.admin, roundStart);
+      // The heartbeat goes only to the recorded primary of the current epoch, checked right
+      // before the write (a round that began before a failover must not write on the old
+      // primary); the read also tells this loop about a failover it did not start itself.
+      const roundState = state;
+      let freshState: ClusterState | undefined;
+      const beforeHeartbeat = async () => {
+        if (roundState.failoverInProgress) return false;
+        freshState = await rt.store.getClusterState(c.name);
+        return (
+          freshState !== undefined &&
+          freshState.epoch === roundState.epoch &&
+          !freshState.failoverInProgress &&
+          freshState.primaryId === primaryId
+        );
+      };
+      let snapshot = await probeCluster(c, primaryId, logins.admin, roundStart, undefined, beforeHeartbeat);
+      if (freshState && (freshState.epoch !== state.epoch || freshState.failoverInProgress)) {
+        state = freshState;
+        stateReadAt = rt.now();
+      }
       const firstPrimary = snapshot.nodes.find((n) => n.nodeId === primaryId);
       if (
         firstPrimary &&
@@ -510,6 +529,7 @@ export async function probeCluster(
   admin: Login,
   takenAt: number,
   nodeIds?: readonly string[],
+  beforeHeartbeat?: () => Promise<boolean>,
 ): Promise<ClusterSnapshot> {
   const t = { connectTimeoutMs: c.detection.connectTimeoutMs, queryTimeoutMs: c.detection.queryTimeoutMs };
   const nodes = await Promise.all(
@@ -522,6 +542,7 @@ export async function probeCluster(
             host: n.probeHost ?? n.host,
             port: n.probePort ?? n.port,
             isPrimary: n.id === primaryId,
+            ...(beforeHeartbeat ? { beforeHeartbeat } : {}),
           },
           admin,
           t,

@@ -103,18 +103,18 @@ export async function planFailover(
       },
       { state: 'ElectCandidate', action: `re-probe the survivors; today: ${cand}` },
       {
+        state: 'FenceOldPrimary',
+        action: primaryProbe?.reachable
+          ? `${primary} answers: read_only=ON (never waiting: client sessions killed while it cannot apply), client sessions ended; then the survivors' IO threads stop`
+          : `${primary} does not answer: the VIP moves to ${cand} before anything is promoted, the survivors' IO threads stop meanwhile`,
+      },
+      {
         state: 'CatchUpCandidate',
         action: `STOP SLAVE IO_THREAD on ${cand}, MASTER_GTID_WAIT up to ${election.receivedGtid || '(empty)'} (${backlog} transaction(s) to apply, at most ${c.failover.relayLogTimeoutSeconds} s)`,
       },
       {
-        state: 'FenceOldPrimary',
-        action: primaryProbe?.reachable
-          ? `${primary} answers: SET GLOBAL read_only=ON and kill its client sessions`
-          : `${primary} does not answer: skipped (fenced by the VIP moving away)`,
-      },
-      {
         state: 'PromoteCandidate',
-        action: `${cand}: STOP SLAVE, RESET SLAVE ALL${c.failover.semiSync ? ', semi-sync master AFTER_SYNC' : ''}, read_only=OFF`,
+        action: `${primary} fenced again if it answers writable; ${cand}: STOP SLAVE, RESET SLAVE ALL${c.failover.semiSync ? ', semi-sync master AFTER_SYNC' : ''}, read_only=OFF`,
       },
       {
         state: 'RepointReplicas',

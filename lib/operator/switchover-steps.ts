@@ -32,7 +32,8 @@
  *                                           block start ^   (last poll that saw the VIP on the old primary)
  */
 import {
-  fenceNode,
+  applyReadOnly,
+  killClientSessions,
   onNode,
   readGtid,
   readReplication,
@@ -53,7 +54,9 @@ import {
   VipNotVerifiedError,
 } from '../errors.ts';
 import {
+  assertClaim,
   beginFailover,
+  type CleanupOptions,
   candidateOf,
   type FailoverContext,
   type FailoverRequest,
@@ -63,8 +66,10 @@ import {
   parseStatesError,
   promoteCandidate,
   repointReplicas,
+  revokeAndSettle,
   rollForward,
   type StepOutcome,
+  settleDeadline,
   step,
   timeouts,
 } from '../failover/steps.ts';
@@ -280,6 +285,9 @@ export async function preCheckSwitchover(rt: Runtime, ctx: SwitchoverContext): P
   };
 }
 
+/** How long commits in flight on the old primary may take before their sessions are killed. */
+const READ_ONLY_WAIT_MS = 2000;
+
 /**
  * BlockWrites (writes branch, parallel to SwitchoverMoveVip): waits until the provider shows the
  * VIP off the old primary, then read_only on it, a short grace, and its client sessions end.
@@ -291,12 +299,14 @@ export async function blockWrites(rt: Runtime, ctx: SwitchoverContext): Promise<
     const vip = await waitVipOffOldPrimary(rt, ctx, c);
     const n = node(c, ctx.failedPrimary);
     return onNode(n.id, n, logins.admin, timeouts(c), 'BlockWrites', async (s): Promise<StepOutcome> => {
-      // SET GLOBAL read_only waits for open transactions and locks; never wait long for one.
-      await s.execute('SET SESSION lock_wait_timeout = 2');
+      // The failover's fencing rule: read_only never waits behind a commit (one waiting for a
+      // semi-sync ACK that never comes would be acknowledged at the timeout); commits in flight
+      // get READ_ONLY_WAIT_MS to finish, then their sessions are killed until it applies.
+      await assertClaim(rt, ctx, 'BlockWrites:read-only');
       const blockedAt = rt.now();
-      await s.execute('SET GLOBAL read_only = ON');
+      const ro = await applyReadOnly(s, { graceMs: READ_ONLY_WAIT_MS, budgetMs: READ_ONLY_WAIT_MS + 1000 });
       await sleep(ctx.limits.graceMs);
-      const { killed } = await fenceNode(s, logins.admin.user);
+      const killed = ro.killed + (await killClientSessions(s));
       const gtid = await readGtid(s);
       // Before the VIP left, clients could write; after, they could not, whatever read_only said.
       const vipLeftBy = vip.polls === 0 ? blockedAt : (vip.lastSeenOnOldAt ?? ctx.preCheckedAt ?? blockedAt);
@@ -604,6 +614,7 @@ export async function completeSwitchover(rt: Runtime, ctx: SwitchoverContext): P
 export async function switchoverAborted(
   rt: Runtime,
   input: SwitchoverContext,
+  opts: CleanupOptions = {},
 ): Promise<SwitchoverContext & { restored: boolean; abortReason: string }> {
   const ctx = mergeBranches(input);
   // The Catch of SwitchoverJoin puts the join's error at $.error of its input (with the branches).
@@ -615,8 +626,13 @@ export async function switchoverAborted(
   let vipMovedBack = false;
   let reason: string;
   const stale = error.name === 'StaleEpochError';
-  const state = stale ? undefined : await rt.store.getClusterState(ctx.cluster);
-  const owns = typeof ctx.epoch === 'number' && state?.failoverInProgress?.epoch === ctx.epoch;
+  // The cleanup's rule (execution-ended.ts): revoke the claim, wait out the tasks in flight, then decide.
+  const settled =
+    !stale &&
+    typeof ctx.epoch === 'number' &&
+    (await revokeAndSettle(rt, ctx, settleDeadline(rt, error, opts), opts.sleep));
+  const state = settled ? await rt.store.getClusterState(ctx.cluster) : undefined;
+  const owns = settled && state?.failoverInProgress?.epoch === ctx.epoch;
   const record = owns ? await rt.store.getFailover(ctx.cluster, ctx.epoch) : undefined;
   const recorded = ctx.candidate ?? candidateOf(record);
   if (recorded) ctx.candidate = recorded;
@@ -686,6 +702,9 @@ export async function switchoverAborted(
   return { ...ctx, restored, vipMovedBack, abortReason: reason };
 }
 
+/** The undo runs after its own cleanup revoked the claim. */
+const CLEANUP = { allowRevoked: true } as const;
+
 /**
  * The undo of a switchover that did not promote, each part epoch-checked and audited: the VIP
  * back to the old primary first (so no client reaches the candidate, whatever state it is in),
@@ -702,18 +721,24 @@ async function undoBeforePromotion(
   let vipMovedBack = false;
   if (mover) {
     try {
-      const back = await step(rt, ctx, 'MoveVipBack', async (): Promise<StepOutcome> => {
-        const r = await mover.moveTo(ctx.failedPrimary, {
-          ...(ctx.candidate ? { fromNodeId: ctx.candidate } : {}),
-          oldHolderDead: false,
-          deadline: rt.now() + verifyMs,
-          // A different token: the provider must not take this for a replay of the move out.
-          clientToken: `${ctx.executionName.slice(0, 58)}-back`,
-        });
-        return {
-          detail: { holder: r.holder, ms: r.ms, alreadyThere: r.alreadyThere, apiCalls: r.apiCalls },
-        };
-      });
+      const back = await step(
+        rt,
+        ctx,
+        'MoveVipBack',
+        async (): Promise<StepOutcome> => {
+          const r = await mover.moveTo(ctx.failedPrimary, {
+            ...(ctx.candidate ? { fromNodeId: ctx.candidate } : {}),
+            oldHolderDead: false,
+            deadline: rt.now() + verifyMs,
+            // A different token: the provider must not take this for a replay of the move out.
+            clientToken: `${ctx.executionName.slice(0, 58)}-back`,
+          });
+          return {
+            detail: { holder: r.holder, ms: r.ms, alreadyThere: r.alreadyThere, apiCalls: r.apiCalls },
+          };
+        },
+        CLEANUP,
+      );
       vipMovedBack = back.holder === ctx.failedPrimary;
     } catch (err) {
       const e = describeError(err);
@@ -725,38 +750,44 @@ async function undoBeforePromotion(
       };
     }
   }
-  const detail = await step(rt, ctx, 'RestoreOldPrimary', async (_, logins): Promise<StepOutcome> => {
-    const t = timeouts(c);
-    let candidateSafe = false;
-    try {
-      const cand = node(c, ctx.candidate ?? '');
-      candidateSafe = await onNode(cand.id, cand, logins.admin, t, 'RestoreOldPrimary', async (s) => {
-        const [ro] = await s.query<{ ro: number | string }>('SELECT @@read_only AS ro');
-        return Number(ro?.ro) === 1 && (await readReplication(s)) !== undefined;
-      });
-    } catch {
-      candidateSafe = false;
-    }
-    if (!candidateSafe) {
+  const detail = await step(
+    rt,
+    ctx,
+    'RestoreOldPrimary',
+    async (_, logins): Promise<StepOutcome> => {
+      const t = timeouts(c);
+      let candidateSafe = false;
+      try {
+        const cand = node(c, ctx.candidate ?? '');
+        candidateSafe = await onNode(cand.id, cand, logins.admin, t, 'RestoreOldPrimary', async (s) => {
+          const [ro] = await s.query<{ ro: number | string }>('SELECT @@read_only AS ro');
+          return Number(ro?.ro) === 1 && (await readReplication(s)) !== undefined;
+        });
+      } catch {
+        candidateSafe = false;
+      }
+      if (!candidateSafe) {
+        return {
+          result: 'skipped',
+          detail: {
+            restored: false,
+            reason: `cannot verify that ${ctx.candidate} is still a read-only replica: ${ctx.failedPrimary} stays read-only (operator needed)`,
+          },
+        };
+      }
+      const old = node(c, ctx.failedPrimary);
+      await onNode(old.id, old, logins.admin, t, 'RestoreOldPrimary', (s) =>
+        s.execute('SET GLOBAL read_only = OFF'),
+      );
       return {
-        result: 'skipped',
         detail: {
-          restored: false,
-          reason: `cannot verify that ${ctx.candidate} is still a read-only replica: ${ctx.failedPrimary} stays read-only (operator needed)`,
+          restored: true,
+          reason: `${ctx.failedPrimary} is writable again${mover ? ' behind the VIP' : ''}; ${ctx.candidate} is a read-only replica`,
         },
       };
-    }
-    const old = node(c, ctx.failedPrimary);
-    await onNode(old.id, old, logins.admin, t, 'RestoreOldPrimary', (s) =>
-      s.execute('SET GLOBAL read_only = OFF'),
-    );
-    return {
-      detail: {
-        restored: true,
-        reason: `${ctx.failedPrimary} is writable again${mover ? ' behind the VIP' : ''}; ${ctx.candidate} is a read-only replica`,
-      },
-    };
-  }).catch((err: unknown) => {
+    },
+    CLEANUP,
+  ).catch((err: unknown) => {
     if (describeError(err).name === 'StaleEpochError') throw err;
     return {
       restored: false,

@@ -60,8 +60,8 @@ describe('crash failover, end to end on the local cloud', () => {
     expect(execution.states.map((s) => s.name)).toEqual([
       'BeginFailover',
       'ElectCandidate',
-      'CatchUpCandidate',
       'FenceOldPrimary',
+      'CatchUpCandidate',
       'PromoteCandidate',
       'RepointReplicas',
       'MoveVip',

@@ -30,7 +30,23 @@ describe('planFencing', () => {
     expect(plan.findings.map((f) => f.code)).toEqual(['OldPrimaryNeedsRejoin']);
   });
 
-  it('never fences while a failover is in progress, when roles are in flux', () => {
+  it('fences the old primary of a running failover that answers writable, never its candidate', () => {
+    // db2 is the recorded primary being replaced; db3, the candidate, is writable once promoted.
+    const plan = planFencing(
+      snapshot([
+        probe('db2', { readOnly: false }),
+        probe('db3', { readOnly: false }),
+        probe('db1', { readOnly: false }),
+      ]),
+      { ...view, failoverInProgress: true, failingPrimary: 'db2' },
+    );
+    expect(plan.actions.map((a) => a.nodeId).sort()).toEqual(['db1', 'db2']);
+    expect(plan.findings.find((f) => f.nodeId === 'db2')?.description).toContain(
+      'while a failover replaces it',
+    );
+  });
+
+  it('never fences during a switchover (it fences its old primary itself, and gives the writes back on abort)', () => {
     const plan = planFencing(snapshot([probe('db1', { readOnly: false })]), {
       ...view,
       failoverInProgress: true,

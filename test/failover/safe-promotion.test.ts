@@ -302,6 +302,7 @@ describe('safe promotion', () => {
     expect(relay?.states.map((s) => s.name)).toEqual([
       'BeginFailover',
       'ElectCandidate',
+      'FenceOldPrimary',
       'CatchUpCandidate',
       'FailoverFailed',
       'Failed',
@@ -328,9 +329,10 @@ describe('safe promotion', () => {
     expect(r3?.error?.name).toBe('ErrantTransactionsError');
     expect(r3?.error?.message).toContain('db3');
 
-    // Safe: nobody writable, the VIP still on the dead node, the state unchanged.
+    // Safe: nobody writable, the VIP off the dead node (the fence comes first: it moved to the
+    // read-only candidate db4 in sp-failover-e2), the state unchanged.
     for (const id of ['db1', 'db3', 'db4']) expect(await readOnly(id)).toBe(1);
-    expect(lc().vipHolder()).toBe('db2');
+    expect(lc().vipHolder()).toBe('db4');
     const state = await store.getClusterState(NAME);
     expect(state?.primaryId).toBe('db2');
     expect(state?.failoverInProgress).toBeUndefined();
@@ -368,11 +370,11 @@ describe('safe promotion', () => {
     expect(ctx.verdicts?.find((v) => v.nodeId === 'db3')?.reasons.join(' ')).toContain('errant transactions');
     expect(ctx.verdicts?.find((v) => v.nodeId === 'db1')?.reasons.join(' ')).toContain('needs rejoin');
     const elected = ctx;
-    ctx = await twice(() => catchUpCandidate(rt, elected));
-    const caught = ctx;
-    ctx = await twice(() => fenceOldPrimary(rt, caught));
+    ctx = await twice(() => fenceOldPrimary(rt, elected));
     const fenced = ctx;
-    ctx = await twice(() => promoteCandidate(rt, fenced));
+    ctx = await twice(() => catchUpCandidate(rt, fenced));
+    const caught = ctx;
+    ctx = await twice(() => promoteCandidate(rt, caught));
     const promoted = ctx;
     ctx = await twice(() => repointReplicas(rt, promoted));
     expect(ctx.repointed).toEqual([]);

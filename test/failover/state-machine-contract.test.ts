@@ -149,6 +149,16 @@ for (const { file, cleanup, noRetry } of machines) {
       }
     });
 
+    it('has every Task pass its own name and TimeoutSeconds to the worker, which never outlives it', () => {
+      // One failoverWorker serves every state: it ends itself at the state's TimeoutSeconds
+      // (functions/failover-worker.ts), which the cleanup's wait for open tasks counts on.
+      for (const [name, s] of tasks) {
+        const p = (s as { Parameters?: { task?: unknown; timeoutSeconds?: unknown } }).Parameters;
+        expect(p?.task, `${name} passes its name`).toBe(name);
+        expect(p?.timeoutSeconds, `${name} passes its TimeoutSeconds`).toBe(s.TimeoutSeconds);
+      }
+    });
+
     it(`ends a failed execution in a Fail state after ${cleanup}`, () => {
       expect(definition.States[definition.States[cleanup]?.Next ?? '']?.Type).toBe('Fail');
     });

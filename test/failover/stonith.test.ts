@@ -148,7 +148,6 @@ describe('STONITH through the cloud API', () => {
     expect(exec.states.map((s) => s.name)).toEqual([
       'BeginFailover',
       'ElectCandidate',
-      'CatchUpCandidate',
       'FenceOldPrimary',
       'FailoverFailed',
       'Failed',

@@ -170,6 +170,14 @@ export class InMemoryStateStore implements StateStore {
     }
   }
 
+  async revokeClaim(cluster: string, epoch: number, executionName: string, now: number): Promise<boolean> {
+    this.enter('revokeClaim');
+    const p = this.states.get(cluster)?.failoverInProgress;
+    if (!p || p.epoch !== epoch || p.executionName !== executionName) return false;
+    p.revokedAt ??= now;
+    return true;
+  }
+
   async setBlockedUntil(cluster: string, blockedUntil: number | null): Promise<void> {
     this.enter('setBlockedUntil');
     const s = this.require(cluster);

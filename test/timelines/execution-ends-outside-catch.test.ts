@@ -128,9 +128,16 @@ describe('T5: an execution that ends outside its Catch', () => {
     expect(ended.states.map((s) => s.name)).not.toContain('FailoverFailed');
     expect(ended.states.find((s) => s.name === 'PromoteCandidate')?.outcome).toBe('exited');
 
+    // MoveVip's Lambda is still running (hung on EC2): the cleanup revokes the claim at once and
+    // decides once that task is over, at the latest its TimeoutSeconds (120 s) plus a margin.
+    await waitFor(
+      async () => (await store.getClusterState(NAME))?.failoverInProgress?.revokedAt !== undefined,
+      20_000,
+      'the execution status rule to revoke the claim',
+    );
     await waitFor(
       async () => (await store.getClusterState(NAME))?.failoverInProgress === undefined,
-      20_000,
+      150_000,
       'the execution status rule to clear failoverInProgress',
     );
     const writable: string[] = [];
@@ -144,5 +151,5 @@ describe('T5: an execution that ends outside its Catch', () => {
     expect(alert).toContain('ROLLED FORWARD');
     expect(alert).toContain('still on db1');
     lc().faults.clear();
-  });
+  }, 240_000);
 });

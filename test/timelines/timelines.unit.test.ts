@@ -28,6 +28,9 @@ import { seedClusterState } from '../support/seed-state.ts';
 
 const CLUSTER = 'unit';
 
+/** The execution history shows no task still running when it ended. */
+const nothingInFlight = { inFlightUntil: async (_d: unknown, stop: number) => ({ until: stop, states: [] }) };
+
 /** A runtime on the in-memory store and the fake mover; the nodes' ports answer nothing. */
 function runtime(store: InMemoryStateStore, mover: FakeVipMover, notes: Notification[]): Runtime {
   const config = {
@@ -198,7 +201,7 @@ describe('T5: an execution that ends outside its Catch', () => {
       { name: 'PromoteCandidate', result: 'ok' },
     ]);
     const event = statusChange('unit-failover-e1', 'TIMED_OUT', ctx);
-    const first = await executionEnded(rt, event);
+    const first = await executionEnded(rt, event, nothingInFlight);
     expect(first.action).toBe('cleaned');
     const state = await store.getClusterState(CLUSTER);
     expect(state?.failoverInProgress).toBeUndefined();
@@ -206,7 +209,7 @@ describe('T5: an execution that ends outside its Catch', () => {
     expect(notes.filter((n) => n.subject.includes('FAILED'))).toHaveLength(1);
     expect(notes[notes.length - 1]?.message).toContain('ended TIMED_OUT outside its Catch');
     // The same event again (EventBridge delivers at least once): nothing more.
-    expect((await executionEnded(rt, event)).action).toBe('none');
+    expect((await executionEnded(rt, event, nothingInFlight)).action).toBe('none');
     expect(notes.filter((n) => n.subject.includes('FAILED'))).toHaveLength(1);
   });
 
@@ -234,7 +237,7 @@ describe('T5: an execution that ends outside its Catch', () => {
       endedAt: 0,
       detail: { candidate: 'db2' },
     });
-    const r = await executionEnded(rt, statusChange('unit-switchover-e1', 'ABORTED', req));
+    const r = await executionEnded(rt, statusChange('unit-switchover-e1', 'ABORTED', req), nothingInFlight);
     expect(r.action).toBe('cleaned');
     expect(mover.holder).toBe('db1');
     expect(mover.moves.at(-1)?.to).toBe('db1');
@@ -250,14 +253,14 @@ describe('T5: an execution that ends outside its Catch', () => {
     const notes: Notification[] = [];
     const rt = runtime(store, new FakeVipMover('db1'), notes);
     const ctx = await claimed(store, rt, 'unit-failover-e1', []);
-    const r = await executionEnded(rt, statusChange('unit-failover-e1-a2', 'ABORTED', ctx));
+    const r = await executionEnded(rt, statusChange('unit-failover-e1-a2', 'ABORTED', ctx), nothingInFlight);
     expect(r.action).toBe('none');
     expect((await store.getClusterState(CLUSTER))?.failoverInProgress?.executionName).toBe(
       'unit-failover-e1',
     );
-    expect((await executionEnded(rt, statusChange('unit-failover-e1', 'SUCCEEDED', ctx))).action).toBe(
-      'none',
-    );
+    expect(
+      (await executionEnded(rt, statusChange('unit-failover-e1', 'SUCCEEDED', ctx), nothingInFlight)).action,
+    ).toBe('none');
   });
 });
 

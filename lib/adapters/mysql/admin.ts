@@ -204,14 +204,82 @@ export async function readSemiSyncMaster(
   };
 }
 
-/** Fences a node: read_only on, then ends client sessions (not replication, not system, not us). */
-export async function fenceNode(s: AdminSession, ownUser: string): Promise<{ killed: number }> {
-  await s.execute('SET GLOBAL read_only = ON');
-  const rows = await s.query<{ ID: number | string; USER: string; COMMAND: string }>(
-    `SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST
-      WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler', ?)
-        AND COMMAND NOT IN ('Binlog Dump', 'Daemon', 'Slave_IO', 'Slave_SQL', 'Slave_worker')`,
-    [ownUser],
+/** What {@link fencePrimary} did: sessions killed, and how many read_only attempts it took. */
+export interface FenceResult {
+  killed: number;
+  attempts: number;
+}
+
+/**
+ * Fences a node that must not take writes: `read_only=ON` that never waits, with client sessions
+ * killed while it cannot apply, then every remaining client session ended (not replication,
+ * not system threads, not us). Bounded by `budgetMs`; throws when read_only did not apply.
+ *
+ * Why not a plain `SET GLOBAL read_only=ON`: it waits for the backup lock behind every commit in
+ * flight, and on an old primary whose replicas left (frozen by a failover, repointed) those
+ * commits wait for a semi-sync ACK that never comes. At rpl_semi_sync_master_timeout they fall
+ * back to async and are ACKNOWLEDGED, and only then does read_only apply (measured: the
+ * statement sat in "Waiting for backup lock" behind "Waiting for semi-sync ACK from slave" for the
+ * whole 10 s). Killing the connection ends that wait at once without an acknowledgement (the
+ * client sees the connection lost), and read_only then applies in a millisecond.
+ *
+ * @param opts.graceMs how long commits in flight may finish on their own before their sessions
+ *   are killed (0 for a failover: nothing the old primary acknowledges from now on is safe).
+ * @param opts.budgetMs give up (throw) when read_only has not applied by then.
+ */
+export async function fencePrimary(
+  s: AdminSession,
+  opts: { graceMs?: number; budgetMs?: number } = {},
+): Promise<FenceResult> {
+  const r = await applyReadOnly(s, opts);
+  return { killed: r.killed + (await killClientSessions(s)), attempts: r.attempts };
+}
+
+/**
+ * `read_only=ON` that never waits: each attempt fails at once (lock_wait_timeout=0) while a
+ * commit or lock is in flight; after `graceMs` the client sessions are killed between attempts
+ * so that it can apply. Throws when it has not applied within `budgetMs`. The first half of
+ * {@link fencePrimary}, for callers that end the sessions later themselves (a switchover's grace).
+ */
+export async function applyReadOnly(
+  s: AdminSession,
+  opts: { graceMs?: number; budgetMs?: number } = {},
+): Promise<FenceResult> {
+  const started = Date.now();
+  const budgetMs = Math.max(opts.budgetMs ?? 2500, opts.graceMs ?? 0);
+  const graceUntil = started + (opts.graceMs ?? 0);
+  await s.execute('SET SESSION lock_wait_timeout = 0');
+  let killed = 0;
+  let attempts = 0;
+  for (;;) {
+    attempts++;
+    try {
+      await s.execute('SET GLOBAL read_only = ON');
+      return { killed, attempts };
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ER_LOCK_WAIT_TIMEOUT') throw err;
+      if (Date.now() - started >= budgetMs) {
+        throw new Error(
+          `read_only=ON did not apply within ${budgetMs} ms (${attempts} attempts, ${killed} sessions killed): a commit or lock kept it waiting`,
+        );
+      }
+    }
+    if (Date.now() >= graceUntil) killed += await killClientSessions(s);
+    else await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Ends every client session (KILL CONNECTION: the client sees the connection lost, never an
+ * acknowledgement), except replication, system threads and this session. Sessions of our own
+ * admin account are no exception: it bypasses read_only, and a probe's heartbeat that a frozen
+ * server held waits for a semi-sync ACK like any commit, keeping read_only from applying.
+ */
+export async function killClientSessions(s: AdminSession): Promise<number> {
+  const rows = await s.query<{ ID: number | string }>(
+    `SELECT ID FROM information_schema.PROCESSLIST
+      WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler')
+        AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon', 'Slave_IO', 'Slave_SQL', 'Slave_worker')`,
   );
   let killed = 0;
   for (const r of rows) {
@@ -222,26 +290,65 @@ export async function fenceNode(s: AdminSession, ownUser: string): Promise<{ kil
       // The session may have ended on its own between the SELECT and the KILL.
     }
   }
-  return { killed };
+  return killed;
+}
+
+/** True when `s` answers read_only=ON. */
+export async function isReadOnly(s: AdminSession): Promise<boolean> {
+  const [r] = await s.query<{ ro: number | string }>('SELECT @@global.read_only AS ro');
+  return Number(r?.ro) === 1;
+}
+
+/**
+ * Freezes what a replica received: stops its IO thread (no-op without replication). Against a
+ * hung or cut-off source this takes ~2 s (the thread sits in a socket read). Returns false when
+ * the node has no replication configured.
+ */
+export async function stopReplicationIo(s: AdminSession): Promise<boolean> {
+  if (!(await readReplication(s))) return false;
+  await s.execute('STOP SLAVE IO_THREAD', [], 10_000);
+  return true;
+}
+
+/**
+ * A failover's freeze of one survivor: stops its IO thread and says whether this call stopped a
+ * running one ('stopped'), found it stopped already ('already-stopped': by an operator, or by an
+ * earlier freeze) or found no replication ('no-replication'). Only 'stopped' nodes are restarted
+ * when the failover ends without a promotion.
+ */
+export async function freezeReplicationIo(
+  s: AdminSession,
+): Promise<'stopped' | 'already-stopped' | 'no-replication'> {
+  const r = await readReplication(s);
+  if (!r) return 'no-replication';
+  await s.execute('STOP SLAVE IO_THREAD', [], 10_000);
+  return r.ioState === 'No' ? 'already-stopped' : 'stopped';
+}
+
+/**
+ * Undoes a failover's freeze on a replica that was not promoted: makes sure it replicates from
+ * `source` (the old primary) again with both threads started. Idempotent: a replica already
+ * replicating from `source` with its IO thread running is left alone. Returns what it did.
+ */
+export async function restartReplicationIo(
+  s: AdminSession,
+  source: ReplicaOf,
+  repl: Login,
+): Promise<'running' | 'restarted' | 'repointed' | 'no-replication'> {
+  const r = await readReplication(s);
+  if (!r) return 'no-replication';
+  if (r.sourceHost !== source.host || r.sourcePort !== source.port) {
+    // CatchUpCandidate's collection left it pointing at another replica (relay log reset).
+    await replicateFrom(s, source, repl);
+    return 'repointed';
+  }
+  if (r.ioState !== 'No' && r.sqlRunning) return 'running';
+  await s.execute('START SLAVE');
+  return 'restarted';
 }
 
 /** Whether the node takes writes now (read_only=OFF): a promoted candidate does, a fenced node does not. */
 export async function isWritable(s: AdminSession): Promise<boolean> {
   const [r] = await s.query<{ ro: number | string }>('SELECT @@read_only AS ro');
   return Number(r?.ro) === 0;
-}
-
-/**
- * Restarts a replica's IO thread that a failover stopped (CatchUpCandidate freezes every survivor's)
- * when the failover ends without a promotion: without it the replica never receives again. A node
- * that is no replica, or whose IO thread runs, is left alone.
- */
-export async function restartReplicationIo(
-  s: AdminSession,
-): Promise<'restarted' | 'running' | 'not-a-replica'> {
-  const r = await readReplication(s);
-  if (!r) return 'not-a-replica';
-  if (r.ioState !== 'No') return 'running';
-  await s.execute('START SLAVE IO_THREAD');
-  return 'restarted';
 }

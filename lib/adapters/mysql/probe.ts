@@ -12,7 +12,22 @@ export interface ProbeTarget extends Endpoint {
   nodeId: string;
   /** The node the state table believes is the primary: it gets the heartbeat write. */
   isPrimary: boolean;
+  /**
+   * Asked right before the heartbeat write (the monitor re-reads the state table): false skips
+   * the write (`writable` stays unknown). A write that would execute more than
+   * HEARTBEAT_BOUND_MS after this check began is not made at all (see writeHeartbeat).
+   */
+  beforeHeartbeat?: () => Promise<boolean>;
 }
+
+/**
+ * The heartbeat row is written only within this long after the caller's last check that the node
+ * is the recorded primary of the current epoch. A failover needs longer than this from claiming
+ * the epoch to a writable candidate (its fence's head start, the VIP move and the last fence
+ * check's connect timeout come first), so a heartbeat can never land on an old primary after
+ * the candidate became writable, also not one delayed by a frozen server (SIGSTOP, then SIGCONT).
+ */
+export const HEARTBEAT_BOUND_MS = 250;
 
 type Row = Record<string, unknown>;
 
@@ -73,9 +88,13 @@ async function readNode(s: AdminSession, target: ProbeTarget): Promise<NodeProbe
             @@log_slave_updates AS log_slave_updates, @@gtid_binlog_pos AS gtid_binlog_pos,
             @@gtid_current_pos AS gtid_current_pos, @@gtid_slave_pos AS gtid_slave_pos,
             @@rpl_semi_sync_master_enabled AS sm_enabled, @@rpl_semi_sync_slave_enabled AS ss_enabled,
+            UNIX_TIMESTAMP(SYSDATE(6)) AS server_now,
             (SELECT COALESCE(MAX(TIMESTAMPDIFF(SECOND, trx_started, NOW())), 0) FROM information_schema.innodb_trx) AS longest_trx`,
   );
   if (!v) throw new Error('empty variables row');
+  // The server's clock when this answer left it: bounds the heartbeat write below.
+  const serverNow = Number(v.server_now);
+  const readAt = performance.now();
   const status = await s.query<{ Variable_name: string; Value: string }>(
     `SHOW GLOBAL STATUS WHERE Variable_name IN
        ('Rpl_semi_sync_master_status','Rpl_semi_sync_master_clients','Rpl_semi_sync_slave_status')`,
@@ -106,19 +125,32 @@ async function readNode(s: AdminSession, target: ProbeTarget): Promise<NodeProbe
   };
   const first = replicaRows[0];
   if (first) probe.replication = parseReplicaRow(first);
-  if (target.isPrimary) probe.writable = await writeHeartbeat(s);
-  else probe.heartbeatLagMs = await readHeartbeatLag(s);
+  if (target.isPrimary) {
+    const checkAt = performance.now();
+    const mayWrite = target.beforeHeartbeat ? await target.beforeHeartbeat().catch(() => false) : true;
+    // Too slow a check proves nothing about now: skip rather than write on stale knowledge.
+    if (mayWrite && performance.now() - checkAt < HEARTBEAT_BOUND_MS) {
+      // Server time by which the write must execute: at most HEARTBEAT_BOUND_MS after the check
+      // began (serverNow is no later than readAt, so this errs early, never late).
+      const deadline = serverNow + (checkAt - readAt + HEARTBEAT_BOUND_MS) / 1000;
+      probe.writable = await writeHeartbeat(s, deadline);
+    }
+  } else probe.heartbeatLagMs = await readHeartbeatLag(s);
   return probe;
 }
 
 /**
  * pt-heartbeat style write. `WHERE @@global.read_only = 0` keeps it from ever committing on a
- * read-only node (our admin account can bypass read_only). A timeout here means the primary
- * answers but cannot commit (e.g. waiting for semi-sync acks): not writable, yet reachable.
+ * read-only node (our admin account can bypass read_only). `SYSDATE(6) < deadline` (the time
+ * the statement executes, not when it was sent) keeps a write that a frozen server receives and
+ * runs only after SIGCONT, seconds later and perhaps after a failover, from changing anything.
+ * A timeout here means the primary answers but cannot commit (e.g. waiting for semi-sync acks):
+ * not writable, yet reachable.
  */
-async function writeHeartbeat(s: AdminSession): Promise<boolean> {
+async function writeHeartbeat(s: AdminSession, deadline: number): Promise<boolean> {
   const sql = `INSERT INTO failover_meta.heartbeat (id, ts, server_id)
-               SELECT 1, NOW(6), @@server_id FROM DUAL WHERE @@global.read_only = 0
+               SELECT 1, NOW(6), @@server_id FROM DUAL
+                WHERE @@global.read_only = 0 AND UNIX_TIMESTAMP(SYSDATE(6)) < ${deadline.toFixed(6)}
                ON DUPLICATE KEY UPDATE ts = VALUES(ts), server_id = VALUES(server_id)`;
   try {
     const res = await s.execute(sql);
