@@ -1,5 +1,6 @@
 import type { Login } from '../adapters/mysql/connection.ts';
 import { probeNode } from '../adapters/mysql/probe.ts';
+import { ProbeConnections } from '../adapters/mysql/probe-connections.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { analyzeTopology, findQuietSince } from '../core/analyze-topology.ts';
 import { confirmFailure, shouldReprobeQuickly } from '../core/confirm-failure.ts';
@@ -11,7 +12,7 @@ import type { FailoverRequest } from '../failover/steps.ts';
 import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
 import { type ActiveAlert, evaluateAlertRules } from './alert-rules.ts';
-import { MetricsWindow } from './metrics.ts';
+import { type MetricDetail, MetricsWindow } from './metrics.ts';
 
 export interface MonitorOptions {
   /** Unique per invocation (the Lambda request id). */
@@ -23,6 +24,27 @@ export interface MonitorOptions {
   signal?: AbortSignal;
   /** Called after every round (the sandbox prints from it). */
   onRound?: (r: RoundReport) => void;
+  /** The clusters this invocation watches (its shard: lib/health/shards.ts); default every one. */
+  clusters?: readonly ClusterConfig[];
+  /** EMF metrics and their detail (metrics.ts); default off. */
+  metrics?: MetricDetail | 'off';
+  /**
+   * Keep one probe connection per node across rounds (probe-connections.ts), and probe at once
+   * when the primary's closes; default true. False opens a fresh connection per node per round.
+   */
+  persistentConnections?: boolean;
+}
+
+/** Where one round's time went (performance.now() deltas, ms). */
+export interface RoundPhases {
+  /** Lease renewal and state table re-read, when due. */
+  leaseAndStateMs: number;
+  /** Every node's probe (connection set-up when new, queries, the heartbeat's state check), incl. the re-read. */
+  probeMs: number;
+  /** The pure part: topology analysis, failure confirmation, alert rules. */
+  analysisMs: number;
+  /** Fencing checks, state/event writes, notifications, failover start. */
+  actMs: number;
 }
 
 export interface RoundReport {
@@ -39,6 +61,9 @@ export interface RoundReport {
   /** Alerts active after this round (see alert-rules.ts). */
   alerts: ActiveAlert[];
   started?: { executionName: string; alreadyStarted: boolean };
+  phases: RoundPhases;
+  /** The round was started at once because the primary's connection closed. */
+  woken: boolean;
 }
 
 export interface ClusterMonitorResult {
@@ -94,7 +119,7 @@ function abortableSleep(signal: AbortSignal | undefined) {
  * @returns one result per cluster: rounds probed, or that another invocation holds the lease.
  */
 export async function runHealthCheck(rt: Runtime, opts: MonitorOptions): Promise<ClusterMonitorResult[]> {
-  return Promise.all(rt.config.clusters.map((c) => monitorClusterIsolated(rt, c, opts)));
+  return Promise.all((opts.clusters ?? rt.config.clusters).map((c) => monitorClusterIsolated(rt, c, opts)));
 }
 
 /** Pause before probing a cluster again after its loop failed (a store error, a lost secret). */
@@ -200,7 +225,22 @@ async function monitorCluster(
   let blockedReportedFor: string | undefined;
   let quickRounds = 0;
   const counters = { ...state.counters };
-  const metrics = new MetricsWindow(c.name);
+  const metricsOn = opts.metrics !== undefined && opts.metrics !== 'off';
+  const metrics = new MetricsWindow(c.name, opts.metrics === 'off' ? undefined : opts.metrics);
+  // A primary's held connection closing is the kernel telling us mariadbd died (or the server
+  // dropped us): probe at once instead of at the next interval. The close is not evidence; the
+  // probe it triggers is, under the same rules (confirm-failure.ts).
+  let wake: (() => void) | undefined;
+  let woken = false;
+  let wokenRound = false;
+  const conns =
+    opts.persistentConnections === false
+      ? undefined
+      : new ProbeConnections((nodeId) => {
+          if (nodeId !== state.primaryId) return;
+          woken = true;
+          wake?.();
+        });
   const thresholds = {
     replicaLagAlertSeconds: c.detection.replicaLagAlertSeconds,
     longTransactionAlertSeconds: c.detection.longTransactionAlertSeconds,
@@ -210,6 +250,8 @@ async function monitorCluster(
   try {
     while (live() && rt.now() + c.detection.intervalMs < opts.deadline) {
       const roundStart = rt.now();
+      const t0 = performance.now();
+      let analysisMs = 0;
       if (roundStart - leaseRenewedAt >= LEASE_RENEW_MS) {
         const renewed = await rt.store.acquireLease(c.name, opts.owner, roundStart, leaseTtl(roundStart));
         if (!renewed.held) break; // someone took over (our lease lapsed): stop, never probe twice
@@ -240,7 +282,16 @@ async function monitorCluster(
           freshState.primaryId === primaryId
         );
       };
-      let snapshot = await probeCluster(c, primaryId, logins.admin, roundStart, undefined, beforeHeartbeat);
+      const tProbe = performance.now();
+      let snapshot = await probeCluster(
+        c,
+        primaryId,
+        logins.admin,
+        roundStart,
+        undefined,
+        beforeHeartbeat,
+        conns,
+      );
       if (freshState && (freshState.epoch !== state.epoch || freshState.failoverInProgress)) {
         state = freshState;
         stateReadAt = rt.now();
@@ -254,9 +305,10 @@ async function monitorCluster(
       ) {
         history.push(snapshot);
         const replicas = c.nodes.filter((n) => n.id !== primaryId).map((n) => n.id);
-        const again = await probeCluster(c, primaryId, logins.admin, rt.now(), replicas);
+        const again = await probeCluster(c, primaryId, logins.admin, rt.now(), replicas, undefined, conns);
         snapshot = { ...again, nodes: [firstPrimary, ...again.nodes] };
       }
+      const tProbed = performance.now();
       const analysis = analyzeTopology(snapshot, history, {
         replicaLagAlertSeconds: c.detection.replicaLagAlertSeconds,
         longTransactionAlertSeconds: c.detection.longTransactionAlertSeconds,
@@ -269,6 +321,7 @@ async function monitorCluster(
       if (primaryProbe?.reachable || primaryProbe?.error?.kind === 'auth') primaryDown = undefined;
       else if (primaryDown?.primaryId !== primaryId) primaryDown = { primaryId, since: roundStart };
       const quietSince = analysis.actionable ? findQuietSince(snapshot, history) : undefined;
+      analysisMs += performance.now() - tProbed;
       rememberSeen(lastSeen, snapshot);
       history.push(snapshot);
       while (history.length > 2 && (history[0]?.takenAt ?? 0) < roundStart - HISTORY_MS) history.shift();
@@ -284,6 +337,7 @@ async function monitorCluster(
       // has been silent to everyone, however long the rounds took.
       const evidenceSince =
         primaryDown && quietSince !== undefined ? Math.max(primaryDown.since, quietSince) : undefined;
+      const tConfirm = performance.now();
       const confirm = confirmFailure(
         suspicion,
         analysis,
@@ -298,6 +352,7 @@ async function monitorCluster(
       const decision = confirm.decision;
 
       const alerts = evaluateAlertRules(snapshot, analysis, thresholds);
+      analysisMs += performance.now() - tConfirm;
       const raised = alerts.filter((a) => !activeAlerts.some((b) => b.key === a.key));
       const cleared = activeAlerts.filter((a) => !alerts.some((b) => b.key === a.key));
       const codeChanged = analysis.code !== lastCode;
@@ -329,7 +384,7 @@ async function monitorCluster(
         lastWrittenAt = now;
         lastCode = analysis.code;
       }
-      if (process.env.FAILOVER_METRICS === '1') {
+      if (metricsOn) {
         metrics.add(snapshot, analysis, alerts, codeChanged || roleChanged ? 1 : 0, now - roundStart);
         if (metrics.due(now, codeChanged || roleChanged || raised.length > 0 || cleared.length > 0)) {
           for (const line of metrics.flush(now)) rt.log(line);
@@ -399,7 +454,15 @@ async function monitorCluster(
           };
         }
       }
+      const tEnd = performance.now();
       opts.onRound?.({
+        phases: {
+          leaseAndStateMs: tProbe - t0,
+          probeMs: tProbed - tProbe,
+          analysisMs,
+          actMs: tEnd - tProbed - analysisMs,
+        },
+        woken: wokenRound,
         cluster: c.name,
         owner: opts.owner,
         startedAt: roundStart,
@@ -421,10 +484,21 @@ async function monitorCluster(
         quickRounds > 0 && quickRounds <= MAX_QUICK_ROUNDS
           ? c.detection.crashReprobeMs
           : c.detection.intervalMs;
-      await sleep(roundStart + pause - rt.now());
+      wokenRound = woken;
+      if (!woken) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          void sleep(roundStart + pause - rt.now()).then(resolve);
+        });
+        wake = undefined;
+        wokenRound = woken;
+      }
+      woken = false;
     }
   } finally {
-    if (process.env.FAILOVER_METRICS === '1') for (const line of metrics.flush(rt.now())) rt.log(line);
+    // Before the lease goes: the next holder never finds our connections still open.
+    await conns?.closeAll();
+    if (metricsOn) for (const line of metrics.flush(rt.now())) rt.log(line);
     await rt.store.releaseLease(c.name, opts.owner).catch(() => {});
   }
   return result;
@@ -522,6 +596,7 @@ async function reportChange(
 /**
  * One probe round: every node (or only `nodeIds`) concurrently, bounded by the connect/query
  * timeouts. The prober uses a node's probeHost/probePort when configured (its own network path).
+ * `via` keeps each node's connection across rounds (same evidence: probe-connections.ts).
  */
 export async function probeCluster(
   c: ClusterConfig,
@@ -530,24 +605,22 @@ export async function probeCluster(
   takenAt: number,
   nodeIds?: readonly string[],
   beforeHeartbeat?: () => Promise<boolean>,
+  via?: ProbeConnections,
 ): Promise<ClusterSnapshot> {
   const t = { connectTimeoutMs: c.detection.connectTimeoutMs, queryTimeoutMs: c.detection.queryTimeoutMs };
   const nodes = await Promise.all(
     c.nodes
       .filter((n) => nodeIds === undefined || nodeIds.includes(n.id))
-      .map((n) =>
-        probeNode(
-          {
-            nodeId: n.id,
-            host: n.probeHost ?? n.host,
-            port: n.probePort ?? n.port,
-            isPrimary: n.id === primaryId,
-            ...(beforeHeartbeat ? { beforeHeartbeat } : {}),
-          },
-          admin,
-          t,
-        ),
-      ),
+      .map((n) => {
+        const target = {
+          nodeId: n.id,
+          host: n.probeHost ?? n.host,
+          port: n.probePort ?? n.port,
+          isPrimary: n.id === primaryId,
+          ...(beforeHeartbeat ? { beforeHeartbeat } : {}),
+        };
+        return via ? via.probe(target, admin, t) : probeNode(target, admin, t);
+      }),
   );
   return { cluster: c.name, takenAt, primaryId, nodes };
 }

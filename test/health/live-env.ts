@@ -84,6 +84,8 @@ export async function startLiveEnv(opts: {
         owner,
         deadline: Date.now() + durationMs,
         signal: abort.signal,
+        // As functions/health-check.ts reads it (the tests set FAILOVER_METRICS themselves).
+        metrics: process.env.FAILOVER_METRICS === '1' ? 'node' : 'off',
         onRound: (r) => rounds.push(r),
       });
       const m: RunningMonitor = {
