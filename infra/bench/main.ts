@@ -11,7 +11,7 @@
  * --cold turns the failover worker's warm-up ping off (the all-cold worst case); --init-cpu full
  * gives the init phase an unthrottled CPU (default throttled); --health-memory / --worker-memory
  * override the packaged MemorySize (MB) to measure other sizes. --clusters N (scale) sets how many
- * clusters one deployment watches.
+ * clusters one deployment watches, --shards K over how many health-check invocations.
  */
 import { parseArgs } from 'node:util';
 import { LOCAL_CLOUD_PROVIDERS, type LocalCloudProvider } from '../local-cloud/vip-provider.ts';
@@ -44,6 +44,7 @@ async function main(): Promise<void> {
       'health-memory': { type: 'string' },
       'worker-memory': { type: 'string' },
       clusters: { type: 'string', default: '1' },
+      shards: { type: 'string', default: '1' },
     },
   });
   const scenario = SCENARIOS[values.scenario];
@@ -88,7 +89,10 @@ async function main(): Promise<void> {
     fail(
       `--clusters must be a whole number from 1 to 60 (got "${values.clusters}"): each is ${nodes} mariadbd.`,
     );
-  const trialOpts = { provider: values.provider, log, force: values.force, clusters };
+  const shards = Number(values.shards);
+  if (!Number.isInteger(shards) || shards < 1 || shards > clusters)
+    fail(`--shards must be a whole number from 1 to --clusters (got "${values.shards}").`);
+  const trialOpts = { provider: values.provider, log, force: values.force, clusters, shards };
   const expectations = scenario.expect?.(trialOpts);
 
   const trials: Trial[] = [];

@@ -26,6 +26,8 @@ export interface TrialOptions {
   force?: boolean;
   /** `--clusters N`: how many clusters one deployment watches (scale). */
   clusters?: number;
+  /** `--shards K`: health-check invocations the clusters are spread over (scale). */
+  shards?: number;
 }
 
 /** What a timeline scenario must show in every trial (checked by the CLI: scenarios/expectations.ts). */

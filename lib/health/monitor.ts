@@ -433,7 +433,19 @@ async function monitorCluster(
             request.executionName = r.executionName;
             started = { executionName: r.executionName, alreadyStarted: r.alreadyStarted };
             if (!r.alreadyStarted) result.failoversStarted.push(r.executionName);
-            rt.log({ level: 'warn', type: 'failover-started', ...request, detectedAt: now });
+            // Until the execution claims the epoch (its first step; seconds when the worker is
+            // cold) the state table shows no failover, so the next confirmed rounds ask again and
+            // get the running execution back: one failover, logged once.
+            rt.log(
+              r.alreadyStarted
+                ? {
+                    level: 'debug',
+                    type: 'failover-start-repeated',
+                    cluster: c.name,
+                    executionName: r.executionName,
+                  }
+                : { level: 'warn', type: 'failover-started', ...request, detectedAt: now },
+            );
           } catch (err) {
             rt.log({
               level: 'error',

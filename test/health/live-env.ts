@@ -86,6 +86,8 @@ export async function startLiveEnv(opts: {
         signal: abort.signal,
         // As functions/health-check.ts reads it (the tests set FAILOVER_METRICS themselves).
         metrics: process.env.FAILOVER_METRICS === '1' ? 'node' : 'off',
+        // HEALTH_PERSISTENT_PROBES=0 runs the same tests with a fresh connection per round.
+        persistentConnections: process.env.HEALTH_PERSISTENT_PROBES !== '0',
         onRound: (r) => rounds.push(r),
       });
       const m: RunningMonitor = {

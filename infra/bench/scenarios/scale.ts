@@ -192,24 +192,45 @@ function loadPoints(): ScalePoint[] {
  * fault (round time, CPU, DynamoDB requests, logs, metrics). Phase 2: kill -9 of one cluster's
  * primary at a random phase of the round (detection, and the other clusters' rounds meanwhile).
  */
-async function runScale(n: number, log: (line: string) => void): Promise<Trial> {
+async function runScale(n: number, shards: number, log: (line: string) => void): Promise<Trial> {
   const startedAt = Date.now();
   const clusters = await startClusters(n, log);
   const startSeconds = Math.round((Date.now() - startedAt) / 1000);
   const entries: Array<Record<string, unknown>> = [];
   let cloud: LocalCloud | undefined;
+  let fanOut: NodeJS.Timeout | undefined;
   try {
     const defaults = trialCloudDefaults();
     cloud = await startLocalCloud({
       clusterName: clusterName(0),
       ...defaults,
-      lambda: { ...defaults.lambda, env: { HEALTH_ROUND_LOG: '1' } },
+      lambda: {
+        ...defaults.lambda,
+        env: {
+          HEALTH_ROUND_LOG: '1',
+          // The comparison run: HEALTH_PERSISTENT_PROBES=0 npm run bench -- --scenario scale ...
+          ...(process.env.HEALTH_PERSISTENT_PROBES === '0' ? { HEALTH_PERSISTENT_PROBES: '0' } : {}),
+        },
+      },
       cluster: clusters[0]!,
       schedule: false,
       onLog: (e) => entries.push(e),
     });
     writeConfig(cloud, clusters);
-    cloud.startScheduler();
+    const lc = cloud;
+    if (shards === 1) lc.startScheduler();
+    else {
+      // The fan-out schedule: K events a minute, each with its shard (serverless.yml's
+      // healthCheck events), each a concurrent invocation in its own CPU-limited instance.
+      const fire = () => {
+        for (let shard = 0; shard < shards; shard++)
+          void lc
+            .invoke(HEALTH_ID, { shard, of: shards })
+            .catch((err: Error) => log(`shard ${shard}: ${err.message}`));
+      };
+      fire();
+      fanOut = setInterval(fire, 60_000);
+    }
     const store = new DynamoStateStore(cloud.tableName);
     const names = clusters.map((_, i) => clusterName(i));
     const healthy = await waitUntil(
@@ -234,7 +255,8 @@ async function runScale(n: number, log: (line: string) => void): Promise<Trial> 
     const elapsedS = (performance.now() - t0) / 1000;
     let ticks = 0;
     for (const pid of healthPids(cloud)) ticks += cpuTicks(pid) - (pidsBefore.get(pid) ?? 0);
-    const cpuUsedShare = ticks / 100 / elapsedS;
+    // Per shard: each shard is its own instance with its own limit.
+    const cpuUsedShare = ticks / 100 / elapsedS / shards;
     const mariadbProcesses = clusters.reduce(
       (s, c) => s + c.nodes.filter((nd) => nd.pid !== undefined).length,
       0,
@@ -245,8 +267,15 @@ async function runScale(n: number, log: (line: string) => void): Promise<Trial> 
     cloud.dynamoFaults.clear();
     const rounds = window.filter((e) => e.type === 'probe-round');
     const roundMs = rounds.map((e) => Number(e.ms));
-    const probeMs = rounds.map((e) => Number(e.probeMs ?? 0));
-    const restMs = rounds.map((e) => Number(e.ms) - Number(e.probeMs ?? 0));
+    const phase = (k: string) =>
+      rounds.map((e) => Number((e.phases as Record<string, number> | undefined)?.[k] ?? 0));
+    const breakdown = (p: number) =>
+      Object.fromEntries(
+        ['leaseAndStateMs', 'probeMs', 'analysisMs', 'actMs'].map((k) => [
+          k,
+          Number((percentile(phase(k), p) ?? 0).toFixed(2)),
+        ]),
+      );
     const logBytes = window
       .filter((e) => e.type !== 'probe-round')
       .reduce((s, e) => s + JSON.stringify(e).length + 1, 0);
@@ -291,12 +320,12 @@ async function runScale(n: number, log: (line: string) => void): Promise<Trial> 
       transitionsPerFailover: 20,
     };
     const point: ScalePoint = {
-      clusters: n,
+      clusters: n / shards,
       roundP50Ms: percentile(roundMs, 50) ?? 0,
       roundP99Ms: percentile(roundMs, 99) ?? 0,
       cpuUsedShare,
     };
-    const points = [...loadPoints().filter((p) => p.clusters !== n), point].sort(
+    const points = [...loadPoints().filter((p) => p.clusters !== point.clusters), point].sort(
       (a, b) => a.clusters - b.clusters,
     );
     writeFileSync(POINTS_FILE, `${JSON.stringify(points)}\n`);
@@ -338,7 +367,7 @@ async function runScale(n: number, log: (line: string) => void): Promise<Trial> 
     } catch (err) {
       model500 = { error: (err as Error).message };
     }
-    const here = firstAndAdditional(profileBase, Math.max(n, 2), () => 1);
+    const here = firstAndAdditional(profileBase, Math.max(n, 2), (c) => (c === 1 ? 1 : shards));
     const detectMs = ownStart ? Number(ownStart.detectedAt) - killedAt : null;
     return {
       detectMs,
@@ -354,14 +383,16 @@ async function runScale(n: number, log: (line: string) => void): Promise<Trial> 
         falseFailovers === 0 &&
         roundMs.length >= (n * OBSERVE_MS) / 2000,
       clusters: n,
+      shards,
       clusterStartSeconds: startSeconds,
       rounds: roundMs.length,
       roundP50Ms: point.roundP50Ms,
       roundP99Ms: point.roundP99Ms,
       roundMaxMs: roundMs.length ? Math.max(...roundMs) : null,
       roundMsDuringCrashP99: percentile(otherRounds, 99),
-      roundBreakdownP50Ms: { probe: percentile(probeMs, 50), analysisAndWrites: percentile(restMs, 50) },
-      roundBreakdownP99Ms: { probe: percentile(probeMs, 99), analysisAndWrites: percentile(restMs, 99) },
+      roundBreakdownP50Ms: breakdown(50),
+      roundBreakdownP99Ms: breakdown(99),
+      persistentConnections: process.env.HEALTH_PERSISTENT_PROBES !== '0',
       cpuShare,
       cpuUsedShare: Number(cpuUsedShare.toFixed(3)),
       healthCheckRssMb: Math.round(healthRssMb),
@@ -385,6 +416,7 @@ async function runScale(n: number, log: (line: string) => void): Promise<Trial> 
       model500,
     };
   } finally {
+    clearInterval(fanOut);
     await cloud?.stop().catch(() => {});
     await Promise.allSettled(clusters.map((c) => c.destroy()));
   }
@@ -400,12 +432,13 @@ export const scale: BenchScenario = {
   description: 'one deployment watching N 3-node clusters under the CPU limit, with a kill -9 in one',
   expectFailover: true,
   defaultTrials: 1,
-  run: (opts) => runScale(opts.clusters ?? 1, opts.log),
+  run: (opts) => runScale(opts.clusters ?? 1, opts.shards ?? 1, opts.log),
   summarize: (trials) => {
     const last = trials[trials.length - 1];
     const pick = (k: string) => trials.flatMap((t) => (typeof t[k] === 'number' ? [t[k] as number] : []));
     return {
       clusters: last?.clusters ?? null,
+      shards: last?.shards ?? null,
       roundP50Ms: percentile(pick('roundP50Ms'), 50),
       roundP99Ms: percentile(pick('roundP99Ms'), 50),
       cpuShare: last?.cpuShare ?? null,
