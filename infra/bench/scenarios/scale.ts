@@ -241,7 +241,15 @@ async function runScale(n: number, shards: number, log: (line: string) => void):
       60_000 + n * 1000,
       500,
     );
-    if (!healthy) throw new Error(`not every one of the ${n} clusters reported NoProblem`);
+    if (!healthy) {
+      const states = await Promise.all(names.map((c) => store.getClusterState(c)));
+      const counts: Record<string, number> = {};
+      for (const st of states) counts[st?.analysis ?? 'none'] = (counts[st?.analysis ?? 'none'] ?? 0) + 1;
+      const rounds = entries.filter((e) => e.type === 'probe-round').map((e) => Number(e.ms));
+      throw new Error(
+        `not every one of the ${n} clusters reported NoProblem: ${JSON.stringify(counts)}; rounds so far ${rounds.length}, p50 ${percentile(rounds, 50)} ms, p99 ${percentile(rounds, 99)} ms`,
+      );
+    }
     await sleep(2000);
 
     // Phase 1: steady state.
