@@ -1,25 +1,49 @@
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
+import { METRIC_DETAILS, type MetricDetail } from '../lib/health/metrics.ts';
 import { runHealthCheck } from '../lib/health/monitor.ts';
+import { clustersOfShard, parseShard } from '../lib/health/shards.ts';
 import { getRuntime } from '../lib/runtime.ts';
 import { logContext } from './middleware.ts';
 
 /** Stop probing this long before the invocation's own timeout (flush state, release leases). */
 const SAFETY_MARGIN_MS = 4000;
 
-/** Scheduled (rate 1 minute): probes every cluster at detection.intervalMs until shortly before the timeout. */
+/** FAILOVER_METRICS=1 turns the EMF metrics on; FAILOVER_METRICS_DETAIL picks how many per cluster. */
+function metricsSetting(env: NodeJS.ProcessEnv): MetricDetail | 'off' {
+  if (env.FAILOVER_METRICS !== '1') return 'off';
+  const detail = env.FAILOVER_METRICS_DETAIL ?? 'cluster';
+  const known = METRIC_DETAILS.find((d) => d === detail);
+  if (!known)
+    throw new Error(
+      `FAILOVER_METRICS_DETAIL must be one of ${METRIC_DETAILS.join(', ')} (got "${detail}"); see lib/health/metrics.ts.`,
+    );
+  return known;
+}
+
+/**
+ * Scheduled (rate 1 minute): probes its clusters at detection.intervalMs until shortly before the
+ * timeout. The event may carry a shard (`{"shard": i, "of": K}`, lib/health/shards.ts): the
+ * invocation then watches only that shard's clusters; without one, every cluster.
+ */
 export async function plain(
-  _event: unknown,
+  event: unknown,
   context: Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>,
   signal?: AbortSignal,
 ) {
+  const shard = parseShard(event);
   const rt = getRuntime();
   const deadline = rt.now() + context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS;
-  // HEALTH_ROUND_LOG=1 (the bench's probe-round figure) logs each round's duration.
-  const roundLog = process.env.HEALTH_ROUND_LOG === '1';
+  const env = process.env;
+  // HEALTH_ROUND_LOG=1 (the bench's probe-round figure) logs each round's duration and phases.
+  const roundLog = env.HEALTH_ROUND_LOG === '1';
   const results = await runHealthCheck(rt, {
     owner: context.awsRequestId,
     deadline,
+    clusters: clustersOfShard(rt.config.clusters, shard),
+    metrics: metricsSetting(env),
+    // HEALTH_PERSISTENT_PROBES=0: a fresh connection per node per round (the bench's comparison).
+    persistentConnections: env.HEALTH_PERSISTENT_PROBES !== '0',
     ...(signal ? { signal } : {}),
     ...(roundLog
       ? {
@@ -31,6 +55,8 @@ export async function plain(
               owner: r.owner,
               at: r.startedAt,
               ms: r.endedAt - r.startedAt,
+              phases: r.phases,
+              woken: r.woken,
             }),
         }
       : {}),

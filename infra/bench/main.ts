@@ -10,7 +10,8 @@
  * Node 22 process CPU-limited by its MemorySize; inprocess calls the handlers in the bench process.
  * --cold turns the failover worker's warm-up ping off (the all-cold worst case); --init-cpu full
  * gives the init phase an unthrottled CPU (default throttled); --health-memory / --worker-memory
- * override the packaged MemorySize (MB) to measure other sizes.
+ * override the packaged MemorySize (MB) to measure other sizes. --clusters N (scale) sets how many
+ * clusters one deployment watches, --shards K over how many health-check invocations.
  */
 import { parseArgs } from 'node:util';
 import { LOCAL_CLOUD_PROVIDERS, type LocalCloudProvider } from '../local-cloud/vip-provider.ts';
@@ -42,6 +43,8 @@ async function main(): Promise<void> {
       'init-cpu': { type: 'string', default: 'throttled' },
       'health-memory': { type: 'string' },
       'worker-memory': { type: 'string' },
+      clusters: { type: 'string', default: '1' },
+      shards: { type: 'string', default: '1' },
     },
   });
   const scenario = SCENARIOS[values.scenario];
@@ -81,7 +84,15 @@ async function main(): Promise<void> {
   if (!Number.isInteger(nodes) || nodes < 2 || nodes > 9)
     fail(`--nodes must be a whole number from 2 to 9 (got "${values.nodes}"): a failover needs a replica.`);
   setTrialClusterDefaults({ nodes });
-  const trialOpts = { provider: values.provider, log, force: values.force };
+  const clusters = Number(values.clusters);
+  if (!Number.isInteger(clusters) || clusters < 1 || clusters > 60)
+    fail(
+      `--clusters must be a whole number from 1 to 60 (got "${values.clusters}"): each is ${nodes} mariadbd.`,
+    );
+  const shards = Number(values.shards);
+  if (!Number.isInteger(shards) || shards < 1 || shards > clusters)
+    fail(`--shards must be a whole number from 1 to --clusters (got "${values.shards}").`);
+  const trialOpts = { provider: values.provider, log, force: values.force, clusters, shards };
   const expectations = scenario.expect?.(trialOpts);
 
   const trials: Trial[] = [];

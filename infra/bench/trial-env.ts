@@ -24,6 +24,10 @@ export interface TrialOptions {
   trial?: number;
   /** `--force`: the operator overrides a veto (lagging-survivors). */
   force?: boolean;
+  /** `--clusters N`: how many clusters one deployment watches (scale). */
+  clusters?: number;
+  /** `--shards K`: health-check invocations the clusters are spread over (scale). */
+  shards?: number;
 }
 
 /** What a timeline scenario must show in every trial (checked by the CLI: scenarios/expectations.ts). */
@@ -91,6 +95,11 @@ export function trialNodeIds(): string[] {
  */
 export function setTrialCloudDefaults(defaults: TrialCloudDefaults): void {
   cloudDefaults = { ...defaults };
+}
+
+/** The cloud defaults the CLI set (for scenarios that start their own local cloud). */
+export function trialCloudDefaults(): TrialCloudDefaults {
+  return { ...cloudDefaults };
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -16,6 +16,18 @@ import type { Analysis, ClusterSnapshot } from '../core/types.ts';
 import { type ActiveAlert, countIndicators, lagSeconds, type RuleIndicators } from './alert-rules.ts';
 
 export const METRICS_NAMESPACE = 'ServerlessMysqlFailover';
+
+/**
+ * How many metrics a cluster costs (each custom metric is billed per month, per dimension value):
+ * - 'node': every metric per cluster and per node (about 18 for 3 nodes, $5.40 a cluster-month);
+ * - 'cluster': ClusterHealthy and ProbeRoundMs per cluster, what the dashboard draws ($0.60);
+ * - 'deployment': none per cluster.
+ * Every level emits the dimensionless alarm metrics, and every value stays in the EMF log line
+ * with its Cluster (and Node) property: CloudWatch Logs Insights or a metric filter reads them
+ * when a cluster needs a closer look.
+ */
+export type MetricDetail = 'node' | 'cluster' | 'deployment';
+export const METRIC_DETAILS: readonly MetricDetail[] = ['node', 'cluster', 'deployment'];
 export const METRICS_WINDOW_MS = 10_000;
 
 /** The per-rule indicator metrics and the state-change counter, as the alarms name them. */
@@ -45,7 +57,10 @@ export class MetricsWindow {
   private openedAt: number | undefined;
   private roundMs = 0;
 
-  constructor(private readonly cluster: string) {}
+  constructor(
+    private readonly cluster: string,
+    private readonly detail: MetricDetail = 'node',
+  ) {}
 
   /** Adds one round. `changed` counts role / health-state changes seen in this round. */
   add(
@@ -106,9 +121,10 @@ export class MetricsWindow {
       out.push({
         _aws: {
           Timestamp: now,
-          CloudWatchMetrics: [
-            { Namespace: METRICS_NAMESPACE, Dimensions: [['Cluster', 'Node']], Metrics: metrics },
-          ],
+          CloudWatchMetrics:
+            this.detail === 'node'
+              ? [{ Namespace: METRICS_NAMESPACE, Dimensions: [['Cluster', 'Node']], Metrics: metrics }]
+              : [],
         },
         Cluster: this.cluster,
         Node: node,
@@ -124,16 +140,26 @@ export class MetricsWindow {
       _aws: {
         Timestamp: now,
         CloudWatchMetrics: [
-          {
-            Namespace: METRICS_NAMESPACE,
-            Dimensions: [['Cluster']],
-            Metrics: [
-              ...ruleMetrics,
-              { Name: 'ClusterHealthy', Unit: 'Count' },
-              { Name: 'LongestTransactionSeconds', Unit: 'Seconds' },
-              { Name: 'ProbeRoundMs', Unit: 'Milliseconds' },
-            ],
-          },
+          ...(this.detail === 'deployment'
+            ? []
+            : [
+                {
+                  Namespace: METRICS_NAMESPACE,
+                  Dimensions: [['Cluster']],
+                  Metrics:
+                    this.detail === 'node'
+                      ? [
+                          ...ruleMetrics,
+                          { Name: 'ClusterHealthy', Unit: 'Count' },
+                          { Name: 'LongestTransactionSeconds', Unit: 'Seconds' },
+                          { Name: 'ProbeRoundMs', Unit: 'Milliseconds' },
+                        ]
+                      : [
+                          { Name: 'ClusterHealthy', Unit: 'Count' },
+                          { Name: 'ProbeRoundMs', Unit: 'Milliseconds' },
+                        ],
+                },
+              ]),
           // Without dimensions: one alarm per rule covers every cluster of the deployment; the
           // SNS notification of the same change names the cluster and the node.
           { Namespace: METRICS_NAMESPACE, Dimensions: [[]], Metrics: ruleMetrics },

@@ -1,5 +1,5 @@
 import type { Login } from '../adapters/mysql/connection.ts';
-import { probeNode } from '../adapters/mysql/probe.ts';
+import { ProbeConnections } from '../adapters/mysql/probe-connections.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { analyzeTopology, findQuietSince } from '../core/analyze-topology.ts';
 import { confirmFailure, shouldReprobeQuickly } from '../core/confirm-failure.ts';
@@ -7,11 +7,15 @@ import type { ConfirmDecision, SuspicionState } from '../core/decision-types.ts'
 import type { Analysis, ClusterSnapshot } from '../core/types.ts';
 import { describeError } from '../errors.ts';
 import { fenceReturnedPrimaries } from '../failover/fence-returned.ts';
-import type { FailoverRequest } from '../failover/steps.ts';
 import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
+import { loadActiveAlerts, reportChange, startOrBlockFailover } from './act.ts';
 import { type ActiveAlert, evaluateAlertRules } from './alert-rules.ts';
-import { MetricsWindow } from './metrics.ts';
+import { ClusterLease } from './lease.ts';
+import { type MetricDetail, MetricsWindow } from './metrics.ts';
+import { initialState, type LastSeen, probeCluster, rememberSeen, summarize } from './round.ts';
+
+export { probeCluster } from './round.ts';
 
 export interface MonitorOptions {
   /** Unique per invocation (the Lambda request id). */
@@ -23,6 +27,27 @@ export interface MonitorOptions {
   signal?: AbortSignal;
   /** Called after every round (the sandbox prints from it). */
   onRound?: (r: RoundReport) => void;
+  /** The clusters this invocation watches (its shard: lib/health/shards.ts); default every one. */
+  clusters?: readonly ClusterConfig[];
+  /** EMF metrics and their detail (metrics.ts); default off. */
+  metrics?: MetricDetail | 'off';
+  /**
+   * Keep one probe connection per node across rounds (probe-connections.ts), and probe at once
+   * when the primary's closes; default true. False opens a fresh connection per node per round.
+   */
+  persistentConnections?: boolean;
+}
+
+/** Where one round's time went (performance.now() deltas, ms). */
+export interface RoundPhases {
+  /** Lease renewal and state table re-read, when due. */
+  leaseAndStateMs: number;
+  /** Every node's probe (connection set-up when new, queries, the heartbeat's state check), incl. the re-read. */
+  probeMs: number;
+  /** The pure part: topology analysis, failure confirmation, alert rules. */
+  analysisMs: number;
+  /** Fencing checks, state/event writes, notifications, failover start. */
+  actMs: number;
 }
 
 export interface RoundReport {
@@ -39,6 +64,9 @@ export interface RoundReport {
   /** Alerts active after this round (see alert-rules.ts). */
   alerts: ActiveAlert[];
   started?: { executionName: string; alreadyStarted: boolean };
+  phases: RoundPhases;
+  /** The round was started at once because the primary's connection closed. */
+  woken: boolean;
 }
 
 export interface ClusterMonitorResult {
@@ -53,16 +81,7 @@ export interface ClusterMonitorResult {
   blocked: number;
 }
 
-const LEASE_TTL_MS = 15_000;
-const LEASE_RENEW_MS = 5_000;
-/**
- * A lease never runs more than this past its holder's deadline (when the holder releases it),
- * so a waiting invocation knows when to start polling instead of polling for seconds.
- */
-const LEASE_TAIL_MS = 5_000;
-const LEASE_POLL_MS = 250;
 const HISTORY_MS = 10_000;
-const EVENT_TTL_SECONDS = 14 * 24 * 3600;
 const MAX_QUICK_ROUNDS = 5;
 /**
  * A primary probe that failed slowly (a timeout) leaves the replicas' readings of the same
@@ -94,7 +113,7 @@ function abortableSleep(signal: AbortSignal | undefined) {
  * @returns one result per cluster: rounds probed, or that another invocation holds the lease.
  */
 export async function runHealthCheck(rt: Runtime, opts: MonitorOptions): Promise<ClusterMonitorResult[]> {
-  return Promise.all(rt.config.clusters.map((c) => monitorClusterIsolated(rt, c, opts)));
+  return Promise.all((opts.clusters ?? rt.config.clusters).map((c) => monitorClusterIsolated(rt, c, opts)));
 }
 
 /** Pause before probing a cluster again after its loop failed (a store error, a lost secret). */
@@ -132,18 +151,6 @@ async function monitorClusterIsolated(
   }
 }
 
-/*
- * Lease hand-over between scheduled invocations (rate 1 minute, each probing ~65 s):
- *
- *   inv A  |--probing------------------------------------|release
- *   inv B                                 |sleep...|poll.|--probing---- ...
- *          0s                            60s            66s
- *
- * A's lease expires LEASE_TAIL_MS after A's deadline (A renews it with that bound), so B sleeps
- * until shortly before A's deadline and then polls every 250 ms: neither a gap nor two probers,
- * and a handful of conditional writes per hand-over instead of a poll every 250 ms for 6 s.
- * A crashed prober's lease expires after at most LEASE_TTL_MS.
- */
 async function monitorCluster(
   rt: Runtime,
   c: ClusterConfig,
@@ -158,25 +165,16 @@ async function monitorCluster(
     failoversStarted: [],
     blocked: 0,
   };
-  const leaseTtl = (now: number) => Math.min(LEASE_TTL_MS, opts.deadline - now + LEASE_TAIL_MS);
-  let lease = await rt.store.acquireLease(c.name, opts.owner, rt.now(), leaseTtl(rt.now()));
-  while (!lease.held) {
-    const now = rt.now();
-    if (!live() || now + c.detection.intervalMs >= opts.deadline) {
-      result.outcome = 'lease-held-elsewhere';
-      return result;
-    }
-    const untilHolderDeadline = lease.expiresAt - LEASE_TAIL_MS - 1500 - now;
-    const pause = Math.max(LEASE_POLL_MS, untilHolderDeadline);
-    await sleep(Math.min(pause, Math.max(10, opts.deadline - c.detection.intervalMs - now)));
-    lease = await rt.store.acquireLease(c.name, opts.owner, rt.now(), leaseTtl(rt.now()));
+  const lease = new ClusterLease(rt, c.name, opts.owner, opts.deadline);
+  if (!(await lease.acquire(c.detection.intervalMs, live, sleep))) {
+    result.outcome = 'lease-held-elsewhere';
+    return result;
   }
-  let leaseRenewedAt = rt.now();
   let logins: { admin: Login; replication: Login };
   try {
     logins = await rt.logins(c);
   } catch (err) {
-    await rt.store.releaseLease(c.name, opts.owner);
+    await lease.release();
     throw err;
   }
   const secrets = [logins.admin.password, logins.replication.password];
@@ -200,7 +198,22 @@ async function monitorCluster(
   let blockedReportedFor: string | undefined;
   let quickRounds = 0;
   const counters = { ...state.counters };
-  const metrics = new MetricsWindow(c.name);
+  const metricsOn = opts.metrics !== undefined && opts.metrics !== 'off';
+  const metrics = new MetricsWindow(c.name, opts.metrics === 'off' ? undefined : opts.metrics);
+  // A primary's held connection closing is the kernel telling us mariadbd died (or the server
+  // dropped us): probe at once instead of at the next interval. The close is not evidence; the
+  // probe it triggers is, under the same rules (confirm-failure.ts).
+  let wake: (() => void) | undefined;
+  let woken = false;
+  let wokenRound = false;
+  const conns =
+    opts.persistentConnections === false
+      ? undefined
+      : new ProbeConnections((nodeId) => {
+          if (nodeId !== state.primaryId) return;
+          woken = true;
+          wake?.();
+        });
   const thresholds = {
     replicaLagAlertSeconds: c.detection.replicaLagAlertSeconds,
     longTransactionAlertSeconds: c.detection.longTransactionAlertSeconds,
@@ -210,11 +223,10 @@ async function monitorCluster(
   try {
     while (live() && rt.now() + c.detection.intervalMs < opts.deadline) {
       const roundStart = rt.now();
-      if (roundStart - leaseRenewedAt >= LEASE_RENEW_MS) {
-        const renewed = await rt.store.acquireLease(c.name, opts.owner, roundStart, leaseTtl(roundStart));
-        if (!renewed.held) break; // someone took over (our lease lapsed): stop, never probe twice
-        leaseRenewedAt = roundStart;
-      }
+      const t0 = performance.now();
+      let analysisMs = 0;
+      // Someone took over (our lease lapsed): stop, never probe twice.
+      if (!(await lease.renewIfDue(roundStart))) break;
       // The failover state machine changes the primary: re-read while anything is going on.
       if (suspicion || state.failoverInProgress || roundStart - stateReadAt > 10_000) {
         state = (await rt.store.getClusterState(c.name)) ?? state;
@@ -240,7 +252,16 @@ async function monitorCluster(
           freshState.primaryId === primaryId
         );
       };
-      let snapshot = await probeCluster(c, primaryId, logins.admin, roundStart, undefined, beforeHeartbeat);
+      const tProbe = performance.now();
+      let snapshot = await probeCluster(
+        c,
+        primaryId,
+        logins.admin,
+        roundStart,
+        undefined,
+        beforeHeartbeat,
+        conns,
+      );
       if (freshState && (freshState.epoch !== state.epoch || freshState.failoverInProgress)) {
         state = freshState;
         stateReadAt = rt.now();
@@ -254,9 +275,10 @@ async function monitorCluster(
       ) {
         history.push(snapshot);
         const replicas = c.nodes.filter((n) => n.id !== primaryId).map((n) => n.id);
-        const again = await probeCluster(c, primaryId, logins.admin, rt.now(), replicas);
+        const again = await probeCluster(c, primaryId, logins.admin, rt.now(), replicas, undefined, conns);
         snapshot = { ...again, nodes: [firstPrimary, ...again.nodes] };
       }
+      const tProbed = performance.now();
       const analysis = analyzeTopology(snapshot, history, {
         replicaLagAlertSeconds: c.detection.replicaLagAlertSeconds,
         longTransactionAlertSeconds: c.detection.longTransactionAlertSeconds,
@@ -269,6 +291,7 @@ async function monitorCluster(
       if (primaryProbe?.reachable || primaryProbe?.error?.kind === 'auth') primaryDown = undefined;
       else if (primaryDown?.primaryId !== primaryId) primaryDown = { primaryId, since: roundStart };
       const quietSince = analysis.actionable ? findQuietSince(snapshot, history) : undefined;
+      analysisMs += performance.now() - tProbed;
       rememberSeen(lastSeen, snapshot);
       history.push(snapshot);
       while (history.length > 2 && (history[0]?.takenAt ?? 0) < roundStart - HISTORY_MS) history.shift();
@@ -284,6 +307,7 @@ async function monitorCluster(
       // has been silent to everyone, however long the rounds took.
       const evidenceSince =
         primaryDown && quietSince !== undefined ? Math.max(primaryDown.since, quietSince) : undefined;
+      const tConfirm = performance.now();
       const confirm = confirmFailure(
         suspicion,
         analysis,
@@ -298,6 +322,7 @@ async function monitorCluster(
       const decision = confirm.decision;
 
       const alerts = evaluateAlertRules(snapshot, analysis, thresholds);
+      analysisMs += performance.now() - tConfirm;
       const raised = alerts.filter((a) => !activeAlerts.some((b) => b.key === a.key));
       const cleared = activeAlerts.filter((a) => !alerts.some((b) => b.key === a.key));
       const codeChanged = analysis.code !== lastCode;
@@ -329,7 +354,7 @@ async function monitorCluster(
         lastWrittenAt = now;
         lastCode = analysis.code;
       }
-      if (process.env.FAILOVER_METRICS === '1') {
+      if (metricsOn) {
         metrics.add(snapshot, analysis, alerts, codeChanged || roleChanged ? 1 : 0, now - roundStart);
         if (metrics.due(now, codeChanged || roleChanged || raised.length > 0 || cleared.length > 0)) {
           for (const line of metrics.flush(now)) rt.log(line);
@@ -338,68 +363,35 @@ async function monitorCluster(
 
       let started: RoundReport['started'];
       if (decision.kind === 'confirmed' && !state.failoverInProgress) {
-        state = (await rt.store.getClusterState(c.name)) ?? state;
+        const acted = await startOrBlockFailover(rt, c, {
+          now,
+          analysis,
+          decision,
+          secrets,
+          blockedReportedFor,
+          state,
+        });
+        state = acted.state;
         stateReadAt = now;
-        if (state.blockedUntil && state.blockedUntil > now && !state.failoverInProgress) {
+        blockedReportedFor = acted.blockedReportedFor;
+        if (acted.blocked) {
           result.blocked++;
-          if (blockedReportedFor !== decision.incidentId) {
-            blockedReportedFor = decision.incidentId;
-            counters.blockedFailovers++;
-            const msg = `${analysis.code} confirmed on ${state.primaryId}, but automatic failover is BLOCKED until ${new Date(state.blockedUntil).toISOString()} (anti-flapping after the last failover). Check the cluster and run: serverless invoke -f acknowledge --data '{"cluster":"${c.name}"}'`;
-            await rt.store.putEvent(
-              { cluster: c.name, at: now, type: 'FailoverBlocked', message: msg },
-              EVENT_TTL_SECONDS,
-            );
-            await rt.notifier.notify({
-              cluster: c.name,
-              severity: 'critical',
-              subject: 'Failover BLOCKED',
-              message: msg,
-            });
-          }
-        } else if (!state.failoverInProgress) {
-          const request: FailoverRequest = {
-            cluster: c.name,
-            kind: 'failover',
-            failedPrimary: state.primaryId,
-            expectedEpoch: state.epoch,
-            incidentId: decision.incidentId,
-            executionName: `${c.name}-failover-e${state.epoch + 1}`,
-            reason: {
-              analysis: analysis.code,
-              evidence: decision.evidence,
-              since: decision.since,
-              rounds: decision.rounds,
-            },
-          };
-          try {
-            // The starter may run it as a later attempt (`-a2`, ...) when an earlier one ended unclaimed.
-            const r = await rt.starter.start(request.executionName, request);
-            request.executionName = r.executionName;
-            started = { executionName: r.executionName, alreadyStarted: r.alreadyStarted };
-            if (!r.alreadyStarted) result.failoversStarted.push(r.executionName);
-            rt.log({ level: 'warn', type: 'failover-started', ...request, detectedAt: now });
-          } catch (err) {
-            rt.log({
-              level: 'error',
-              type: 'failover-start-failed',
-              cluster: c.name,
-              error: describeError(err, secrets),
-            });
-          }
-          // Follow the state machine closely from here on.
-          state = {
-            ...state,
-            failoverInProgress: {
-              epoch: state.epoch + 1,
-              executionName: request.executionName,
-              startedAt: now,
-              failedPrimary: state.primaryId,
-            },
-          };
+          if (acted.blockReported) counters.blockedFailovers++;
+        }
+        if (acted.started) {
+          started = acted.started;
+          if (!acted.started.alreadyStarted) result.failoversStarted.push(acted.started.executionName);
         }
       }
+      const tEnd = performance.now();
       opts.onRound?.({
+        phases: {
+          leaseAndStateMs: tProbe - t0,
+          probeMs: tProbed - tProbe,
+          analysisMs,
+          actMs: tEnd - tProbed - analysisMs,
+        },
+        woken: wokenRound,
         cluster: c.name,
         owner: opts.owner,
         startedAt: roundStart,
@@ -421,180 +413,22 @@ async function monitorCluster(
         quickRounds > 0 && quickRounds <= MAX_QUICK_ROUNDS
           ? c.detection.crashReprobeMs
           : c.detection.intervalMs;
-      await sleep(roundStart + pause - rt.now());
+      wokenRound = woken;
+      if (!woken) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          void sleep(roundStart + pause - rt.now()).then(resolve);
+        });
+        wake = undefined;
+        wokenRound = woken;
+      }
+      woken = false;
     }
   } finally {
-    if (process.env.FAILOVER_METRICS === '1') for (const line of metrics.flush(rt.now())) rt.log(line);
-    await rt.store.releaseLease(c.name, opts.owner).catch(() => {});
+    // Before the lease goes: the next holder never finds our connections still open.
+    await conns?.closeAll();
+    if (metricsOn) for (const line of metrics.flush(rt.now())) rt.log(line);
+    await lease.release().catch(() => {});
   }
   return result;
-}
-
-/** The alerts the previous invocation left active (carried in the newest health event). */
-async function loadActiveAlerts(rt: Runtime, cluster: string): Promise<ActiveAlert[]> {
-  try {
-    for (const e of await rt.store.listEvents(cluster, 10)) {
-      const alerts = e.data?.alerts;
-      if (Array.isArray(alerts)) return alerts as ActiveAlert[];
-    }
-  } catch {
-    // Unknown: treat every alert as new (a repeated notification beats a missed one).
-  }
-  return [];
-}
-
-/**
- * One event item and one notification for everything that changed in a round: the analysis
- * (health state), the primary (role), alerts raised and cleared. The event carries the active
- * alerts, so the next invocation notifies only what changes after it takes over.
- */
-async function reportChange(
-  rt: Runtime,
-  cluster: string,
-  ch: {
-    now: number;
-    from: string;
-    analysis: Analysis;
-    previousPrimary: string;
-    primaryId: string;
-    alerts: ActiveAlert[];
-    raised: ActiveAlert[];
-    cleared: ActiveAlert[];
-  },
-): Promise<void> {
-  const a = ch.analysis;
-  const lines: string[] = [];
-  if (ch.from !== a.code) lines.push(`${ch.from} -> ${a.code}: ${a.description}`);
-  if (ch.previousPrimary !== ch.primaryId)
-    lines.push(`Role change: the primary is now ${ch.primaryId} (was ${ch.previousPrimary})`);
-  for (const r of ch.raised) lines.push(`ALERT ${r.rule}: ${r.description}`);
-  for (const r of ch.cleared) lines.push(`cleared ${r.rule} on ${r.nodeId}`);
-  const type =
-    ch.from !== a.code
-      ? 'AnalysisChanged'
-      : ch.previousPrimary !== ch.primaryId
-        ? 'RoleChanged'
-        : 'AlertsChanged';
-  const parts: string[] = [];
-  if (ch.from !== a.code) parts.push(a.code);
-  if (ch.previousPrimary !== ch.primaryId) parts.push(`primary ${ch.primaryId}`);
-  if (ch.raised.length > 0) parts.push(`Alert: ${ch.raised.map((r) => `${r.rule}(${r.nodeId})`).join(', ')}`);
-  else if (parts.length === 0)
-    parts.push(`Cleared: ${ch.cleared.map((r) => `${r.rule}(${r.nodeId})`).join(', ')}`);
-  const subject = parts.join(' | ');
-  const severity = a.actionable
-    ? 'critical'
-    : a.code !== 'NoProblem' || ch.raised.length > 0
-      ? 'warning'
-      : 'info';
-  const message = lines.join('\n');
-  await rt.store.putEvent(
-    {
-      cluster,
-      at: ch.now,
-      type,
-      message,
-      data: {
-        analysis: a.code,
-        primaryId: ch.primaryId,
-        findings: a.findings.map((f) => ({ code: f.code, nodeId: f.nodeId })),
-        alerts: ch.alerts,
-        raised: ch.raised.map((r) => r.key),
-        cleared: ch.cleared.map((r) => r.key),
-      },
-    },
-    EVENT_TTL_SECONDS,
-  );
-  await rt.notifier.notify({
-    cluster,
-    severity,
-    subject,
-    message,
-    data: {
-      analysis: a.code,
-      findings: a.findings,
-      raised: ch.raised,
-      cleared: ch.cleared.map((r) => r.key),
-    },
-  });
-}
-
-/**
- * One probe round: every node (or only `nodeIds`) concurrently, bounded by the connect/query
- * timeouts. The prober uses a node's probeHost/probePort when configured (its own network path).
- */
-export async function probeCluster(
-  c: ClusterConfig,
-  primaryId: string,
-  admin: Login,
-  takenAt: number,
-  nodeIds?: readonly string[],
-  beforeHeartbeat?: () => Promise<boolean>,
-): Promise<ClusterSnapshot> {
-  const t = { connectTimeoutMs: c.detection.connectTimeoutMs, queryTimeoutMs: c.detection.queryTimeoutMs };
-  const nodes = await Promise.all(
-    c.nodes
-      .filter((n) => nodeIds === undefined || nodeIds.includes(n.id))
-      .map((n) =>
-        probeNode(
-          {
-            nodeId: n.id,
-            host: n.probeHost ?? n.host,
-            port: n.probePort ?? n.port,
-            isPrimary: n.id === primaryId,
-            ...(beforeHeartbeat ? { beforeHeartbeat } : {}),
-          },
-          admin,
-          t,
-        ),
-      ),
-  );
-  return { cluster: c.name, takenAt, primaryId, nodes };
-}
-
-function initialState(c: ClusterConfig, now: number): ClusterState {
-  return {
-    cluster: c.name,
-    primaryId: c.primary,
-    epoch: 0,
-    analysis: 'Unknown',
-    description: 'not probed yet',
-    topology: [],
-    counters: { probes: 0, stateChanges: 0, failovers: 0, blockedFailovers: 0 },
-    updatedAt: now,
-  };
-}
-
-/** Position and time of each node as last reached, for the state table (see summarize). */
-type LastSeen = Map<string, { gtid: string; seenAt: number; asPrimary: boolean }>;
-
-function rememberSeen(lastSeen: LastSeen, s: ClusterSnapshot): void {
-  for (const n of s.nodes) {
-    if (!n.reachable || n.gtidCurrentPos === undefined) continue;
-    const asPrimary = n.nodeId === s.primaryId;
-    lastSeen.set(n.nodeId, {
-      gtid: asPrimary ? (n.gtidBinlogPos ?? '') : n.gtidCurrentPos,
-      seenAt: s.takenAt,
-      asPrimary,
-    });
-  }
-}
-
-/**
- * The per-node summary stored with the health. An unreachable node keeps the position and time
- * it was last reached: the failover measures a candidate's lag against the dead primary's last
- * known position and when it was seen (issue 11, T4), which the round that found it dead lacks.
- */
-function summarize(s: ClusterSnapshot, lastSeen: LastSeen): ClusterState['topology'] {
-  return s.nodes.map((n) => {
-    const seen = lastSeen.get(n.nodeId);
-    const primary = n.nodeId === s.primaryId;
-    return {
-      nodeId: n.nodeId,
-      role: primary ? 'primary' : 'replica',
-      reachable: n.reachable,
-      ...(seen && seen.asPrimary === primary ? { gtid: seen.gtid, seenAt: seen.seenAt } : {}),
-      ...(n.replication ? { lagSeconds: n.replication.secondsBehindMaster } : {}),
-    };
-  });
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { analyzeTopology } from '../../lib/core/analyze-topology.ts';
 import type { ClusterSnapshot, NodeProbe, ReplicationStatus } from '../../lib/core/types.ts';
 import { countIndicators, evaluateAlertRules } from '../../lib/health/alert-rules.ts';
-import { ALARM_METRICS, MetricsWindow } from '../../lib/health/metrics.ts';
+import { ALARM_METRICS, METRIC_DETAILS, MetricsWindow } from '../../lib/health/metrics.ts';
 
 const T = { replicaLagAlertSeconds: 5, longTransactionAlertSeconds: 60 };
 
@@ -133,4 +133,33 @@ describe('MetricsWindow', () => {
     }
     expect(w.flush(30_000)).toEqual([]);
   });
+
+  it.each(METRIC_DETAILS)(
+    'detail %s: the alarm metrics stay dimensionless, the per-cluster metrics are what the level bills',
+    (detail) => {
+      const w = new MetricsWindow('lab', detail);
+      const good = snapshot({}, {}, {});
+      w.add(good, analyzeTopology(good, []), [], 0, 42);
+      const lines = w.flush(20_000);
+      const directives = lines.flatMap(
+        (l) =>
+          (l._aws as { CloudWatchMetrics: Array<{ Dimensions: string[][]; Metrics: { Name: string }[] }> })
+            .CloudWatchMetrics,
+      );
+      const dimensionless = directives.find((d) => JSON.stringify(d.Dimensions) === '[[]]')!;
+      expect(dimensionless.Metrics.map((m) => m.Name).sort()).toEqual([...ALARM_METRICS].sort());
+      const perCluster = directives
+        .filter((d) => JSON.stringify(d.Dimensions) !== '[[]]')
+        .flatMap((d) => d.Metrics.map((m) => `${d.Dimensions[0]!.join('+')}:${m.Name}`));
+      if (detail === 'deployment') expect(perCluster).toEqual([]);
+      if (detail === 'cluster')
+        expect(perCluster.sort()).toEqual(['Cluster:ClusterHealthy', 'Cluster:ProbeRoundMs']);
+      if (detail === 'node')
+        expect(perCluster.filter((m) => m.startsWith('Cluster+Node:')).length).toBeGreaterThan(0);
+      // The values stay in the log lines whatever the level (Logs Insights, metric filters).
+      const cluster = lines.find((l) => l.Node === undefined)!;
+      expect(cluster).toMatchObject({ Cluster: 'lab', ClusterHealthy: 1, ProbeRoundMs: 42 });
+      expect(lines.filter((l) => l.Node !== undefined).length).toBe(3);
+    },
+  );
 });

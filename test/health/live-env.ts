@@ -11,6 +11,7 @@ import {
 import { type LocalCloud, startLocalCloud } from '../../infra/local-cloud/local-cloud.ts';
 import { type ProbePaths, startProbePaths } from '../../infra/local-cloud/probe-path.ts';
 import { DynamoStateStore } from '../../lib/adapters/dynamodb-state-store.ts';
+import type { ClusterConfig } from '../../lib/config/schema.ts';
 import { type ClusterMonitorResult, type RoundReport, runHealthCheck } from '../../lib/health/monitor.ts';
 import { getRuntime, type Runtime } from '../../lib/runtime.ts';
 
@@ -24,7 +25,10 @@ export interface LiveEnv {
   logs: Array<Record<string, unknown>>;
   notifications(): Array<Record<string, unknown>>;
   /** Starts one health-check invocation that probes until `durationMs` from now (or stop()). */
-  startMonitor(durationMs: number, opts?: { owner?: string; rt?: Runtime }): RunningMonitor;
+  startMonitor(
+    durationMs: number,
+    opts?: { owner?: string; rt?: Runtime; clusters?: readonly ClusterConfig[] },
+  ): RunningMonitor;
   close(): Promise<void>;
 }
 
@@ -76,7 +80,10 @@ export async function startLiveEnv(opts: {
       onLog: (e) => logs.push(e),
     });
     const store = new DynamoStateStore(cloud.tableName);
-    const startMonitor = (durationMs: number, o: { owner?: string; rt?: Runtime } = {}): RunningMonitor => {
+    const startMonitor = (
+      durationMs: number,
+      o: { owner?: string; rt?: Runtime; clusters?: readonly ClusterConfig[] } = {},
+    ): RunningMonitor => {
       const owner = o.owner ?? `test-invocation-${++seq}`;
       const abort = new AbortController();
       const rounds: RoundReport[] = [];
@@ -84,6 +91,11 @@ export async function startLiveEnv(opts: {
         owner,
         deadline: Date.now() + durationMs,
         signal: abort.signal,
+        // As functions/health-check.ts reads it (the tests set FAILOVER_METRICS themselves).
+        metrics: process.env.FAILOVER_METRICS === '1' ? 'node' : 'off',
+        // HEALTH_PERSISTENT_PROBES=0 runs the same tests with a fresh connection per round.
+        persistentConnections: process.env.HEALTH_PERSISTENT_PROBES !== '0',
+        ...(o.clusters ? { clusters: o.clusters } : {}),
         onRound: (r) => rounds.push(r),
       });
       const m: RunningMonitor = {

@@ -53,10 +53,13 @@ describe('health check duties', () => {
     expect(firstB.startedAt).toBeGreaterThanOrEqual(lastA.endedAt);
     // B took over within about one probe interval of A's last round.
     expect(firstB.startedAt - lastA.startedAt).toBeLessThan(1700);
-    // At the servers: never two probe connections to one node at the same time.
+    // At the servers: never two probe connections to one node at the same time. Each invocation
+    // keeps one connection per node for all its rounds (probe-connections.ts) and closes it
+    // before releasing the lease, so the next holder's connection never overlaps it.
     for (const id of ['db1', 'db2', 'db3']) {
       const s = env.paths!.stats(id);
-      expect(s.accepted).toBe(a.rounds.length + b.rounds.length);
+      expect(s.accepted).toBeGreaterThanOrEqual(2);
+      expect(s.accepted).toBeLessThan(a.rounds.length + b.rounds.length);
       expect(s.maxOpen).toBe(1);
     }
   });

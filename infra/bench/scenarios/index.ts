@@ -13,6 +13,7 @@ import { probeHandover, probeRound } from './probe-round.ts';
 import { proberPartition } from './prober-partition.ts';
 import { quietPrimaryPartition } from './quiet-primary-partition.ts';
 import { replicaCrash } from './replica-crash.ts';
+import { scale } from './scale.ts';
 import { switchoverScenario } from './switchover.ts';
 
 /** Every bench scenario by name (`npm run bench -- --scenario <name>`). */
@@ -34,4 +35,5 @@ export const SCENARIOS: Record<string, BenchScenario> = {
   'lagging-candidate': laggingCandidate,
   'probe-round': probeRound,
   'probe-handover': probeHandover,
+  scale,
 };

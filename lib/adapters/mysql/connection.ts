@@ -18,6 +18,12 @@ export interface Timeouts {
 
 /** A connection with per-statement timeouts; a hung server never blocks a caller forever. */
 export class AdminSession {
+  /**
+   * False once any statement failed, also one the caller caught: a statement that timed out
+   * stays queued in the driver, so a session is only reused while every statement succeeded.
+   */
+  clean = true;
+
   private constructor(
     private readonly conn: mysql.Connection,
     readonly label: string,
@@ -62,6 +68,7 @@ export class AdminSession {
       });
       return rows as T[];
     } catch (err) {
+      this.clean = false;
       throw scrubDriverError(err);
     }
   }
@@ -71,8 +78,24 @@ export class AdminSession {
       const [res] = await this.conn.query({ sql, values: params, timeout: timeoutMs ?? this.queryTimeoutMs });
       return res as { affectedRows: number };
     } catch (err) {
+      this.clean = false;
       throw scrubDriverError(err);
     }
+  }
+
+  /**
+   * Calls `fn` once when the connection ends or fails on its own (the server closed it or died:
+   * the kernel closes a dead mariadbd's sockets at once), including after our own close().
+   */
+  onClose(fn: () => void): void {
+    let called = false;
+    const once = () => {
+      if (called) return;
+      called = true;
+      fn();
+    };
+    this.conn.once('end', once);
+    this.conn.on('error', once);
   }
 
   async close(): Promise<void> {

@@ -82,7 +82,8 @@ export async function probeNode(target: ProbeTarget, login: Login, timeouts: Tim
   }
 }
 
-async function readNode(s: AdminSession, target: ProbeTarget): Promise<NodeProbe> {
+/** Reads one node on an open session (the probe's queries and heartbeat); throws on any failure. */
+export async function readNode(s: AdminSession, target: ProbeTarget): Promise<NodeProbe> {
   const [v] = await s.query(
     `SELECT @@server_id AS server_id, @@version AS version, @@read_only AS read_only, @@log_bin AS log_bin,
             @@log_slave_updates AS log_slave_updates, @@gtid_binlog_pos AS gtid_binlog_pos,

@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import {
+  firstAndAdditional,
+  fitRounds,
+  type InvocationProfile,
+  monthlyCost,
+  shardsNeeded,
+} from '../../infra/bench/cost-model.ts';
+
+const base: Omit<InvocationProfile, 'clusters' | 'shards'> = {
+  memoryMb: 256,
+  invocationsPerShardMonth: 43_200,
+  billedSecondsPerSecond: 66 / 60,
+  writeUnitsPerClusterSecond: 0.2,
+  readUnitsPerClusterSecond: 1,
+  writeUnitsPerShardSecond: 0,
+  logBytesPerClusterSecond: 200,
+  customMetricsPerCluster: 2,
+  deploymentMetrics: 6,
+  alarms: 7,
+  paidDashboards: 1,
+  secrets: 0,
+  failoversPerMonth: 1,
+  transitionsPerFailover: 20,
+};
+
+describe('cost model', () => {
+  it('prices each line from the profile (hand-computed figures)', () => {
+    const c = monthlyCost({ ...base, clusters: 1, shards: 1 });
+    // 0.25 GB x 2,592,000 s x 1.1 x $0.0000133334
+    expect(c.lines.lambdaCompute).toBe(9.5);
+    // 0.2 WU/s x 2,592,000 s x $0.625 per million
+    expect(c.lines.dynamoWrites).toBe(0.32);
+    // 1 RU/s x 2,592,000 s x $0.125 per million
+    expect(c.lines.dynamoReads).toBe(0.32);
+    // (2 + 6) metrics x $0.30
+    expect(c.lines.customMetrics).toBe(2.4);
+    expect(c.lines.alarms).toBe(0.7);
+    expect(c.lines.dashboards).toBe(3);
+    expect(c.totalUsd).toBeCloseTo(
+      Object.values(c.lines).reduce((a, b) => a + b, 0),
+      1,
+    );
+  });
+
+  it('fits round time or CPU against clusters and sizes shards to a budget', () => {
+    const fit = fitRounds([
+      { clusters: 1, ms: 0.018 },
+      { clusters: 10, ms: 0.069 },
+    ]);
+    expect(fit.perClusterMs).toBeCloseTo(0.00567, 4);
+    // Half of 0.145 vCPU per shard: (0.0725 - 0.0123) / 0.00567 = 10 clusters a shard.
+    expect(shardsNeeded(500, fit, 0.0725)).toBe(50);
+    expect(shardsNeeded(1, fit, 0.0725)).toBe(1);
+    expect(() => shardsNeeded(5, fit, 0.01)).toThrow(/exceeds the budget/);
+  });
+
+  it('splits the bill into the first cluster and what each further one adds', () => {
+    const r = firstAndAdditional(base, 30, (c) => Math.ceil(c / 10));
+    const first = monthlyCost({ ...base, clusters: 1, shards: 1 }).totalUsd;
+    expect(r.firstClusterUsd).toBe(first);
+    expect(r.shards).toBe(3);
+    expect(r.perAdditionalClusterUsd).toBeCloseTo((r.atClustersUsd - first) / 29, 2);
+  });
+});

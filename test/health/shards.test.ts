@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { clustersOfShard, MAX_SHARDS, parseShard, SINGLE_SHARD, shardOf } from '../../lib/health/shards.ts';
+
+const clusters = Array.from({ length: 500 }, (_, i) => ({ name: `orders-${i}` }));
+
+describe('health-check shards', () => {
+  it('gives every cluster to exactly one shard, spread evenly', () => {
+    for (const of of [1, 2, 7, 16]) {
+      const parts = Array.from({ length: of }, (_, shard) => clustersOfShard(clusters, { shard, of }));
+      expect(
+        parts
+          .flat()
+          .map((c) => c.name)
+          .sort(),
+      ).toEqual(clusters.map((c) => c.name).sort());
+      const sizes = parts.map((p) => p.length);
+      expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(Math.max(8, (500 / of) * 0.5));
+    }
+  });
+
+  it('adding a cluster moves no other cluster', () => {
+    const before = clusters.map((c) => shardOf(c.name, 8));
+    const grown = [...clusters, { name: 'new-one' }];
+    expect(grown.slice(0, 500).map((c) => shardOf(c.name, 8))).toEqual(before);
+  });
+
+  it('reads the shard from the event; no shard means every cluster', () => {
+    expect(parseShard({ source: 'aws.events' })).toEqual(SINGLE_SHARD);
+    expect(parseShard(undefined)).toEqual(SINGLE_SHARD);
+    expect(parseShard({ shard: 2, of: 4 })).toEqual({ shard: 2, of: 4 });
+  });
+
+  it('rejects a bad shard with a message that says what to send', () => {
+    expect(() => parseShard({ shard: 4, of: 4 })).toThrow(/"shard" must be a whole number from 0 to 3/);
+    expect(() => parseShard({ shard: 0 })).toThrow(/"of" must be the number of shards/);
+    expect(() => parseShard({ shard: 0, of: MAX_SHARDS + 1 })).toThrow(/from 1 to 64/);
+    expect(() => parseShard({ shard: '1', of: 2 })).toThrow(/got "1"/);
+  });
+});
