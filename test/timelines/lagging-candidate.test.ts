@@ -1,0 +1,142 @@
+/**
+ * Issue 11, lagging candidate: every replica received (and, semi-sync, acknowledged) what the
+ * primary committed, but its applier trails: its SQL thread was stopped (STOP SLAVE SQL_THREAD)
+ * or it runs with MASTER_DELAY. kill -9 of the primary. Whichever replica is elected holds the
+ * acknowledged writes only in its relay log, and must apply all of them before it is promoted.
+ *
+ * Before the fix: with both replication threads stopped (the operator's STOP SLAVE SQL_THREAD,
+ * then the failover's freeze of the IO thread), MariaDB's START SLAVE SQL_THREAD in GTID mode
+ * discards the relay log instead of applying it (Gtid_IO_Pos falls back to gtid_slave_pos), so
+ * CatchUpCandidate waited for transactions that no longer existed anywhere alive and failed
+ * (RelayLogTimeoutError), leaving no primary; a MASTER_DELAY longer than the relay-log timeout
+ * failed the same way.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { missingAcked, WRITES_TABLE_DDL, type Writer } from '../../infra/workload/writer.ts';
+import { type LiveEnv, type RunningMonitor, sleep, startLiveEnv } from '../health/live-env.ts';
+import { waitFor } from '../support/wait-for.ts';
+import { DIRECT_TABLE_DDL, promotionStartedAt, startWriters } from './timeline-support.ts';
+
+/** Far longer than the relay-log timeout: waiting it out can never be how the test passes. */
+const DELAY_SECONDS = 600;
+const RELAY_LOG_TIMEOUT_S = 15;
+
+type Mode = 'stopped' | 'delayed';
+
+function laggingCandidateTimeline(mode: Mode) {
+  const name = mode === 'stopped' ? 'lagstop' : 'lagdelay';
+  describe(`lagging candidate: applier ${mode === 'stopped' ? 'stopped (STOP SLAVE SQL_THREAD)' : `delayed (MASTER_DELAY=${DELAY_SECONDS})`}`, () => {
+    let env: LiveEnv;
+    let m: RunningMonitor;
+    const writers: Writer[] = [];
+
+    beforeAll(async () => {
+      env = await startLiveEnv({
+        name,
+        clusterOverrides: { failover: { relayLogTimeoutSeconds: RELAY_LOG_TIMEOUT_S } },
+      });
+      await env.cluster.query('db1', WRITES_TABLE_DDL);
+      await env.cluster.query('db1', DIRECT_TABLE_DDL);
+      if (mode === 'delayed') {
+        for (const id of ['db2', 'db3']) {
+          await env.cluster.query(id, 'STOP SLAVE');
+          await env.cluster.query(id, `CHANGE MASTER TO MASTER_DELAY=${DELAY_SECONDS}`);
+          await env.cluster.query(id, 'START SLAVE');
+          await env.cluster.waitForReplicaThreads(id);
+        }
+      }
+      m = env.startMonitor(120_000);
+      await waitFor(() => m.rounds.some((r) => r.analysis.code === 'NoProblem'), 15_000, 'NoProblem');
+    }, 120_000);
+
+    afterAll(async () => {
+      for (const w of writers) await w.stop();
+      await m?.stop();
+      await env?.close();
+    });
+
+    const backlog = async (id: string) => {
+      const seq = (pos: string) => Number(/(?:^|,)0-\d+-(\d+)/.exec(pos)?.[1] ?? 0);
+      const [st] = await env.cluster.query<Record<string, unknown>>(id, 'SHOW SLAVE STATUS');
+      const [g] = await env.cluster.query<{ p: string }>(id, 'SELECT @@gtid_slave_pos AS p');
+      return seq(String(st?.Gtid_IO_Pos ?? '')) - seq(g?.p ?? '');
+    };
+
+    it('applies the whole relay log before the promotion: the failover succeeds, 0 acknowledged writes lost', async () => {
+      const c = env.cluster;
+      const w = startWriters(env, 'db1');
+      writers.push(w.vip, w.direct);
+      await waitFor(() => w.vip.acked.length >= 30, 15_000, '30 writes');
+      if (mode === 'stopped') {
+        await Promise.all(['db2', 'db3'].map((id) => c.query(id, 'STOP SLAVE SQL_THREAD')));
+      }
+      const ackedBefore = w.vip.acked.length + w.direct.acked.length;
+      await sleep(3000);
+      // The timeline holds: acknowledged writes arrived meanwhile, and every replica has them
+      // only in its relay log.
+      expect(w.vip.acked.length + w.direct.acked.length).toBeGreaterThan(ackedBefore + 20);
+      const backlogAtCrash = { db2: await backlog('db2'), db3: await backlog('db3') };
+      expect(backlogAtCrash.db2, JSON.stringify(backlogAtCrash)).toBeGreaterThan(20);
+      expect(backlogAtCrash.db3, JSON.stringify(backlogAtCrash)).toBeGreaterThan(20);
+
+      const before = (await env.store.getClusterState(name))!;
+      await c.crash('db1');
+      const execName = `${name}-failover-e${before.epoch + 1}`;
+      await waitFor(
+        () => env.cloud.sfn.executions().some((e) => e.name === execName && e.status !== 'RUNNING'),
+        90_000,
+        'the failover to end',
+      );
+      const execution = env.cloud.sfn.executions().find((e) => e.name === execName)!;
+      const errors = execution.states.flatMap((s) =>
+        s.errors.map((e) => `${s.name}: ${e.error}: ${e.cause}`),
+      );
+      expect(execution.status, errors.join('\n')).toBe('SUCCEEDED');
+
+      const state = (await env.store.getClusterState(name))!;
+      const newPrimary = state.primaryId;
+      expect(['db2', 'db3']).toContain(newPrimary);
+      expect(env.cloud.vipHolder()).toBe(newPrimary);
+      const record = await env.store.getFailover(name, state.epoch);
+      const catchUp = record?.steps.find((s) => s.name === 'CatchUpCandidate');
+      // The candidate applied its relay log itself (nothing else alive held those writes in a
+      // binlog), with its applier resumed and any delay lifted.
+      expect(catchUp?.detail?.applierResumed, JSON.stringify(catchUp?.detail)).toMatchObject({
+        restarted: true,
+        liftedDelaySeconds: mode === 'delayed' ? DELAY_SECONDS : 0,
+      });
+      const writableFrom = promotionStartedAt(record);
+      const newServerId = c.node(newPrimary).serverId;
+      await waitFor(
+        () => w.vip.firstAckOn(newServerId, writableFrom) !== undefined,
+        20_000,
+        'a write on the new primary',
+      );
+      await sleep(1000);
+      await w.vip.stop();
+      await w.direct.stop();
+
+      // Every acknowledged write is on the new primary: through the VIP and straight to db1.
+      expect(w.vip.acked.length).toBeGreaterThan(50);
+      expect(await missingAcked(c, newPrimary, w.vip.acked)).toEqual([]);
+      expect(await missingAcked(c, newPrimary, w.direct.acked, 'app.direct')).toEqual([]);
+      // The other survivor follows the new primary with its applier running. A delayed one keeps
+      // its delay (the operator's setting): only the candidate's is lifted, for the catch-up.
+      const other = newPrimary === 'db2' ? 'db3' : 'db2';
+      const [st] = await c.query<Record<string, unknown>>(other, 'SHOW SLAVE STATUS');
+      expect(Number(st?.Master_Port)).toBe(c.node(newPrimary).port);
+      expect(st?.Slave_SQL_Running).toBe('Yes');
+      expect(Number(st?.SQL_Delay)).toBe(mode === 'delayed' ? DELAY_SECONDS : 0);
+      if (mode === 'stopped') {
+        await waitFor(
+          async () => (await missingAcked(c, other, w.vip.acked)).length === 0,
+          30_000,
+          `every acknowledged write on ${other}`,
+        );
+      }
+    }, 180_000);
+  });
+}
+
+laggingCandidateTimeline('stopped');
+laggingCandidateTimeline('delayed');
