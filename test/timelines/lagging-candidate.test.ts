@@ -10,9 +10,16 @@
  * CatchUpCandidate waited for transactions that no longer existed anywhere alive and failed
  * (RelayLogTimeoutError), leaving no primary; a MASTER_DELAY longer than the relay-log timeout
  * failed the same way.
+ *
+ * The "ahead" variants: db3 (promotionRule must_not) received more than the candidate db2 (whose
+ * IO thread was stopped meanwhile), with its own applier stopped or delayed. db3 must apply its
+ * relay log before db2 can collect those writes from its binlog; before the fix the plain START
+ * SLAVE SQL_THREAD discarded db3's relay log too, and with it the only copy of those writes.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { missingAcked, WRITES_TABLE_DDL, type Writer } from '../../infra/workload/writer.ts';
+import { createRuntime, resetRuntime } from '../../lib/runtime.ts';
 import { type LiveEnv, type RunningMonitor, sleep, startLiveEnv } from '../health/live-env.ts';
 import { waitFor } from '../support/wait-for.ts';
 import { DIRECT_TABLE_DDL, promotionStartedAt, startWriters } from './timeline-support.ts';
@@ -23,12 +30,23 @@ const RELAY_LOG_TIMEOUT_S = 15;
 
 type Mode = 'stopped' | 'delayed';
 
-function laggingCandidateTimeline(mode: Mode) {
-  const name = mode === 'stopped' ? 'lagstop' : 'lagdelay';
-  describe(`lagging candidate: applier ${mode === 'stopped' ? 'stopped (STOP SLAVE SQL_THREAD)' : `delayed (MASTER_DELAY=${DELAY_SECONDS})`}`, () => {
+/**
+ * `ahead`: db2 is the candidate and db3 (must_not) the source it collects from; otherwise both
+ * replicas trail alike and either may be elected.
+ */
+function laggingCandidateTimeline(mode: Mode, ahead: boolean) {
+  const name = `lag${mode === 'stopped' ? 'stop' : 'delay'}${ahead ? 'ahead' : ''}`;
+  const lagging = ahead ? ['db3'] : ['db2', 'db3'];
+  const applier =
+    mode === 'stopped' ? 'stopped (STOP SLAVE SQL_THREAD)' : `delayed (MASTER_DELAY=${DELAY_SECONDS})`;
+  const title = ahead
+    ? `lagging source: db3 received more than the candidate, its applier ${applier}`
+    : `lagging candidate: applier ${applier}`;
+  describe(title, () => {
     let env: LiveEnv;
     let m: RunningMonitor;
     const writers: Writer[] = [];
+    const runtimeLogs: unknown[] = [];
 
     beforeAll(async () => {
       env = await startLiveEnv({
@@ -38,12 +56,24 @@ function laggingCandidateTimeline(mode: Mode) {
       await env.cluster.query('db1', WRITES_TABLE_DDL);
       await env.cluster.query('db1', DIRECT_TABLE_DDL);
       if (mode === 'delayed') {
-        for (const id of ['db2', 'db3']) {
+        for (const id of lagging) {
           await env.cluster.query(id, 'STOP SLAVE');
           await env.cluster.query(id, `CHANGE MASTER TO MASTER_DELAY=${DELAY_SECONDS}`);
           await env.cluster.query(id, 'START SLAVE');
           await env.cluster.waitForReplicaThreads(id);
         }
+      }
+      if (ahead) {
+        // As an operator would: db3 must never be promoted (rewrites the config, new runtime).
+        const file = env.cloud.configFile;
+        const doc = JSON.parse(readFileSync(file, 'utf8')) as {
+          clusters: Array<{ nodes: Array<{ id: string; promotionRule?: string }> }>;
+        };
+        const db3 = doc.clusters[0]?.nodes.find((n) => n.id === 'db3');
+        if (!db3) throw new Error(`no db3 in ${file}`);
+        db3.promotionRule = 'must_not';
+        writeFileSync(file, JSON.stringify(doc, null, 2));
+        resetRuntime(createRuntime(process.env, { log: (e) => runtimeLogs.push(e) }));
       }
       m = env.startMonitor(120_000);
       await waitFor(() => m.rounds.some((r) => r.analysis.code === 'NoProblem'), 15_000, 'NoProblem');
@@ -68,16 +98,18 @@ function laggingCandidateTimeline(mode: Mode) {
       writers.push(w.vip, w.direct);
       await waitFor(() => w.vip.acked.length >= 30, 15_000, '30 writes');
       if (mode === 'stopped') {
-        await Promise.all(['db2', 'db3'].map((id) => c.query(id, 'STOP SLAVE SQL_THREAD')));
+        await Promise.all(lagging.map((id) => c.query(id, 'STOP SLAVE SQL_THREAD')));
       }
+      // The candidate stops receiving: db3 alone acknowledges (semi-sync) from now on.
+      if (ahead) await c.query('db2', 'STOP SLAVE IO_THREAD');
       const ackedBefore = w.vip.acked.length + w.direct.acked.length;
       await sleep(3000);
       // The timeline holds: acknowledged writes arrived meanwhile, and every replica has them
       // only in its relay log.
       expect(w.vip.acked.length + w.direct.acked.length).toBeGreaterThan(ackedBefore + 20);
       const backlogAtCrash = { db2: await backlog('db2'), db3: await backlog('db3') };
-      expect(backlogAtCrash.db2, JSON.stringify(backlogAtCrash)).toBeGreaterThan(20);
-      expect(backlogAtCrash.db3, JSON.stringify(backlogAtCrash)).toBeGreaterThan(20);
+      for (const id of lagging)
+        expect(backlogAtCrash[id as 'db2' | 'db3'], JSON.stringify(backlogAtCrash)).toBeGreaterThan(20);
 
       const before = (await env.store.getClusterState(name))!;
       await c.crash('db1');
@@ -95,16 +127,25 @@ function laggingCandidateTimeline(mode: Mode) {
 
       const state = (await env.store.getClusterState(name))!;
       const newPrimary = state.primaryId;
-      expect(['db2', 'db3']).toContain(newPrimary);
+      expect(ahead ? ['db2'] : ['db2', 'db3']).toContain(newPrimary);
       expect(env.cloud.vipHolder()).toBe(newPrimary);
       const record = await env.store.getFailover(name, state.epoch);
       const catchUp = record?.steps.find((s) => s.name === 'CatchUpCandidate');
       // The candidate applied its relay log itself (nothing else alive held those writes in a
       // binlog), with its applier resumed and any delay lifted.
-      expect(catchUp?.detail?.applierResumed, JSON.stringify(catchUp?.detail)).toMatchObject({
-        restarted: true,
-        liftedDelaySeconds: mode === 'delayed' ? DELAY_SECONDS : 0,
-      });
+      if (ahead) {
+        // What only db3 held came from db3, once db3 had applied it.
+        const from = (catchUp?.detail?.caughtUpFrom as Array<{ from: string }> | undefined) ?? [];
+        expect(
+          from.map((f) => f.from),
+          JSON.stringify(catchUp?.detail),
+        ).toEqual(['db3']);
+      } else {
+        expect(catchUp?.detail?.applierResumed, JSON.stringify(catchUp?.detail)).toMatchObject({
+          restarted: true,
+          liftedDelaySeconds: mode === 'delayed' ? DELAY_SECONDS : 0,
+        });
+      }
       const writableFrom = promotionStartedAt(record);
       const newServerId = c.node(newPrimary).serverId;
       await waitFor(
@@ -138,5 +179,7 @@ function laggingCandidateTimeline(mode: Mode) {
   });
 }
 
-laggingCandidateTimeline('stopped');
-laggingCandidateTimeline('delayed');
+laggingCandidateTimeline('stopped', false);
+laggingCandidateTimeline('delayed', false);
+laggingCandidateTimeline('stopped', true);
+laggingCandidateTimeline('delayed', true);
