@@ -18,7 +18,9 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type MariaDbCluster, startCluster } from '../../infra/cluster/mariadb-cluster.ts';
 import { missingAcked, WRITES_TABLE_DDL, type Writer } from '../../infra/workload/writer.ts';
+import { onNode, restartReplicationIo } from '../../lib/adapters/mysql/admin.ts';
 import { createRuntime, resetRuntime } from '../../lib/runtime.ts';
 import { type LiveEnv, type RunningMonitor, sleep, startLiveEnv } from '../health/live-env.ts';
 import { waitFor } from '../support/wait-for.ts';
@@ -183,3 +185,57 @@ laggingCandidateTimeline('stopped', false);
 laggingCandidateTimeline('delayed', false);
 laggingCandidateTimeline('stopped', true);
 laggingCandidateTimeline('delayed', true);
+
+/**
+ * A failover that ends without a promotion restarts the survivors it froze
+ * (restartFrozenReplicas -> restartReplicationIo). On a survivor whose applier an operator had
+ * stopped, both threads are stopped by then, and a plain START SLAVE discarded its relay log:
+ * with the old primary still dead, what it had received and acknowledged was gone from it.
+ */
+describe('an aborted failover restarts a frozen replica whose applier was stopped', () => {
+  let cluster: MariaDbCluster | undefined;
+
+  afterAll(async () => {
+    await cluster?.destroy();
+  });
+
+  it('keeps its relay log and applies it, with the old primary still dead', async () => {
+    cluster = await startCluster({ nodes: 2 });
+    const c = cluster;
+    await c.query('db1', 'CREATE TABLE app.t_abort (id INT PRIMARY KEY)');
+    await waitFor(
+      async () => (await c.query('db2', "SHOW TABLES FROM app LIKE 't_abort'")).length === 1,
+      5000,
+      't_abort on db2',
+    );
+    await c.query('db2', 'STOP SLAVE SQL_THREAD');
+    for (let i = 1; i <= 100; i++) await c.query('db1', 'INSERT INTO app.t_abort VALUES (?)', [i]);
+    const [p] = await c.query<{ g: string }>('db1', 'SELECT @@gtid_binlog_pos AS g');
+    // Semi-sync acknowledged them: db2 received every one.
+    const [received] = await c.query<Record<string, unknown>>('db2', 'SHOW SLAVE STATUS');
+    expect(received?.Gtid_IO_Pos).toBe(p?.g);
+    await c.crash('db1');
+    await c.query('db2', 'STOP SLAVE IO_THREAD'); // the failover's freeze
+    const db1 = c.node('db1');
+    const db2 = c.node('db2');
+    const action = await onNode(
+      'db2',
+      db2,
+      c.credentials.admin,
+      { connectTimeoutMs: 2000, queryTimeoutMs: 15_000 },
+      'test',
+      (s) => restartReplicationIo(s, { host: db1.host, port: db1.port }, c.credentials.replication),
+    );
+    expect(action).toBe('restarted');
+    await waitFor(
+      async () =>
+        Number((await c.query<{ n: number }>('db2', 'SELECT COUNT(*) AS n FROM app.t_abort'))[0]?.n) === 100,
+      15_000,
+      'db2 to apply its relay log',
+    ).catch(() => {});
+    const [after] = await c.query<Record<string, unknown>>('db2', 'SHOW SLAVE STATUS');
+    const [n] = await c.query<{ n: number }>('db2', 'SELECT COUNT(*) AS n FROM app.t_abort');
+    expect({ rows: Number(n?.n), ioPos: after?.Gtid_IO_Pos }).toEqual({ rows: 100, ioPos: p?.g });
+    expect(after?.Slave_SQL_Running).toBe('Yes');
+  }, 120_000);
+});

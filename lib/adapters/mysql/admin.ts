@@ -404,6 +404,15 @@ export async function restartReplicationIo(
     return 'repointed';
   }
   if (r.ioState !== 'No' && r.sqlRunning) return 'running';
+  // Both threads stopped (an applier stopped by an operator, then the freeze): a plain START
+  // SLAVE would discard the relay log (GTID mode, see resumeApplier) and refetch it from a source
+  // that may be dead. Keep the relay log and the applier's place in it, and its delay.
+  if (r.ioState === 'No' && !r.sqlRunning && r.lastSqlErrno === 0) {
+    const [row] = await s.query<Record<string, unknown>>('SHOW ALL SLAVES STATUS');
+    await restartApplier(s, Number(row?.SQL_Delay ?? 0) || 0);
+    await s.execute('START SLAVE IO_THREAD');
+    return 'restarted';
+  }
   await s.execute('START SLAVE');
   return 'restarted';
 }
