@@ -5,7 +5,9 @@ import {
   onNode,
   readGtid,
   readReplication,
+  restartApplier,
   restartReplicationIo,
+  resumeApplier,
   stopReplicationIo,
   waitForGtid,
 } from '../adapters/mysql/admin.ts';
@@ -41,7 +43,9 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
       if (!(await stopReplicationIo(s))) return undefined;
       const after = await readReplication(s);
       if (!after) return undefined;
-      if (!after.sqlRunning && after.lastSqlErrno === 0) await s.execute('START SLAVE SQL_THREAD');
+      // A stopped or delayed applier resumes with its relay log kept (a plain START SLAVE
+      // SQL_THREAD would discard it) and no delay: the source is gone, what it holds is final.
+      const applier = await resumeApplier(s);
       const target = after.gtidIoPos;
       const t0 = rt.now();
       if (!(await waitForGtid(s, target, timeoutS))) {
@@ -51,7 +55,7 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
         );
       }
       const gtid = await readGtid(s);
-      return { appliedUpTo: target, waitMs: rt.now() - t0, gtid };
+      return { appliedUpTo: target, waitMs: rt.now() - t0, gtid, applier };
     });
     if (!own)
       return { result: 'skipped', detail: { reason: 'no replication configured (already promoted)' } };
@@ -89,14 +93,15 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
       // The source applies what it received first: only its binlog can serve it.
       await onNode(src.id, src, logins.admin, t, 'CatchUpCandidate', async (s) => {
         await stopReplicationIo(s);
-        const r = await readReplication(s);
-        if (r && !r.sqlRunning && r.lastSqlErrno === 0) await s.execute('START SLAVE SQL_THREAD');
+        const resumed = await resumeApplier(s);
         if (!(await waitForGtid(s, a.receivedGtid, timeoutS))) {
           throw new CatchUpFailedError(
             `Replica ${src.id} did not apply its own relay log up to ${a.receivedGtid} within ${timeoutS} s, so ${candidate} cannot collect it.`,
             { candidate, source: src.id },
           );
         }
+        // It stays a replica: its delay is the operator's, put it back (nothing left to delay).
+        if (resumed && resumed.liftedDelaySeconds > 0) await restartApplier(s, resumed.liftedDelaySeconds);
       });
       const ok = await onNode(n.id, n, logins.admin, t, 'CatchUpCandidate', (s) =>
         catchUpFrom(s, src, logins.replication, a.receivedGtid, timeoutS),
@@ -121,6 +126,7 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
       detail: {
         appliedUpTo: own.appliedUpTo,
         waitMs: own.waitMs,
+        applierResumed: own.applier ?? { restarted: false, liftedDelaySeconds: 0 },
         gtidCurrentPos: gtid.current,
         caughtUpFrom: collected,
         ...(unreachable.length > 0

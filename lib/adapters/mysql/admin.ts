@@ -310,6 +310,67 @@ export async function stopReplicationIo(s: AdminSession): Promise<boolean> {
   return true;
 }
 
+/** What {@link resumeApplier} did on a replica whose source is gone. */
+export interface ApplierResume {
+  /** The SQL thread was (re)started from where it stood in the relay log. */
+  restarted: boolean;
+  /** The MASTER_DELAY it had (seconds), lifted for the catch-up; 0 when there was none. */
+  liftedDelaySeconds: number;
+  /** The relay log position it resumed from (file:pos). */
+  from?: string;
+}
+
+/**
+ * Gets a replica whose IO thread is stopped (its source is gone) to apply its whole relay log
+ * now: an applier stopped without an error (STOP SLAVE SQL_THREAD) is restarted, a MASTER_DELAY
+ * is lifted (0). Leaves an applier that is running undelayed, or stopped on an error, alone.
+ *
+ * Why not a plain START SLAVE SQL_THREAD: in GTID mode MariaDB discards the relay log when a
+ * slave thread starts while both are stopped, and reconnects at gtid_slave_pos; with the source
+ * dead, what was received and acknowledged but not applied is gone from this node (measured on
+ * 10.11: Relay_Log_Space 45693 -> 256, Gtid_IO_Pos back to gtid_slave_pos, MASTER_GTID_WAIT times
+ * out). CHANGE MASTER naming the applier's own relay log position keeps the relay log and resumes
+ * from exactly there; it also is the only way to change MASTER_DELAY (which needs both threads
+ * stopped) without purging the relay log.
+ */
+export async function resumeApplier(s: AdminSession): Promise<ApplierResume | undefined> {
+  const row = (await s.query<Record<string, unknown>>('SHOW ALL SLAVES STATUS'))[0];
+  if (!row) return undefined;
+  const r = parseReplicaRow(row);
+  const delay = Number(row.SQL_Delay ?? 0) || 0;
+  if (r.lastSqlErrno !== 0 || (r.sqlRunning && delay === 0))
+    return { restarted: false, liftedDelaySeconds: 0 };
+  if (r.ioState !== 'No')
+    throw new Error('resumeApplier needs the IO thread stopped first (STOP SLAVE IO_THREAD)');
+  const from = await restartApplier(s, 0);
+  return { restarted: true, liftedDelaySeconds: delay, ...(from ? { from } : {}) };
+}
+
+/**
+ * Sets MASTER_DELAY on a replica whose IO thread is stopped, keeping its relay log and its
+ * applier's place in it (see {@link resumeApplier}), and (re)starts the SQL thread. Puts back the
+ * delay {@link resumeApplier} lifted on a replica that is not promoted, once it applied its relay
+ * log. Returns the relay log position it resumed from.
+ */
+export async function restartApplier(s: AdminSession, delaySeconds: number): Promise<string | undefined> {
+  const status = async () => (await s.query<Record<string, unknown>>('SHOW ALL SLAVES STATUS'))[0];
+  const before = await status();
+  if (before && String(before.Slave_SQL_Running) === 'Yes')
+    await s.execute('STOP SLAVE SQL_THREAD', [], 10_000);
+  const row = (await status()) ?? before;
+  const file = String(row?.Relay_Log_File ?? '');
+  const pos = Math.floor(Number(row?.Relay_Log_Pos ?? 0));
+  const at = file !== '' && pos > 0 ? { file, pos } : undefined;
+  const nbe = await noBackslashEscapes(s);
+  const q = (v: string) => sqlStringLiteral(v, nbe);
+  // Without a relay log (nothing ever received) there is nothing to keep, and no position to name.
+  await s.execute(
+    `CHANGE MASTER TO MASTER_DELAY=${Math.max(0, Math.floor(delaySeconds))}${at ? `, RELAY_LOG_FILE=${q(at.file)}, RELAY_LOG_POS=${at.pos}` : ''}`,
+  );
+  await s.execute('START SLAVE SQL_THREAD');
+  return at ? `${at.file}:${at.pos}` : undefined;
+}
+
 /**
  * A failover's freeze of one survivor: stops its IO thread and says whether this call stopped a
  * running one ('stopped'), found it stopped already ('already-stopped': by an operator, or by an
@@ -343,6 +404,15 @@ export async function restartReplicationIo(
     return 'repointed';
   }
   if (r.ioState !== 'No' && r.sqlRunning) return 'running';
+  // Both threads stopped (an applier stopped by an operator, then the freeze): a plain START
+  // SLAVE would discard the relay log (GTID mode, see resumeApplier) and refetch it from a source
+  // that may be dead. Keep the relay log and the applier's place in it, and its delay.
+  if (r.ioState === 'No' && !r.sqlRunning && r.lastSqlErrno === 0) {
+    const [row] = await s.query<Record<string, unknown>>('SHOW ALL SLAVES STATUS');
+    await restartApplier(s, Number(row?.SQL_Delay ?? 0) || 0);
+    await s.execute('START SLAVE IO_THREAD');
+    return 'restarted';
+  }
   await s.execute('START SLAVE');
   return 'restarted';
 }
