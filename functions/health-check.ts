@@ -37,10 +37,19 @@ export async function plain(
   const env = process.env;
   // HEALTH_ROUND_LOG=1 (the bench's probe-round figure) logs each round's duration and phases.
   const roundLog = env.HEALTH_ROUND_LOG === '1';
+  const clusters = clustersOfShard(rt.config.clusters, shard);
+  rt.log({
+    level: 'info',
+    type: 'health-check-start',
+    owner: context.awsRequestId,
+    shard: shard.shard,
+    of: shard.of,
+    clusters: clusters.length,
+  });
   const results = await runHealthCheck(rt, {
     owner: context.awsRequestId,
     deadline,
-    clusters: clustersOfShard(rt.config.clusters, shard),
+    clusters,
     metrics: metricsSetting(env),
     // HEALTH_PERSISTENT_PROBES=0: a fresh connection per node per round (the bench's comparison).
     persistentConnections: env.HEALTH_PERSISTENT_PROBES !== '0',
