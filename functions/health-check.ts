@@ -24,7 +24,8 @@ function metricsSetting(env: NodeJS.ProcessEnv): MetricDetail | 'off' {
 /**
  * Scheduled (rate 1 minute): probes its clusters at detection.intervalMs until shortly before the
  * timeout. The event may carry a shard (`{"shard": i, "of": K}`, lib/health/shards.ts): the
- * invocation then watches only that shard's clusters; without one, every cluster.
+ * invocation then probes only that shard's clusters, and takes over another shard's cluster whose
+ * lease lapsed (lib/health/lease.ts); without one, every cluster.
  */
 export async function plain(
   event: unknown,
@@ -50,6 +51,8 @@ export async function plain(
     owner: context.awsRequestId,
     deadline,
     clusters,
+    // The other shards' clusters: taken over when their lease lapses (a dead or hung shard).
+    watch: shard.of > 1 ? rt.config.clusters.filter((c) => !clusters.includes(c)) : [],
     metrics: metricsSetting(env),
     // HEALTH_PERSISTENT_PROBES=0: a fresh connection per node per round (the bench's comparison).
     persistentConnections: env.HEALTH_PERSISTENT_PROBES !== '0',
