@@ -2,7 +2,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { METRIC_DETAILS, type MetricDetail } from '../lib/health/metrics.ts';
 import { runHealthCheck } from '../lib/health/monitor.ts';
-import { clustersOfShard, parseShard } from '../lib/health/shards.ts';
+import { clustersOfShard, parseShard, watchedShard } from '../lib/health/shards.ts';
 import { getRuntime } from '../lib/runtime.ts';
 import { logContext } from './middleware.ts';
 
@@ -24,8 +24,8 @@ function metricsSetting(env: NodeJS.ProcessEnv): MetricDetail | 'off' {
 /**
  * Scheduled (rate 1 minute): probes its clusters at detection.intervalMs until shortly before the
  * timeout. The event may carry a shard (`{"shard": i, "of": K}`, lib/health/shards.ts): the
- * invocation then probes only that shard's clusters, and takes over another shard's cluster whose
- * lease lapsed (lib/health/lease.ts); without one, every cluster.
+ * invocation then probes only that shard's clusters, and takes over a cluster of the previous
+ * shard whose lease lapsed (lib/health/lease.ts); without one, every cluster.
  */
 export async function plain(
   event: unknown,
@@ -51,8 +51,9 @@ export async function plain(
     owner: context.awsRequestId,
     deadline,
     clusters,
-    // The other shards' clusters: taken over when their lease lapses (a dead or hung shard).
-    watch: shard.of > 1 ? rt.config.clusters.filter((c) => !clusters.includes(c)) : [],
+    // The previous shard's clusters: taken over when their lease lapses (a dead or hung shard).
+    // One watcher per cluster keeps the lease reads at ~0.1/s per cluster whatever K is.
+    watch: shard.of > 1 ? clustersOfShard(rt.config.clusters, watchedShard(shard)) : [],
     metrics: metricsSetting(env),
     // HEALTH_PERSISTENT_PROBES=0: a fresh connection per node per round (the bench's comparison).
     persistentConnections: env.HEALTH_PERSISTENT_PROBES !== '0',

@@ -1,9 +1,24 @@
 import { describe, expect, it } from 'vitest';
-import { clustersOfShard, MAX_SHARDS, parseShard, SINGLE_SHARD, shardOf } from '../../lib/health/shards.ts';
+import {
+  clustersOfShard,
+  MAX_SHARDS,
+  parseShard,
+  SINGLE_SHARD,
+  shardOf,
+  watchedShard,
+} from '../../lib/health/shards.ts';
 
 const clusters = Array.from({ length: 500 }, (_, i) => ({ name: `orders-${i}` }));
 
 describe('health-check shards', () => {
+  it('has every shard watched by exactly one other shard (a ring), and none when there is one', () => {
+    for (const of of [2, 3, 7]) {
+      const watched = Array.from({ length: of }, (_, shard) => watchedShard({ shard, of }).shard);
+      expect([...watched].sort((a, b) => a - b)).toEqual(Array.from({ length: of }, (_, i) => i));
+      for (const [shard, w] of watched.entries()) expect(w).not.toBe(shard);
+    }
+  });
+
   it('gives every cluster to exactly one shard, spread evenly', () => {
     for (const of of [1, 2, 7, 16]) {
       const parts = Array.from({ length: of }, (_, shard) => clustersOfShard(clusters, { shard, of }));
