@@ -8,6 +8,8 @@ const LEASE_RENEW_MS = 5_000;
  */
 const LEASE_TAIL_MS = 5_000;
 const LEASE_POLL_MS = 250;
+/** Appended to a guest's owner (another shard's invocation holding the lease after a lapse). */
+export const GUEST_OWNER_SUFFIX = '#guest';
 /** A guest takes a lapsed lease this long after its expiry (clock skew between invocations). */
 const LAPSE_GRACE_MS = 500;
 /** A released (or never held) lease is the home shard's for this long before a guest takes it. */
@@ -103,7 +105,12 @@ export class ClusterLease {
       const at = rt.now();
       if (seen.expiresAt > at) {
         freeSince = undefined;
-        await sleep(Math.min(seen.expiresAt - at + LAPSE_GRACE_MS, last));
+        // Another guest (this shard's previous invocation) hands it over at its deadline, LEASE_TAIL_MS
+        // before its lease expires: be there as a waiting home invocation is, instead of at the expiry.
+        const wait = seen.owner?.endsWith(GUEST_OWNER_SUFFIX)
+          ? Math.max(LEASE_POLL_MS, seen.expiresAt - LEASE_TAIL_MS - 1500 - at)
+          : seen.expiresAt - at + LAPSE_GRACE_MS;
+        await sleep(Math.min(wait, last));
         continue;
       }
       // Lapsed while held: the holder is gone. Released or never held: give its home the grace.

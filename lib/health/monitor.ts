@@ -11,7 +11,7 @@ import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
 import { loadActiveAlerts, reportChange, startOrBlockFailover } from './act.ts';
 import { type ActiveAlert, evaluateAlertRules } from './alert-rules.ts';
-import { ClusterLease, SELF_FENCE_MS } from './lease.ts';
+import { ClusterLease, GUEST_OWNER_SUFFIX, SELF_FENCE_MS } from './lease.ts';
 import { type MetricDetail, MetricsWindow } from './metrics.ts';
 import { initialState, type LastSeen, probeCluster, rememberSeen, summarize } from './round.ts';
 
@@ -150,7 +150,7 @@ async function watchCluster(
     blocked: 0,
   };
   while (live() && rt.now() + c.detection.intervalMs < opts.deadline) {
-    const lease = new ClusterLease(rt, c.name, opts.owner, opts.deadline);
+    const lease = new ClusterLease(rt, c.name, `${opts.owner}${GUEST_OWNER_SUFFIX}`, opts.deadline);
     try {
       if (!(await lease.takeLapsed(c.detection.intervalMs, live, sleep))) break;
     } catch (err) {

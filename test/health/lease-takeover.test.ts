@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ClusterLease, RELEASED_GRACE_MS } from '../../lib/health/lease.ts';
+import { ClusterLease, GUEST_OWNER_SUFFIX, RELEASED_GRACE_MS } from '../../lib/health/lease.ts';
 import type { StateStore } from '../../lib/ports.ts';
 import type { Runtime } from '../../lib/runtime.ts';
 import { InMemoryStateStore } from '../support/in-memory-state-store.ts';
@@ -54,6 +54,38 @@ describe('a guest taking over a lapsed lease', () => {
     console.log(`guest: ${reads} lease reads over 75 s of a live home, 1 write to take it over`);
     expect(guestWrites).toBe(1);
     expect(guest.heldUntil).toBe(start + 75_500 + 15_000);
+  });
+
+  it("takes a cluster from this shard's previous invocation (a guest too) about 2 s after its deadline", async () => {
+    const store = new InMemoryStateStore();
+    const sim = simulated(store);
+    const start = sim.now();
+    const deadline = start + 30_000;
+    const realAcquire = store.acquireLease.bind(store);
+    const realRead = store.readLease.bind(store);
+    const g1 = `g1${GUEST_OWNER_SUFFIX}`;
+    let released = false;
+    let lastRenewal = -Infinity;
+    // The previous guest renews every 5 s with a TTL ending 5 s past its deadline, and releases at it.
+    store.readLease = async (cluster) => {
+      const now = sim.now();
+      if (now >= deadline && !released) {
+        await store.releaseLease(cluster, g1);
+        released = true;
+      }
+      const renewal = start + Math.floor((Math.min(now, deadline - 1) - start) / 5000) * 5000;
+      if (!released && renewal > lastRenewal) {
+        await realAcquire(cluster, g1, renewal, Math.min(15_000, deadline - renewal + 5000));
+        lastRenewal = renewal;
+      }
+      return realRead(cluster);
+    };
+    const g2 = new ClusterLease(sim.rt, 'c1', `g2${GUEST_OWNER_SUFFIX}`, start + 90_000);
+    expect(await g2.takeLapsed(1000, () => true, sim.sleep)).toBe(true);
+    // Not at the old lease's expiry (deadline + 5 s): the release, plus the home's 2 s.
+    expect(sim.now() - deadline).toBeGreaterThanOrEqual(RELEASED_GRACE_MS);
+    expect(sim.now() - deadline).toBeLessThan(RELEASED_GRACE_MS + 500);
+    expect(store.calls.filter((c) => c === 'readLease').length).toBeLessThanOrEqual(20);
   });
 
   it('leaves a released lease to the home shard for the grace period, and takes it when nobody does', async () => {

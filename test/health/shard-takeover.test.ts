@@ -1,7 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RELEASED_GRACE_MS } from '../../lib/health/lease.ts';
 import { clustersOfShard, shardOf } from '../../lib/health/shards.ts';
 import type { StateStore } from '../../lib/ports.ts';
 import { createRuntime, type Runtime } from '../../lib/runtime.ts';
@@ -152,7 +151,8 @@ describe('a dead shard is taken over within the lease TTL', () => {
     const lastGuest = b.rounds.filter((r) => r.cluster === env.name).at(-1)!;
     const back = a2.rounds.find((r) => r.cluster === env.name)!;
     expect(back.startedAt).toBeGreaterThanOrEqual(lastGuest.endedAt);
-    expect(back.startedAt - lastGuest.startedAt).toBeLessThan(RELEASED_GRACE_MS);
+    // Within about one interval, as at every hand-over between invocations (the home polls).
+    expect(back.startedAt - lastGuest.startedAt).toBeLessThan(1700);
     await sleep(1500);
 
     // The hung invocation, once its store answers again, finds its lease taken and stops.
