@@ -2,7 +2,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { METRIC_DETAILS, type MetricDetail } from '../lib/health/metrics.ts';
 import { runHealthCheck } from '../lib/health/monitor.ts';
-import { clustersOfShard, parseShard } from '../lib/health/shards.ts';
+import { clustersOfShard, parseShard, watchedShard } from '../lib/health/shards.ts';
 import { getRuntime } from '../lib/runtime.ts';
 import { logContext } from './middleware.ts';
 
@@ -24,7 +24,8 @@ function metricsSetting(env: NodeJS.ProcessEnv): MetricDetail | 'off' {
 /**
  * Scheduled (rate 1 minute): probes its clusters at detection.intervalMs until shortly before the
  * timeout. The event may carry a shard (`{"shard": i, "of": K}`, lib/health/shards.ts): the
- * invocation then watches only that shard's clusters; without one, every cluster.
+ * invocation then probes only that shard's clusters, and takes over a cluster of the previous
+ * shard whose lease lapsed (lib/health/lease.ts); without one, every cluster.
  */
 export async function plain(
   event: unknown,
@@ -37,10 +38,22 @@ export async function plain(
   const env = process.env;
   // HEALTH_ROUND_LOG=1 (the bench's probe-round figure) logs each round's duration and phases.
   const roundLog = env.HEALTH_ROUND_LOG === '1';
+  const clusters = clustersOfShard(rt.config.clusters, shard);
+  rt.log({
+    level: 'info',
+    type: 'health-check-start',
+    owner: context.awsRequestId,
+    shard: shard.shard,
+    of: shard.of,
+    clusters: clusters.length,
+  });
   const results = await runHealthCheck(rt, {
     owner: context.awsRequestId,
     deadline,
-    clusters: clustersOfShard(rt.config.clusters, shard),
+    clusters,
+    // The previous shard's clusters: taken over when their lease lapses (a dead or hung shard).
+    // One watcher per cluster keeps the lease reads at ~0.1/s per cluster whatever K is.
+    watch: shard.of > 1 ? clustersOfShard(rt.config.clusters, watchedShard(shard)) : [],
     metrics: metricsSetting(env),
     // HEALTH_PERSISTENT_PROBES=0: a fresh connection per node per round (the bench's comparison).
     persistentConnections: env.HEALTH_PERSISTENT_PROBES !== '0',

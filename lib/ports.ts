@@ -140,6 +140,11 @@ export interface StateStore {
   ): Promise<{ held: boolean; expiresAt: number }>;
   releaseLease(cluster: string, owner: string): Promise<void>;
   /**
+   * Reads a cluster's lease (consistent): its holder and expiry; expiresAt 0 when released,
+   * undefined owner when no invocation ever held it.
+   */
+  readLease(cluster: string): Promise<{ owner?: string; expiresAt: number }>;
+  /**
    * Claims epoch `expectedEpoch + 1` for a failover, when the stored epoch is `expectedEpoch`
    * and no failover is in progress. Idempotent for the same execution name.
    */

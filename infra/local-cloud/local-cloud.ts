@@ -36,7 +36,12 @@ import {
   startLambdaRuntime,
 } from './lambda-runtime/runtime.ts';
 import { type LatencyMode, latencyProfile } from './latency-profiles.ts';
-import { ensurePackagedTemplate, PROJECT_ROOT, readSchedule } from './packaged-functions.ts';
+import {
+  ensurePackagedTemplate,
+  PROJECT_ROOT,
+  readSchedule,
+  type ScheduledRule,
+} from './packaged-functions.ts';
 import { loadPackagedEventRules, loadPackagedStateMachines } from './packaged-template.ts';
 import { type SfnEndpoint, startSfnEndpoint } from './sfn-endpoint.ts';
 import { startVipForwarder, type VipForwarder } from './vip-forwarder.ts';
@@ -170,8 +175,10 @@ export interface LocalCloud {
   invoke(functionId: string, event: unknown): Promise<unknown>;
   dynamoEndpoint: string;
   tableName: string;
-  /** Fires healthCheck once more now (as a schedule tick would). */
+  /** Fires healthCheck once more now (as a schedule tick would: every packaged rule, with its input). */
   tick(): Promise<void>;
+  /** healthCheck's packaged schedules (one per shard when fanned out), with their inputs. */
+  healthCheckSchedules: ScheduledRule[];
   startScheduler(): void;
   stop(): Promise<void>;
 }
@@ -429,10 +436,15 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
       abort.abort();
       await Promise.allSettled([...running]);
     });
+    // Every packaged rule fires, with its own input as EventBridge sends it (one per shard when
+    // healthCheckShards > 1); a rule without input sends the scheduled event.
     const tick = async () => {
+      await Promise.all(schedule.rules.map((rule) => fire(rule.input)));
+    };
+    const fire = async (input: unknown) => {
       if (abort.signal.aborted) return;
       const started = Date.now();
-      const event = { source: 'aws.events', 'detail-type': 'Scheduled Event' };
+      const event = input ?? { source: 'aws.events', 'detail-type': 'Scheduled Event' };
       // A shorter timeout than the packaged one (tests) runs a copy of the function with it.
       const id =
         lambdaRuntime && timeoutMs !== schedule.timeoutMs
@@ -505,6 +517,7 @@ export async function startLocalCloud(opts: LocalCloudOptions): Promise<LocalClo
       dynamoEndpoint,
       tableName: TABLE,
       tick,
+      healthCheckSchedules: schedule.rules,
       startScheduler,
       stop,
     };

@@ -78,11 +78,21 @@ export function runServerlessPackage(): Promise<void> {
   });
 }
 
-/** The schedule (rate) of a function and its timeout, as packaged. */
+/** One scheduled rule of a function: its rate and the constant input it sends (if any). */
+export interface ScheduledRule {
+  rateMs: number;
+  /** The rule's `Input` (parsed), e.g. `{"shard": 1, "of": 3}`; undefined sends the scheduled event. */
+  input?: unknown;
+}
+
+/**
+ * The schedules (rate rules) of a function and its timeout, as packaged: the first rule's rate,
+ * and every rule (a fanned-out health check has one per shard, each with its own input).
+ */
 export function readSchedule(
   templatePath: string,
   functionName: string,
-): { rateMs: number; timeoutMs: number } {
+): { rateMs: number; timeoutMs: number; rules: ScheduledRule[] } {
   const t = JSON.parse(readFileSync(templatePath, 'utf8')) as {
     Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
   };
@@ -90,12 +100,19 @@ export function readSchedule(
   const fn = t.Resources[fnId];
   if (!fn) throw new Error(`${fnId} missing from ${templatePath}`);
   const timeoutMs = Number(fn.Properties.Timeout ?? 6) * 1000;
-  const rule = Object.values(t.Resources).find(
-    (r) => r.Type === 'AWS::Events::Rule' && JSON.stringify(r.Properties.Targets ?? []).includes(fnId),
-  );
-  const expr = String(rule?.Properties.ScheduleExpression ?? '');
-  const m = /^rate\((\d+) (minute|minutes|hour|hours)\)$/.exec(expr);
-  if (!m) throw new Error(`No rate() schedule for ${fnId} in ${templatePath} (found "${expr}")`);
-  const unit = m[2]!.startsWith('minute') ? 60_000 : 3_600_000;
-  return { rateMs: Number(m[1]) * unit, timeoutMs };
+  const rules: ScheduledRule[] = [];
+  for (const r of Object.values(t.Resources)) {
+    if (r.Type !== 'AWS::Events::Rule' || r.Properties.ScheduleExpression === undefined) continue;
+    const targets = (r.Properties.Targets ?? []) as Array<{ Arn?: unknown; Input?: unknown }>;
+    for (const target of targets) {
+      if (!JSON.stringify(target.Arn ?? '').includes(`"${fnId}"`)) continue;
+      const expr = String(r.Properties.ScheduleExpression);
+      const m = /^rate\((\d+) (minute|minutes|hour|hours)\)$/.exec(expr);
+      if (!m) throw new Error(`Schedule of ${fnId} in ${templatePath} is not a rate(): "${expr}"`);
+      const rateMs = Number(m[1]) * (m[2]!.startsWith('minute') ? 60_000 : 3_600_000);
+      rules.push(typeof target.Input === 'string' ? { rateMs, input: JSON.parse(target.Input) } : { rateMs });
+    }
+  }
+  if (rules.length === 0) throw new Error(`No rate() schedule for ${fnId} in ${templatePath}`);
+  return { rateMs: rules[0]!.rateMs, timeoutMs, rules };
 }

@@ -123,6 +123,23 @@ export class DynamoStateStore implements StateStore {
     }
   }
 
+  async readLease(cluster: string): Promise<{ owner?: string; expiresAt: number }> {
+    const r = await guard(
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: pk(cluster), sk: 'LEASE' },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    const owner = r.Item?.owner;
+    return {
+      ...(typeof owner === 'string' ? { owner } : {}),
+      expiresAt: Number(r.Item?.leaseExpiresAt ?? 0),
+    };
+  }
+
   async releaseLease(cluster: string, owner: string): Promise<void> {
     try {
       await guard(

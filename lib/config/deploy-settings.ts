@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { MAX_SHARDS } from '../health/shards.ts';
 import { formatIssues, parseConfig } from './load-config.ts';
 import type { FailoverConfig } from './schema.ts';
 
@@ -38,6 +39,12 @@ export const DeploySettingsSchema = z
      * concurrency quota (Lambda keeps 10 unreserved). The single prober per cluster is the lease's job.
      */
     healthCheckReservedConcurrency: z.number().int().min(1).max(100).optional(),
+    /**
+     * How many health-check shards the schedule fans out to: one EventBridge rule per shard, each
+     * invoking healthCheck with `{"shard": i, "of": K}` (lib/health/shards.ts). 1 (the default) is
+     * one rule without a shard: every cluster in one invocation.
+     */
+    healthCheckShards: z.number().int().min(1).max(MAX_SHARDS).default(1),
     /** X-Ray tracing of the functions and both state machines. */
     tracing: z.boolean().default(false),
   })
@@ -64,6 +71,11 @@ export interface ResolvedSettings extends Omit<DeploySettings, 'healthCheckReser
   clusterCount: number;
   clustersFile: string;
   deployFile: string;
+  /**
+   * healthCheck's `events`: one `rate(1 minute)` schedule per shard, with `{shard, of}` as its input
+   * when there is more than one (serverless.yml takes the list as is).
+   */
+  healthCheckEvents: Array<{ schedule: { rate: string; input?: { shard: number; of: number } } }>;
   /** Whether the example files stand in (package only). */
   usingExamples: boolean;
   /** IAM statements that depend on the config (route tables, secrets, keys, bus). */
@@ -121,12 +133,20 @@ export function resolveDeploySettings(opts: ResolveOptions): ResolvedSettings {
   return {
     ...rest,
     healthCheckReservedConcurrency: healthCheckReservedConcurrency ?? null,
+    healthCheckEvents: healthCheckEvents(settings.healthCheckShards),
     clusterCount: config.clusters.length,
     clustersFile: rel(clusters.file),
     deployFile: rel(deploy.file),
     usingExamples: clusters.example || deploy.example,
     iam: buildIamStatements(config, settings),
   };
+}
+
+function healthCheckEvents(shards: number): ResolvedSettings['healthCheckEvents'] {
+  if (shards === 1) return [{ schedule: { rate: 'rate(1 minute)' } }];
+  return Array.from({ length: shards }, (_, shard) => ({
+    schedule: { rate: 'rate(1 minute)', input: { shard, of: shards } },
+  }));
 }
 
 function readJson(file: string): unknown {

@@ -11,7 +11,7 @@ import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
 import { loadActiveAlerts, reportChange, startOrBlockFailover } from './act.ts';
 import { type ActiveAlert, evaluateAlertRules } from './alert-rules.ts';
-import { ClusterLease } from './lease.ts';
+import { ClusterLease, GUEST_OWNER_SUFFIX, SELF_FENCE_MS } from './lease.ts';
 import { type MetricDetail, MetricsWindow } from './metrics.ts';
 import { initialState, type LastSeen, probeCluster, rememberSeen, summarize } from './round.ts';
 
@@ -29,6 +29,12 @@ export interface MonitorOptions {
   onRound?: (r: RoundReport) => void;
   /** The clusters this invocation watches (its shard: lib/health/shards.ts); default every one. */
   clusters?: readonly ClusterConfig[];
+  /**
+   * Clusters of the other shards: this invocation takes over one whose lease lapsed (its shard's
+   * invocation died or hung) and probes it until its own deadline, when the home shard's
+   * invocation, waiting for the lease, takes it back (lease.ts `takeLapsed`). Default none.
+   */
+  watch?: readonly ClusterConfig[];
   /** EMF metrics and their detail (metrics.ts); default off. */
   metrics?: MetricDetail | 'off';
   /**
@@ -71,8 +77,13 @@ export interface RoundReport {
 
 export interface ClusterMonitorResult {
   cluster: string;
-  /** 'failed': this cluster's probing kept failing (e.g. its state store) until the deadline. */
-  outcome: 'probed' | 'lease-held-elsewhere' | 'failed';
+  /**
+   * 'failed': this cluster's probing kept failing (e.g. its state store) until the deadline.
+   * 'watched': another shard's cluster whose lease never lapsed (not probed here).
+   */
+  outcome: 'probed' | 'lease-held-elsewhere' | 'failed' | 'watched';
+  /** Another shard's cluster, probed here after its lease lapsed (taken over). */
+  guest?: boolean;
   /** The last error of a cluster whose probing failed (no secrets), when it did. */
   error?: { name: string; message: string };
   rounds: number;
@@ -113,7 +124,56 @@ function abortableSleep(signal: AbortSignal | undefined) {
  * @returns one result per cluster: rounds probed, or that another invocation holds the lease.
  */
 export async function runHealthCheck(rt: Runtime, opts: MonitorOptions): Promise<ClusterMonitorResult[]> {
-  return Promise.all((opts.clusters ?? rt.config.clusters).map((c) => monitorClusterIsolated(rt, c, opts)));
+  return Promise.all([
+    ...(opts.clusters ?? rt.config.clusters).map((c) => monitorClusterIsolated(rt, c, opts)),
+    ...(opts.watch ?? []).map((c) => watchCluster(rt, c, opts)),
+  ]);
+}
+
+/**
+ * A cluster of another shard: waits for its lease to lapse (its prober died or hung), then
+ * probes it as its own until the deadline or until the lease is taken back, and watches again.
+ * Errors end only the current take-over (the lease is released) and are logged.
+ */
+async function watchCluster(
+  rt: Runtime,
+  c: ClusterConfig,
+  opts: MonitorOptions,
+): Promise<ClusterMonitorResult> {
+  const sleep = opts.sleep ?? abortableSleep(opts.signal);
+  const live = () => !opts.signal?.aborted;
+  const result: ClusterMonitorResult = {
+    cluster: c.name,
+    outcome: 'watched',
+    rounds: 0,
+    failoversStarted: [],
+    blocked: 0,
+  };
+  while (live() && rt.now() + c.detection.intervalMs < opts.deadline) {
+    const lease = new ClusterLease(rt, c.name, `${opts.owner}${GUEST_OWNER_SUFFIX}`, opts.deadline);
+    try {
+      if (!(await lease.takeLapsed(c.detection.intervalMs, live, sleep))) break;
+    } catch (err) {
+      rt.log({ level: 'error', type: 'cluster-watch-failed', cluster: c.name, error: describeError(err) });
+      await sleep(CLUSTER_RETRY_MS);
+      continue;
+    }
+    rt.log({ level: 'warn', type: 'cluster-taken-over', cluster: c.name, owner: opts.owner, at: rt.now() });
+    result.guest = true;
+    result.outcome = 'probed';
+    try {
+      const r = await monitorCluster(rt, c, opts, lease);
+      result.rounds += r.rounds;
+      result.blocked += r.blocked;
+      result.failoversStarted.push(...r.failoversStarted);
+      if (r.lastAnalysis !== undefined) result.lastAnalysis = r.lastAnalysis;
+    } catch (err) {
+      result.error = describeError(err);
+      rt.log({ level: 'error', type: 'cluster-monitor-failed', cluster: c.name, error: result.error });
+      await sleep(CLUSTER_RETRY_MS);
+    }
+  }
+  return result;
 }
 
 /** Pause before probing a cluster again after its loop failed (a store error, a lost secret). */
@@ -155,6 +215,7 @@ async function monitorCluster(
   rt: Runtime,
   c: ClusterConfig,
   opts: MonitorOptions,
+  taken?: ClusterLease,
 ): Promise<ClusterMonitorResult> {
   const sleep = opts.sleep ?? abortableSleep(opts.signal);
   const live = () => !opts.signal?.aborted;
@@ -165,8 +226,8 @@ async function monitorCluster(
     failoversStarted: [],
     blocked: 0,
   };
-  const lease = new ClusterLease(rt, c.name, opts.owner, opts.deadline);
-  if (!(await lease.acquire(c.detection.intervalMs, live, sleep))) {
+  const lease = taken ?? new ClusterLease(rt, c.name, opts.owner, opts.deadline);
+  if (!taken && !(await lease.acquire(c.detection.intervalMs, live, sleep))) {
     result.outcome = 'lease-held-elsewhere';
     return result;
   }
@@ -214,6 +275,19 @@ async function monitorCluster(
           woken = true;
           wake?.();
         });
+  // Safe only while the store says the lease is ours: a loop stalled on its state store (a hung
+  // request) closes its held connections before the lease can lapse, and probes or acts no more
+  // until it has renewed, so a guest that takes the lapsed lease (watchCluster) is the only prober.
+  const holding = () => rt.now() < lease.heldUntil - SELF_FENCE_MS;
+  let selfFence: NodeJS.Timeout | undefined;
+  const armSelfFence = () => {
+    clearTimeout(selfFence);
+    selfFence = setTimeout(
+      () => void conns?.closeAll(),
+      Math.max(0, lease.heldUntil - SELF_FENCE_MS - rt.now()),
+    );
+  };
+  armSelfFence();
   const thresholds = {
     replicaLagAlertSeconds: c.detection.replicaLagAlertSeconds,
     longTransactionAlertSeconds: c.detection.longTransactionAlertSeconds,
@@ -226,7 +300,8 @@ async function monitorCluster(
       const t0 = performance.now();
       let analysisMs = 0;
       // Someone took over (our lease lapsed): stop, never probe twice.
-      if (!(await lease.renewIfDue(roundStart))) break;
+      if (!(await lease.renewIfDue(roundStart)) || !holding()) break;
+      armSelfFence();
       // The failover state machine changes the primary: re-read while anything is going on.
       if (suspicion || state.failoverInProgress || roundStart - stateReadAt > 10_000) {
         state = (await rt.store.getClusterState(c.name)) ?? state;
@@ -266,6 +341,8 @@ async function monitorCluster(
         state = freshState;
         stateReadAt = rt.now();
       }
+      // The round stalled (its store hung) past our lease: what follows would probe, fence or act.
+      if (!holding()) break;
       const firstPrimary = snapshot.nodes.find((n) => n.nodeId === primaryId);
       if (
         firstPrimary &&
@@ -295,6 +372,7 @@ async function monitorCluster(
       rememberSeen(lastSeen, snapshot);
       history.push(snapshot);
       while (history.length > 2 && (history[0]?.takenAt ?? 0) < roundStart - HISTORY_MS) history.shift();
+      if (!holding()) break;
       // An old primary back writable (restarted, resumed) is fenced at once (issue 4).
       await fenceReturnedPrimaries(rt, c, snapshot, state, logins.admin).catch(() => undefined);
       result.rounds++;
@@ -362,7 +440,7 @@ async function monitorCluster(
       }
 
       let started: RoundReport['started'];
-      if (decision.kind === 'confirmed' && !state.failoverInProgress) {
+      if (decision.kind === 'confirmed' && !state.failoverInProgress && holding()) {
         const acted = await startOrBlockFailover(rt, c, {
           now,
           analysis,
@@ -425,6 +503,7 @@ async function monitorCluster(
       woken = false;
     }
   } finally {
+    clearTimeout(selfFence);
     // Before the lease goes: the next holder never finds our connections still open.
     await conns?.closeAll();
     if (metricsOn) for (const line of metrics.flush(rt.now())) rt.log(line);

@@ -38,6 +38,15 @@ export function clustersOfShard<T extends { name: string }>(all: readonly T[], a
 }
 
 /**
+ * The shard whose clusters shard `a` watches for a lapsed lease (a dead or hung invocation):
+ * the previous one, in a ring. One watcher per cluster, not K - 1: the lease reads stay at about
+ * one per cluster every 10 s whatever K is; both neighbours dying at once is not covered.
+ */
+export function watchedShard(a: ShardAssignment): ShardAssignment {
+  return { shard: (a.shard + a.of - 1) % a.of, of: a.of };
+}
+
+/**
  * Reads the shard from a health-check event: a scheduled event without one (the plain
  * `rate(1 minute)` schedule, a manual invoke) watches every cluster.
  *

@@ -27,7 +27,12 @@ export interface LiveEnv {
   /** Starts one health-check invocation that probes until `durationMs` from now (or stop()). */
   startMonitor(
     durationMs: number,
-    opts?: { owner?: string; rt?: Runtime; clusters?: readonly ClusterConfig[] },
+    opts?: {
+      owner?: string;
+      rt?: Runtime;
+      clusters?: readonly ClusterConfig[];
+      watch?: readonly ClusterConfig[];
+    },
   ): RunningMonitor;
   close(): Promise<void>;
 }
@@ -82,7 +87,12 @@ export async function startLiveEnv(opts: {
     const store = new DynamoStateStore(cloud.tableName);
     const startMonitor = (
       durationMs: number,
-      o: { owner?: string; rt?: Runtime; clusters?: readonly ClusterConfig[] } = {},
+      o: {
+        owner?: string;
+        rt?: Runtime;
+        clusters?: readonly ClusterConfig[];
+        watch?: readonly ClusterConfig[];
+      } = {},
     ): RunningMonitor => {
       const owner = o.owner ?? `test-invocation-${++seq}`;
       const abort = new AbortController();
@@ -96,6 +106,7 @@ export async function startLiveEnv(opts: {
         // HEALTH_PERSISTENT_PROBES=0 runs the same tests with a fresh connection per round.
         persistentConnections: process.env.HEALTH_PERSISTENT_PROBES !== '0',
         ...(o.clusters ? { clusters: o.clusters } : {}),
+        ...(o.watch ? { watch: o.watch } : {}),
         onRound: (r) => rounds.push(r),
       });
       const m: RunningMonitor = {

@@ -1,9 +1,29 @@
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { clustersOfShard, MAX_SHARDS, parseShard, SINGLE_SHARD, shardOf } from '../../lib/health/shards.ts';
+import { PROJECT_ROOT } from '../../infra/local-cloud/packaged-functions.ts';
+import { resolveDeploySettings } from '../../lib/config/deploy-settings.ts';
+import {
+  clustersOfShard,
+  MAX_SHARDS,
+  parseShard,
+  SINGLE_SHARD,
+  shardOf,
+  watchedShard,
+} from '../../lib/health/shards.ts';
 
 const clusters = Array.from({ length: 500 }, (_, i) => ({ name: `orders-${i}` }));
 
 describe('health-check shards', () => {
+  it('has every shard watched by exactly one other shard (a ring), and none when there is one', () => {
+    for (const of of [2, 3, 7]) {
+      const watched = Array.from({ length: of }, (_, shard) => watchedShard({ shard, of }).shard);
+      expect([...watched].sort((a, b) => a - b)).toEqual(Array.from({ length: of }, (_, i) => i));
+      for (const [shard, w] of watched.entries()) expect(w).not.toBe(shard);
+    }
+  });
+
   it('gives every cluster to exactly one shard, spread evenly', () => {
     for (const of of [1, 2, 7, 16]) {
       const parts = Array.from({ length: of }, (_, shard) => clustersOfShard(clusters, { shard, of }));
@@ -35,5 +55,35 @@ describe('health-check shards', () => {
     expect(() => parseShard({ shard: 0 })).toThrow(/"of" must be the number of shards/);
     expect(() => parseShard({ shard: 0, of: MAX_SHARDS + 1 })).toThrow(/from 1 to 64/);
     expect(() => parseShard({ shard: '1', of: 2 })).toThrow(/got "1"/);
+  });
+});
+
+describe('the healthCheckShards deploy setting', () => {
+  const resolve = (deploy: Record<string, unknown>) => {
+    const dir = mkdtempSync(join(tmpdir(), 'smf-shards-settings-'));
+    try {
+      copyFileSync(join(PROJECT_ROOT, 'config/clusters.example.json'), join(dir, 'clusters.example.json'));
+      const base = JSON.parse(readFileSync(join(PROJECT_ROOT, 'config/deploy.example.json'), 'utf8'));
+      const merged = { ...base, ...deploy };
+      // Absent: the default.
+      if (!('healthCheckShards' in deploy)) delete merged.healthCheckShards;
+      writeFileSync(join(dir, 'deploy.example.json'), JSON.stringify(merged));
+      return resolveDeploySettings({ root: dir, stage: 'dev', command: 'package', configDir: dir });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('is one plain schedule by default and K schedules with their {shard, of} input', () => {
+    expect(resolve({}).healthCheckEvents).toEqual([{ schedule: { rate: 'rate(1 minute)' } }]);
+    expect(resolve({ healthCheckShards: 3 }).healthCheckEvents).toEqual(
+      [0, 1, 2].map((shard) => ({ schedule: { rate: 'rate(1 minute)', input: { shard, of: 3 } } })),
+    );
+  });
+
+  it('refuses a shard count that is not a whole number from 1 to 64, naming the key', () => {
+    for (const bad of [0, 65, 2.5, '3']) {
+      expect(() => resolve({ healthCheckShards: bad })).toThrow(/healthCheckShards/);
+    }
   });
 });

@@ -69,6 +69,12 @@ export class InMemoryStateStore implements StateStore {
     return { held: false, expiresAt: l.expiresAt };
   }
 
+  async readLease(cluster: string): Promise<{ owner?: string; expiresAt: number }> {
+    this.enter('readLease');
+    const l = this.leases.get(cluster);
+    return l ? { owner: l.owner, expiresAt: l.expiresAt } : { expiresAt: 0 };
+  }
+
   async releaseLease(cluster: string, owner: string): Promise<void> {
     this.enter('releaseLease');
     const l = this.leases.get(cluster);
