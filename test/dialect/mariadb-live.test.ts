@@ -8,9 +8,8 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MariaDbCluster, startCluster } from '../../infra/cluster/mariadb-cluster.ts';
 import { AdminSession } from '../../lib/adapters/mysql/connection.ts';
-import { InvalidSqlValueError, ReplicationNotRunningError } from '../../lib/adapters/mysql/errors.ts';
 import { Inst, openInst, translate } from '../../lib/adapters/mysql/operations.ts';
-import { MissingPrivilegeError } from '../../lib/errors.ts';
+import { InvalidSqlValueError, MissingPrivilegeError, ReplicationNotRunningError } from '../../lib/errors.ts';
 import { missingGlobalGrants, parseGrants } from '../../lib/operator/grants.ts';
 
 let cluster: MariaDbCluster;

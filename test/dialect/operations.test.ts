@@ -5,13 +5,13 @@
  * MariaDB servers in mariadb-live.test.ts.
  */
 import { describe, expect, it } from 'vitest';
+import { Inst, openInst, type SqlSession } from '../../lib/adapters/mysql/operations.ts';
 import {
+  NodeUnreachableError,
   ReplicationNotRunningError,
   SemiSyncUnavailableError,
   UnsupportedServerError,
-} from '../../lib/adapters/mysql/errors.ts';
-import { Inst, openInst, type SqlSession } from '../../lib/adapters/mysql/operations.ts';
-import { NodeUnreachableError } from '../../lib/errors.ts';
+} from '../../lib/errors.ts';
 import { SHOW_REPLICA_STATUS_84, SHOW_REPLICA_STATUS_84_CONNECTING } from './fixtures/mysql-manual.ts';
 
 type Answer = unknown[] | Error;

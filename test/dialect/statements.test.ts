@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { detectFlavor } from '../../lib/adapters/mysql/dialect/flavor.ts';
 import type { Dialect, Statement } from '../../lib/adapters/mysql/dialect/types.ts';
-import { InvalidSqlValueError, UnsupportedServerError } from '../../lib/adapters/mysql/errors.ts';
+import { InvalidSqlValueError, UnsupportedServerError } from '../../lib/errors.ts';
 import { ADMIN_GRANTS } from '../../lib/operator/grants.ts';
 
 const d = (version: string, comment = ''): Dialect => detectFlavor(version, comment).dialect;

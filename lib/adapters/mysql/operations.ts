@@ -8,7 +8,15 @@
  *   await inst.stopReplicationIo();
  *   if ((await inst.applyRelayLog(received, 30)) === 'timeout') throw new RelayLogTimeoutError(...);
  */
-import { MissingPrivilegeError, NodeUnreachableError, redact } from '../../errors.ts';
+import {
+  MissingPrivilegeError,
+  MysqlOperationError,
+  NodeUnreachableError,
+  NotAReplicaError,
+  ReplicationNotRunningError,
+  redact,
+  SemiSyncUnavailableError,
+} from '../../errors.ts';
 import { classifyError } from './connection.ts';
 import { detectFlavor } from './dialect/flavor.ts';
 import type {
@@ -26,12 +34,6 @@ import type {
   Statement,
   WaitOutcome,
 } from './dialect/types.ts';
-import {
-  MysqlOperationError,
-  NotAReplicaError,
-  ReplicationNotRunningError,
-  SemiSyncUnavailableError,
-} from './errors.ts';
 
 /** What the operations need from a connection; AdminSession (./connection.ts) is one. */
 export interface SqlSession {

@@ -4,8 +4,8 @@
  * MASTER_GTID_WAIT, built-in semi-sync, read_only.
  */
 import { mariadbGtidAlgebra } from '../../../core/gtid-set.ts';
+import { UnsupportedServerError } from '../../../errors.ts';
 import { ADMIN_GRANT_USES, REPLICATION_GRANTS } from '../../../operator/grants.ts';
-import { UnsupportedServerError } from '../errors.ts';
 import { col, flag, ioState, nameValueRows, nullableNum, num, str } from './rows.ts';
 import { checkHost, checkPort, checkSeconds, checkUser, sqlStringLiteral } from './sql-text.ts';
 import type {

@@ -18,7 +18,7 @@
  * is all it has for the source definition, and one vocabulary per node is easier to audit.
  */
 import { mysqlGtidAlgebra } from '../../../core/gtid-set.ts';
-import { UnsupportedServerError } from '../errors.ts';
+import { UnsupportedServerError } from '../../../errors.ts';
 import {
   enableSemiSyncSourceStatements,
   killStatement,
