@@ -169,7 +169,7 @@ describe('read_only and sessions', () => {
   });
 
   it('reads PROCESSLIST rows into session ids', () => {
-    expect(MY84.listClientSessions('admin').parse([{ ID: '12', USER: 'app', COMMAND: 'Sleep' }])).toEqual([
+    expect(MY84.listClientSessions().parse([{ ID: '12', USER: 'app', COMMAND: 'Sleep' }])).toEqual([
       { id: 12, user: 'app', command: 'Sleep' },
     ]);
   });

@@ -243,22 +243,26 @@ describe('fence', () => {
     }
   });
 
-  it('lists client sessions without replication threads or our own, and kills by id', () => {
-    expect(MY84.listClientSessions('failover_admin')).toMatchObject({
+  it('lists client sessions without replication threads (our own account included), and kills by id', () => {
+    expect(MY84.listClientSessions()).toMatchObject({
       sql:
         'SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() ' +
-        "AND USER NOT IN ('system user', 'event_scheduler', ?) AND COMMAND NOT IN (?, ?, ?)",
-      params: ['failover_admin', 'Binlog Dump', 'Binlog Dump GTID', 'Daemon'],
+        "AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN (?, ?, ?)",
+      params: ['Binlog Dump', 'Binlog Dump GTID', 'Daemon'],
     });
-    expect(MARIADB.listClientSessions('failover_admin').params).toEqual([
-      'failover_admin',
+    expect(MARIADB.listClientSessions().params).toEqual([
       'Binlog Dump',
+      'Binlog Dump GTID',
       'Daemon',
       'Slave_IO',
       'Slave_SQL',
       'Slave_worker',
     ]);
     expect(MY84.killSession(42).sql).toBe('KILL CONNECTION 42');
+    for (const x of [MARIADB, MY84, MY57])
+      expect(x.noLockWait().sql).toBe('SET SESSION lock_wait_timeout = 0');
+    expect(sql(MARIADB.adoptOwnGtidHistory())).toEqual(['SET GLOBAL gtid_slave_pos = @@gtid_current_pos']);
+    expect(sql(MY84.adoptOwnGtidHistory())).toEqual([]);
     expect(() => MY84.killSession(Number.NaN)).toThrow('not a positive integer');
   });
 });

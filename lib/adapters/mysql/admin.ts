@@ -8,6 +8,7 @@ import {
   type Timeouts,
   withSession,
 } from './connection.ts';
+import { type Inst, type OpsClock, openInst } from './operations.ts';
 import { parseReplicaRow } from './probe.ts';
 
 export interface ReplicaOf {
@@ -33,6 +34,27 @@ export async function onNode<T>(
     throw translateError(err, nodeId, operation);
   }
 }
+
+/**
+ * Opens a session on one node, detects its dialect once (MariaDB, MySQL 5.7, 8.0, 8.4) and hands
+ * its named operations to `fn`: the way the failover steps, switchover and rejoin talk to a
+ * server. Errors are translated as by {@link onNode}.
+ */
+export function onInst<T>(
+  nodeId: string,
+  endpoint: Endpoint,
+  login: Login,
+  timeouts: Timeouts,
+  operation: string,
+  fn: (inst: Inst) => Promise<T>,
+  clock?: OpsClock,
+): Promise<T> {
+  return onNode(nodeId, endpoint, login, timeouts, operation, async (s) =>
+    fn(await openInst(s, nodeId, clock)),
+  );
+}
+
+export type { Inst };
 
 export function translateError(err: unknown, nodeId: string, operation: string): Error {
   if (err instanceof Error && err.name.endsWith('Error') && 'transient' in err) return err;

@@ -9,6 +9,7 @@
  *   if ((await inst.applyRelayLog(received, 30)) === 'timeout') throw new RelayLogTimeoutError(...);
  */
 import {
+  FailoverError,
   MissingPrivilegeError,
   MysqlOperationError,
   NodeUnreachableError,
@@ -54,6 +55,12 @@ const realClock: OpsClock = {
 export interface FollowPrimaryOptions extends Partial<FollowOptions> {
   /** Register as a semi-sync replica (the setting must be ON before the IO thread connects). */
   semiSync?: boolean;
+}
+
+/** What a fence did: sessions killed, and how many read_only attempts it took. */
+export interface FenceResult {
+  killed: number;
+  attempts: number;
 }
 
 /** Replica IO errors that no retry cures: waiting for the threads would only burn the timeout. */
@@ -252,9 +259,19 @@ export class Inst {
     return this.read('readReadOnly', this.dialect.readReadOnly());
   }
 
-  /** Ends every client session but ours, replication threads and system threads. */
-  async killClientSessions(ownUser: string): Promise<{ killed: number }> {
-    const sessions = await this.read('killClientSessions', this.dialect.listClientSessions(ownUser));
+  /** Whether the node refuses writes (read_only, which super_read_only implies). */
+  async isReadOnly(): Promise<boolean> {
+    return (await this.readReadOnly()).readOnly;
+  }
+
+  /**
+   * Ends every client session (KILL CONNECTION: the client sees the connection lost, never an
+   * acknowledgement), except replication, system threads and this session. Sessions of our own
+   * admin account are no exception: it bypasses read_only, and a probe's heartbeat that a frozen
+   * server held waits for a semi-sync ACK like any commit, keeping read_only from applying.
+   */
+  async killClientSessions(): Promise<{ killed: number }> {
+    const sessions = await this.read('killClientSessions', this.dialect.listClientSessions());
     let killed = 0;
     for (const s of sessions) {
       try {
@@ -268,10 +285,137 @@ export class Inst {
     return { killed };
   }
 
-  /** Fences the node: refuses writes first, then ends the sessions that could still hold some. */
-  async fence(ownUser: string): Promise<{ killed: number }> {
-    await this.setReadOnly(true);
-    return this.killClientSessions(ownUser);
+  /**
+   * `read_only=ON` (super_read_only on MySQL) that never waits: each attempt fails at once
+   * (lock_wait_timeout=0) while a commit or lock is in flight; after `graceMs` the client
+   * sessions are killed between attempts so that it can apply. The first half of
+   * {@link fencePrimary}, for callers that end the sessions later themselves (a switchover's grace).
+   *
+   * Why not a plain read_only=ON: it waits for the backup lock behind every commit in flight, and
+   * on an old primary whose replicas left (frozen by a failover, repointed) those commits wait
+   * for a semi-sync ACK that never comes. At the semi-sync timeout they fall back to async and
+   * are ACKNOWLEDGED, and only then does read_only apply (measured on MariaDB: the statement sat
+   * in "Waiting for backup lock" behind "Waiting for semi-sync ACK from slave" for the whole
+   * 10 s). Killing the connection ends that wait at once without an acknowledgement.
+   *
+   * @param opts.graceMs how long commits in flight may finish on their own before their sessions
+   *   are killed (0 for a failover: nothing the old primary acknowledges from now on is safe).
+   * @param opts.budgetMs give up when read_only has not applied by then (default 2500 ms).
+   * @throws MysqlOperationError when read_only did not apply within the budget.
+   */
+  async applyReadOnly(opts: { graceMs?: number; budgetMs?: number } = {}): Promise<FenceResult> {
+    const started = this.clock.now();
+    const budgetMs = Math.max(opts.budgetMs ?? 2500, opts.graceMs ?? 0);
+    const graceUntil = started + (opts.graceMs ?? 0);
+    await this.send('applyReadOnly', this.dialect.noLockWait());
+    let killed = 0;
+    let attempts = 0;
+    for (;;) {
+      attempts++;
+      try {
+        await this.setReadOnly(true);
+        return { killed, attempts };
+      } catch (err) {
+        // The driver's classification reads "Lock wait timeout" as a timeout (NodeUnreachableError):
+        // the code is what tells the server answered and refused to wait.
+        if (!(err instanceof FailoverError && err.details.code === 'ER_LOCK_WAIT_TIMEOUT')) throw err;
+        if (this.clock.now() - started >= budgetMs) {
+          throw new MysqlOperationError(
+            `read_only=ON did not apply on ${this.nodeId} within ${budgetMs} ms (${attempts} attempts, ${killed} sessions killed): a commit or lock kept it waiting`,
+            { nodeId: this.nodeId, operation: 'applyReadOnly', attempts, killed },
+          );
+        }
+      }
+      if (this.clock.now() >= graceUntil) killed += (await this.killClientSessions()).killed;
+      else await this.clock.sleep(20);
+    }
+  }
+
+  /**
+   * Fences a node that must not take writes: {@link applyReadOnly} (never waits, kills client
+   * sessions while it cannot apply, bounded by `budgetMs`), then every remaining client session
+   * ended. Idempotent.
+   */
+  async fencePrimary(opts: { graceMs?: number; budgetMs?: number } = {}): Promise<FenceResult> {
+    const r = await this.applyReadOnly(opts);
+    return { killed: r.killed + (await this.killClientSessions()).killed, attempts: r.attempts };
+  }
+
+  /** {@link fencePrimary} with no grace and the default budget. */
+  fence(): Promise<FenceResult> {
+    return this.fencePrimary({ graceMs: 0 });
+  }
+
+  // ---------------------------------------------------------------- failover moves
+
+  /**
+   * A failover's freeze of one survivor: stops its IO thread and says whether this call stopped a
+   * running one ('stopped'), found it stopped already ('already-stopped': by an operator, or by an
+   * earlier freeze) or found no replication ('no-replication'). Only 'stopped' nodes are restarted
+   * when the failover ends without a promotion. Against a hung source this takes ~2 s (the
+   * receiver sits in a socket read).
+   */
+  async freezeReplicationIo(): Promise<'stopped' | 'already-stopped' | 'no-replication'> {
+    const r = await this.readReplicaStatus();
+    if (!r) return 'no-replication';
+    await this.stopReplicationIo();
+    return r.ioState === 'No' ? 'already-stopped' : 'stopped';
+  }
+
+  /**
+   * Undoes a failover's freeze on a replica that was not promoted: makes sure it replicates from
+   * `source` (the old primary) again with both threads started. Idempotent: a replica already
+   * replicating from `source` with both threads running is left alone. Returns what it did.
+   */
+  async restartReplicationIo(
+    source: SourceSpec,
+  ): Promise<'running' | 'restarted' | 'repointed' | 'no-replication'> {
+    const r = await this.readReplicaStatus();
+    if (!r) return 'no-replication';
+    if (r.sourceHost !== source.host || r.sourcePort !== source.port) {
+      // A catch-up's collection left it pointing at another replica (relay log reset).
+      await this.followPrimary(source);
+      return 'repointed';
+    }
+    if (r.ioState !== 'No' && r.sqlRunning) return 'running';
+    await this.startReplication();
+    return 'restarted';
+  }
+
+  /**
+   * Stops the IO thread (the source is gone) and makes sure the applier runs, so a following
+   * {@link applyRelayLog} drains what was received. An applier stopped by an error is left alone
+   * (the wait then times out and says so). Undefined when the node replicates from nobody.
+   */
+  async freezeAndDrain(): Promise<NormalizedReplicaStatus | undefined> {
+    if ((await this.readReplicaStatus()) === undefined) return undefined;
+    await this.stopReplicationIo();
+    const after = await this.readReplicaStatus();
+    if (after && !after.sqlRunning && after.lastSqlErrno === 0) await this.startReplicationSql();
+    return after;
+  }
+
+  /**
+   * Makes the node a writable primary: no replication configuration, semi-sync per the caller's
+   * choice, then writes allowed. `semiSync: false` with `disableSemiSync` switches the semi-sync
+   * source OFF explicitly (a node that was primary before may still have it ON): with no replica
+   * to acknowledge, every commit would wait the semi-sync timeout.
+   */
+  async promoteToPrimary(opts: {
+    semiSync: boolean;
+    semiSyncTimeoutMs: number;
+    disableSemiSync?: boolean;
+  }): Promise<void> {
+    await this.stopReplication();
+    await this.resetReplicaAll();
+    if (opts.semiSync) await this.enableSemiSyncPrimary({ timeoutMs: opts.semiSyncTimeoutMs });
+    else if (opts.disableSemiSync) await this.disableSemiSyncPrimary();
+    await this.setReadOnly(false);
+  }
+
+  /** Before a former primary follows a source: start from what it executed itself (see the dialect). */
+  async adoptOwnGtidHistory(): Promise<void> {
+    for (const stmt of this.dialect.adoptOwnGtidHistory()) await this.send('adoptOwnGtidHistory', stmt);
   }
 
   // ---------------------------------------------------------------- semi-sync
@@ -305,8 +449,11 @@ export class Inst {
     }
   }
 
+  /** Semi-sync source OFF; nothing to do where its plugin is not installed (it cannot be on). */
   async disableSemiSyncPrimary(): Promise<void> {
-    const names = await this.resolveSemiSync('source');
+    const installed = await this.read('disableSemiSyncPrimary', this.dialect.readSemiSyncPlugins());
+    if (installed.source === undefined) return;
+    const names = this.dialect.semiSyncNames(installed.source);
     for (const stmt of this.dialect.disableSemiSyncSource(names))
       await this.send('disableSemiSyncPrimary', stmt);
   }
@@ -379,8 +526,13 @@ export function translate(
   message = redact(message, secrets);
   const msg = `${operation} on ${nodeId} failed: ${c.code}: ${message}`;
   const details = { nodeId, operation, code: e.code ?? c.code, errno: e.errno ?? 0 };
-  if (c.kind === 'refused' || c.kind === 'timeout') return new NodeUnreachableError(msg, details);
-  if (c.kind === 'auth' || e.code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR') {
+  if (c.kind === 'refused' || c.kind === 'timeout' || c.kind === 'unreachable')
+    return new NodeUnreachableError(msg, details);
+  if (
+    c.kind === 'auth' ||
+    e.code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR' ||
+    e.code === 'ER_DBACCESS_DENIED_ERROR'
+  ) {
     return new MissingPrivilegeError(
       `${msg}. Grant the failover admin account the privilege named above.`,
       details,

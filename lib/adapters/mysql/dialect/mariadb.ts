@@ -160,8 +160,23 @@ class MariadbDialect implements Dialect {
     };
   }
 
-  listClientSessions(ownUser: string): Read<ClientSession[]> {
-    return processlistRead(ownUser, ['Binlog Dump', 'Daemon', 'Slave_IO', 'Slave_SQL', 'Slave_worker']);
+  listClientSessions(): Read<ClientSession[]> {
+    return processlistRead([
+      'Binlog Dump',
+      'Binlog Dump GTID',
+      'Daemon',
+      'Slave_IO',
+      'Slave_SQL',
+      'Slave_worker',
+    ]);
+  }
+
+  noLockWait = noLockWaitStatement;
+
+  adoptOwnGtidHistory(): Statement[] {
+    // A former primary's gtid_slave_pos is stale (its own writes are in gtid_binlog_pos only):
+    // MASTER_USE_GTID=slave_pos would ask the new source for transactions it already has.
+    return [s('SET GLOBAL gtid_slave_pos = @@gtid_current_pos')];
   }
 
   killSession(id: number): Statement {
@@ -225,18 +240,19 @@ export function parseWaitResult(
   throw new Error(`${fn} returned ${String(v)}, expected ${codes.reached} or ${codes.timeout}`);
 }
 
-export function processlistRead(
-  ownUser: string,
-  replicationCommands: readonly string[],
-): Read<ClientSession[]> {
+export function processlistRead(replicationCommands: readonly string[]): Read<ClientSession[]> {
   const marks = replicationCommands.map(() => '?').join(', ');
   return {
     sql:
       'SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() ' +
-      `AND USER NOT IN ('system user', 'event_scheduler', ?) AND COMMAND NOT IN (${marks})`,
-    params: [checkUser(ownUser), ...replicationCommands],
+      `AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN (${marks})`,
+    params: [...replicationCommands],
     parse: (rows) => rows.map((r) => ({ id: num(r.ID), user: str(r.USER), command: str(r.COMMAND) })),
   };
+}
+
+export function noLockWaitStatement(): Statement {
+  return s('SET SESSION lock_wait_timeout = 0');
 }
 
 export function killStatement(id: number): Statement {

@@ -22,6 +22,7 @@ import { UnsupportedServerError } from '../../../errors.ts';
 import {
   enableSemiSyncSourceStatements,
   killStatement,
+  noLockWaitStatement,
   parseWaitResult,
   processlistRead,
   STOP_TIMEOUT_MS,
@@ -312,10 +313,15 @@ class MysqlDialect implements Dialect {
     };
   }
 
-  listClientSessions(ownUser: string): Read<ClientSession[]> {
+  listClientSessions(): Read<ClientSession[]> {
     // Receiver/applier threads run as 'system user'; a replica's dump thread on us is Binlog Dump (GTID).
-    return processlistRead(ownUser, ['Binlog Dump', 'Binlog Dump GTID', 'Daemon']);
+    return processlistRead(['Binlog Dump', 'Binlog Dump GTID', 'Daemon']);
   }
+
+  noLockWait = noLockWaitStatement;
+
+  // Auto-positioning sends @@gtid_executed, which holds the node's own transactions already.
+  adoptOwnGtidHistory = (): Statement[] => [];
 
   killSession(id: number): Statement {
     return killStatement(id);

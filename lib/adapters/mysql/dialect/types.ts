@@ -205,8 +205,24 @@ export interface Dialect {
   /** Statements that make the node refuse writes (`on`) or accept them again. */
   setReadOnly(on: boolean): Statement[];
   readReadOnly(): Read<{ readOnly: boolean; superReadOnly: boolean }>;
-  listClientSessions(ownUser: string): Read<ClientSession[]>;
+  /**
+   * Every client session but this one, replication threads and system threads. Our own admin
+   * account is no exception: it bypasses read_only, and a probe's heartbeat held by a frozen
+   * server waits for a semi-sync ACK like any commit, keeping read_only from applying.
+   */
+  listClientSessions(): Read<ClientSession[]>;
   killSession(id: number): Statement;
+  /**
+   * Makes this session's metadata-lock waits fail at once (lock_wait_timeout = 0), so that a
+   * read_only statement blocked by a commit in flight fails instead of waiting for it.
+   */
+  noLockWait(): Statement;
+  /**
+   * Before a node that was a primary follows a source: makes its replication start from what it
+   * executed itself (MariaDB: gtid_slave_pos = gtid_current_pos). MySQL auto-positioning uses
+   * gtid_executed already: nothing to send.
+   */
+  adoptOwnGtidHistory(): Statement[];
 
   // ---- semi-sync ----
   /** Which plugins are installed (MySQL); MariaDB's are built in. */
