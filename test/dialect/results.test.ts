@@ -103,6 +103,8 @@ describe('binary log status and GTID positions', () => {
       file: 'source-bin.000002',
       position: 1307,
       executedGtid: '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5',
+      doDb: 'test',
+      ignoreDb: 'manual, mysql',
     });
     expect(MY84.readBinlogStatus().parse([])).toBeUndefined();
   });

@@ -165,7 +165,8 @@ describe('start, stop, reset', () => {
 describe('GTID positions and the binary log', () => {
   it('MariaDB reads gtid_binlog_pos, gtid_current_pos and gtid_slave_pos', () => {
     expect(MARIADB.readGtidPositions().sql).toBe(
-      'SELECT @@GLOBAL.gtid_binlog_pos AS binlog, @@GLOBAL.gtid_current_pos AS current, @@GLOBAL.gtid_slave_pos AS slave',
+      'SELECT @@GLOBAL.gtid_binlog_pos AS binlog, @@GLOBAL.gtid_current_pos AS current, @@GLOBAL.gtid_slave_pos AS slave, ' +
+        '@@GLOBAL.gtid_binlog_state AS binlog_state, @@GLOBAL.server_id AS server_id',
     );
   });
 

@@ -31,6 +31,7 @@ import type {
   Row,
   SemiSyncNames,
   SemiSyncState,
+  ServerSettings,
   SourceSpec,
   Statement,
   WaitOutcome,
@@ -416,6 +417,26 @@ export class Inst {
   /** Before a former primary follows a source: start from what it executed itself (see the dialect). */
   async adoptOwnGtidHistory(): Promise<void> {
     for (const stmt of this.dialect.adoptOwnGtidHistory()) await this.send('adoptOwnGtidHistory', stmt);
+  }
+
+  // ---------------------------------------------------------------- what check verifies
+
+  /** The settings `check` verifies (binary log, GTID mode, read_only, timeouts, filters). */
+  readServerSettings(): Promise<ServerSettings> {
+    return this.read('readServerSettings', this.dialect.readServerSettings());
+  }
+
+  /** SHOW GRANTS FOR CURRENT_USER(), one line per grant. */
+  readGrants(): Promise<string[]> {
+    return this.read('readGrants', this.dialect.readGrants());
+  }
+
+  /** The replica's heartbeat period in seconds (null: not configured or not reported). */
+  async readHeartbeatPeriod(status?: NormalizedReplicaStatus): Promise<number | null> {
+    const st = status ?? (await this.readReplicaStatus());
+    if (typeof st?.heartbeatPeriodSeconds === 'number') return st.heartbeatPeriodSeconds;
+    const r = this.dialect.readHeartbeatPeriod();
+    return r === undefined ? null : this.read('readHeartbeatPeriod', r);
   }
 
   // ---------------------------------------------------------------- semi-sync

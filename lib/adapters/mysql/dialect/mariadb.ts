@@ -18,6 +18,7 @@ import type {
   Row,
   SemiSyncFamily,
   SemiSyncNames,
+  ServerSettings,
   ServerVersion,
   SourceSpec,
   Statement,
@@ -48,6 +49,7 @@ export function parseMariadbReplicaRow(r: Row): NormalizedReplicaStatus {
     gtidIoPos: received,
     heartbeatsReceived: r.Slave_received_heartbeats === undefined ? null : num(r.Slave_received_heartbeats),
     usingGtid,
+    heartbeatPeriodSeconds: nullableNum(r.Slave_heartbeat_period),
     receivedGtid: received === '' ? '' : mariadbGtidAlgebra.normalize(received),
     retrievedGtid: received === '' ? '' : mariadbGtidAlgebra.normalize(received),
     executedGtid: mariadbGtidAlgebra.normalize(str(col(r, 'Gtid_Slave_Pos'))),
@@ -104,7 +106,9 @@ class MariadbDialect implements Dialect {
 
   readGtidPositions() {
     return {
-      sql: 'SELECT @@GLOBAL.gtid_binlog_pos AS binlog, @@GLOBAL.gtid_current_pos AS current, @@GLOBAL.gtid_slave_pos AS slave',
+      sql:
+        'SELECT @@GLOBAL.gtid_binlog_pos AS binlog, @@GLOBAL.gtid_current_pos AS current, @@GLOBAL.gtid_slave_pos AS slave, ' +
+        '@@GLOBAL.gtid_binlog_state AS binlog_state, @@GLOBAL.server_id AS server_id',
       params: [],
       parse: (rows: readonly Row[]) => {
         const r = rows[0] ?? {};
@@ -114,6 +118,9 @@ class MariadbDialect implements Dialect {
           purged: '',
           binlog: mariadbGtidAlgebra.normalize(str(r.binlog)),
           slave: mariadbGtidAlgebra.normalize(str(r.slave)),
+          // Raw: one GTID per (domain, server_id), which positions cannot show (rejoin's errant check).
+          binlogState: str(r.binlog_state).trim(),
+          serverId: num(r.server_id),
         };
       },
     };
@@ -127,7 +134,13 @@ class MariadbDialect implements Dialect {
         const r = rows[0];
         return r === undefined
           ? undefined
-          : { file: str(r.File), position: num(r.Position), executedGtid: '' };
+          : {
+              file: str(r.File),
+              position: num(r.Position),
+              executedGtid: '',
+              doDb: str(r.Binlog_Do_DB),
+              ignoreDb: str(r.Binlog_Ignore_DB),
+            };
       },
     };
   }
@@ -215,6 +228,37 @@ class MariadbDialect implements Dialect {
   setSemiSyncReplica = (n: SemiSyncNames, on: boolean) =>
     s(`SET GLOBAL ${n.replicaEnabled} = ${on ? 'ON' : 'OFF'}`);
 
+  readServerSettings(): Read<ServerSettings> {
+    return {
+      sql:
+        'SELECT @@server_id AS server_id, @@version AS version, @@version_comment AS version_comment, ' +
+        '@@read_only AS read_only, @@log_bin AS log_bin, @@log_slave_updates AS log_replica_updates, ' +
+        '@@gtid_strict_mode AS gtid_strict_mode, @@binlog_format AS binlog_format, @@slave_net_timeout AS net_timeout, ' +
+        MARIADB_FILTER_VARS.map((f) => `@@${f} AS ${f}`).join(', '),
+      params: [],
+      parse: (rows) => {
+        const r = rows[0] ?? {};
+        return {
+          serverId: num(r.server_id),
+          version: str(r.version),
+          versionComment: str(r.version_comment),
+          readOnly: flag(r.read_only),
+          superReadOnly: undefined,
+          logBin: flag(r.log_bin),
+          logReplicaUpdates: flag(r.log_replica_updates),
+          gtidStrict: flag(r.gtid_strict_mode),
+          gtidSetting: `gtid_strict_mode=${flag(r.gtid_strict_mode) ? 'ON' : 'OFF'}`,
+          binlogFormat: str(r.binlog_format),
+          replicaNetTimeout: num(r.net_timeout),
+          filters: Object.fromEntries(MARIADB_FILTER_VARS.map((f) => [f, str(r[f])])),
+        };
+      },
+    };
+  }
+
+  readGrants = grantsRead;
+  readHeartbeatPeriod = () => undefined;
+
   adminGrants() {
     return Object.entries(ADMIN_GRANT_USES).map(([privilege, usedFor]) => ({ privilege, usedFor }));
   }
@@ -225,6 +269,23 @@ class MariadbDialect implements Dialect {
 }
 
 // ---- shared by both flavors ----
+
+const MARIADB_FILTER_VARS = [
+  'replicate_do_db',
+  'replicate_ignore_db',
+  'replicate_do_table',
+  'replicate_ignore_table',
+  'replicate_wild_do_table',
+  'replicate_wild_ignore_table',
+] as const;
+
+export function grantsRead(): Read<string[]> {
+  return {
+    sql: 'SHOW GRANTS FOR CURRENT_USER()',
+    params: [],
+    parse: (rows) => rows.map((r) => str(Object.values(r)[0])),
+  };
+}
 
 /** Reads a wait function's single result; NULL or an unknown value is an error, not a timeout. */
 export function parseWaitResult(

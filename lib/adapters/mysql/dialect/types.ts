@@ -105,6 +105,10 @@ export interface GtidPositions {
   /** MariaDB only: @@gtid_binlog_pos, @@gtid_slave_pos. */
   binlog?: string;
   slave?: string;
+  /** MariaDB only: @@gtid_binlog_state (last GTID per domain AND server_id), as the server wrote it. */
+  binlogState?: string;
+  /** MariaDB only: @@server_id (tells the node's own transactions in binlogState). */
+  serverId?: number;
 }
 
 /** SHOW BINARY LOG STATUS / SHOW MASTER STATUS. */
@@ -113,6 +117,9 @@ export interface BinlogStatus {
   position: number;
   /** MySQL Executed_Gtid_Set (canonical); '' on MariaDB (use readGtidPositions there). */
   executedGtid: string;
+  /** Binlog_Do_DB / Binlog_Ignore_DB: the binary log filters. */
+  doDb?: string;
+  ignoreDb?: string;
 }
 
 export type WaitOutcome = 'reached' | 'timeout';
@@ -142,6 +149,31 @@ export interface SemiSyncState extends SemiSyncStatus {
   replicaInstalled: boolean;
   waitPoint: string;
   timeoutMs: number | null;
+}
+
+/** The server settings `check` verifies, in one shape for every flavor. */
+export interface ServerSettings {
+  serverId: number;
+  version: string;
+  versionComment: string;
+  readOnly: boolean;
+  /** MySQL super_read_only; undefined on MariaDB (no such variable). */
+  superReadOnly: boolean | undefined;
+  logBin: boolean;
+  /** log_slave_updates / log_replica_updates (MySQL 8.0.26+). */
+  logReplicaUpdates: boolean;
+  /**
+   * GTIDs usable for failover: MariaDB gtid_strict_mode=ON; MySQL gtid_mode=ON and
+   * enforce_gtid_consistency=ON (auto-positioning needs both).
+   */
+  gtidStrict: boolean;
+  /** The setting(s) behind gtidStrict, as the server names them, for messages. */
+  gtidSetting: string;
+  binlogFormat: string;
+  /** slave_net_timeout / replica_net_timeout (MySQL 8.0.26+), seconds. */
+  replicaNetTimeout: number;
+  /** replicate_* filters (MariaDB system variables); {} on MySQL, where they are no variables. */
+  filters: Record<string, string>;
 }
 
 /** A session we may end when fencing. */
@@ -235,6 +267,17 @@ export interface Dialect {
   enableSemiSyncSource(names: SemiSyncNames, timeoutMs: number): Statement[];
   disableSemiSyncSource(names: SemiSyncNames): Statement[];
   setSemiSyncReplica(names: SemiSyncNames, on: boolean): Statement;
+
+  // ---- what `check` verifies ----
+  readServerSettings(): Read<ServerSettings>;
+  /** SHOW GRANTS FOR CURRENT_USER(), one line per grant. */
+  readGrants(): Read<string[]>;
+  /**
+   * The replica's heartbeat period in seconds, where SHOW ... STATUS does not carry it (MySQL:
+   * performance_schema.replication_connection_configuration); undefined where it does (MariaDB's
+   * Slave_heartbeat_period, in readReplicaStatus).
+   */
+  readHeartbeatPeriod(): Read<number | null> | undefined;
 
   // ---- accounts ----
   /** Global privileges of the failover admin account, least that works on this version. */
