@@ -3,11 +3,11 @@ import type { Login, Timeouts } from '../adapters/mysql/connection.ts';
 import { type MysqlRejoinPlan, planMysqlRejoin } from '../adapters/mysql/dialect/rejoin-plan.ts';
 import type { GtidPositions, ServerVersion } from '../adapters/mysql/dialect/types.ts';
 import type { OpsClock } from '../adapters/mysql/operations.ts';
+import { type RebuildResult, rebuildFromPrimary } from '../adapters/mysql/rebuild.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { instClock, sourceOf, timeouts } from '../failover/steps.ts';
 import type { Runtime } from '../runtime.ts';
 import { EVENT_TTL_SECONDS, OperatorRefusedError, requireNode } from './common.ts';
-import { type RebuildResult, rebuildFromPrimary } from './rebuild.ts';
 
 /** Transactions of one (domain, server_id) that the node has and the primary lacks. */
 export interface ErrantEntry {
