@@ -19,7 +19,7 @@ import { step } from './step-runner.ts';
  */
 export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promise<FailoverContext> {
   const candidate = requireCandidate(ctx);
-  const detail = await step(rt, ctx, 'CatchUpCandidate', async (c, logins) => {
+  const detail = await step<CatchUpDetail>(rt, ctx, 'CatchUpCandidate', async (c, logins) => {
     const n = node(c, candidate);
     const t = timeouts(c);
     const timeoutS = c.failover.relayLogTimeoutSeconds;
@@ -139,12 +139,26 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
       },
     };
   });
+  if (!('caughtUpFrom' in detail))
+    return { ...ctx, candidateGtid: ctx.candidateGtid ?? '', caughtUpFrom: [] };
   return {
     ...ctx,
-    candidateGtid: String(detail.gtidCurrentPos ?? ctx.candidateGtid ?? ''),
-    caughtUpFrom: ((detail.caughtUpFrom as Array<{ from: string }> | undefined) ?? []).map((x) => x.from),
+    candidateGtid: detail.gtidCurrentPos,
+    caughtUpFrom: detail.caughtUpFrom.map((x) => x.from),
   };
 }
+
+/** CatchUpCandidate's audit detail: skipped (already promoted), or what it applied and collected. */
+type CatchUpDetail =
+  | { reason: string }
+  | {
+      appliedUpTo: string;
+      waitMs: number;
+      gtidCurrentPos: string;
+      caughtUpFrom: Array<{ from: string; upTo: string; missing: string; ms: number }>;
+      unreachableReplicas?: string[];
+      warning?: string;
+    };
 
 /**
  * Freezes what every survivor (not the old primary, not a node awaiting rejoin) has received,

@@ -174,17 +174,13 @@ export async function repointReplicas(rt: Runtime, ctx: FailoverContext): Promis
       },
     };
   });
-  return {
-    ...ctx,
-    repointed: detail.repointed as string[],
-    notRepointed: detail.notRepointed as Array<{ nodeId: string; error: string }>,
-  };
+  return { ...ctx, repointed: detail.repointed, notRepointed: detail.notRepointed };
 }
 
 /** MoveVip: moves the endpoint to the new primary through the provider API and verifies it. */
 export async function moveVip(rt: Runtime, ctx: FailoverContext): Promise<FailoverContext> {
   const candidate = requireCandidate(ctx);
-  const detail = await step(rt, ctx, 'MoveVip', async (c): Promise<StepOutcome> => {
+  const detail = await step<NonNullable<FailoverContext['vip']>>(rt, ctx, 'MoveVip', async (c) => {
     // Also when FenceOldPrimary moved it already: the move is a verified no-op then.
     const mover = await rt.vipMover(c);
     if (!mover) return { result: 'skipped', detail: { skipped: 'vip.provider is none' } };
@@ -207,5 +203,5 @@ export async function moveVip(rt: Runtime, ctx: FailoverContext): Promise<Failov
       },
     };
   });
-  return { ...ctx, vip: detail as FailoverContext['vip'] };
+  return { ...ctx, vip: detail };
 }

@@ -154,7 +154,7 @@ export async function beginSwitchover(rt: Runtime, req: SwitchoverRequest): Prom
 
 /** SwitchoverPreCheck: every check runs, all failures are reported at once; nothing is changed. */
 export async function preCheckSwitchover(rt: Runtime, ctx: SwitchoverContext): Promise<SwitchoverContext> {
-  const detail = await step(rt, ctx, 'SwitchoverPreCheck', async (c, logins): Promise<StepOutcome> => {
+  const detail = await step(rt, ctx, 'SwitchoverPreCheck', async (c, logins) => {
     const t = timeouts(c);
     const probes = await Promise.all(
       c.nodes.map((n) =>
@@ -271,8 +271,8 @@ export async function preCheckSwitchover(rt: Runtime, ctx: SwitchoverContext): P
   return {
     ...ctx,
     candidate: String(detail.candidate),
-    verdicts: detail.verdicts as CandidateVerdict[],
-    preChecks: detail.checks as PreCheck[],
+    verdicts: detail.verdicts,
+    preChecks: detail.checks,
     phase: 'prechecked',
     preCheckedAt: rt.now(),
   };
@@ -291,7 +291,7 @@ export async function blockWrites(rt: Runtime, ctx: SwitchoverContext): Promise<
   const detail = await step(rt, ctx, 'BlockWrites', async (c, logins) => {
     const vip = await waitVipOffOldPrimary(rt, ctx, c);
     const n = node(c, ctx.failedPrimary);
-    const block = async (inst: Inst): Promise<StepOutcome> => {
+    const block = async (inst: Inst) => {
       // The failover's fencing rule: read_only never waits behind a commit (one waiting for a
       // semi-sync ACK that never comes would be acknowledged at the timeout); commits in flight
       // get READ_ONLY_WAIT_MS to finish, then their sessions are killed until it applies.
@@ -317,9 +317,9 @@ export async function blockWrites(rt: Runtime, ctx: SwitchoverContext): Promise<
   });
   return {
     ...ctx,
-    blockedAt: Number(detail.blockedAt),
-    blockStartedAt: Number(detail.blockStartedAt),
-    oldPrimaryGtid: String(detail.gtidBinlogPos),
+    blockedAt: detail.blockedAt,
+    blockStartedAt: detail.blockStartedAt,
+    oldPrimaryGtid: detail.gtidBinlogPos,
     phase: 'blocked',
   };
 }

@@ -382,3 +382,69 @@ describe('the failover moves on MySQL (scripted)', () => {
     expect(s.sqls().slice(1)).toEqual([]);
   });
 });
+
+describe('readProbeFacts on MySQL 8.4 (scripted)', () => {
+  it('builds the prober’s NodeProbe fields from MySQL rows: gtid_executed, source/replica semi-sync, heartbeat period', async () => {
+    const s = scripted([
+      VERSION_84,
+      [
+        /^SELECT @@server_id/,
+        [
+          {
+            server_id: '2',
+            version: '8.4.3',
+            version_comment: 'MySQL Community Server - GPL',
+            read_only: '1',
+            super_read_only: '1',
+            log_bin: '1',
+            log_replica_updates: '1',
+            gtid_mode: 'ON',
+            enforce_gtid_consistency: 'ON',
+            binlog_format: 'ROW',
+            net_timeout: '60',
+          },
+        ],
+      ],
+      [/^SELECT UNIX_TIMESTAMP\(SYSDATE\(6\)\)/, [{ server_now: '1733050000.123456', longest_trx: '4' }]],
+      [
+        /gtid_executed AS executed/,
+        [{ executed: `${SET},\n2174B383-5441-11E8-B90A-C80AA9429562:1-3`, purged: '' }],
+      ],
+      PLUGINS_NEW,
+      [
+        /^SHOW GLOBAL VARIABLES WHERE/,
+        [
+          { Variable_name: 'rpl_semi_sync_source_enabled', Value: 'OFF' },
+          { Variable_name: 'rpl_semi_sync_replica_enabled', Value: 'ON' },
+        ],
+      ],
+      [/^SHOW GLOBAL STATUS WHERE/, [{ Variable_name: 'Rpl_semi_sync_replica_status', Value: 'ON' }]],
+      [/^SHOW REPLICA STATUS/, [SHOW_REPLICA_STATUS_84]],
+      [/replication_connection_configuration/, [{ period: '30.000' }]],
+    ]);
+    const f = await (await openInst(s.session, 'db2')).readProbeFacts();
+    expect(f).toMatchObject({
+      serverNow: 1733050000.123456,
+      serverId: 2,
+      readOnly: true,
+      gtidCurrentPos: `2174b383-5441-11e8-b90a-c80aa9429562:1-3,${SET}`,
+      gtidBinlogPos: f.gtidCurrentPos,
+      gtidSlavePos: '',
+      semiSync: {
+        masterEnabled: false,
+        masterActive: false,
+        masterClients: 0,
+        slaveEnabled: true,
+        slaveActive: true,
+      },
+      longestTrxSeconds: 4,
+      replication: {
+        flavor: 'mysql',
+        sourceHost: '127.0.0.1',
+        sourcePort: 13000,
+        ioState: 'Yes',
+        heartbeatPeriodSeconds: 30,
+      },
+    });
+  });
+});

@@ -8,6 +8,8 @@
  *   await inst.stopReplicationIo();
  *   if ((await inst.applyRelayLog(received, 30)) === 'timeout') throw new RelayLogTimeoutError(...);
  */
+
+import type { NodeProbe } from '../../core/types.ts';
 import {
   FailoverError,
   MissingPrivilegeError,
@@ -56,6 +58,28 @@ const realClock: OpsClock = {
 export interface FollowPrimaryOptions extends Partial<FollowOptions> {
   /** Register as a semi-sync replica (the setting must be ON before the IO thread connects). */
   semiSync?: boolean;
+}
+
+/** What {@link Inst.readProbeFacts} returns: the probe's NodeProbe fields, plus the server's clock. */
+export interface ProbeFacts
+  extends Required<
+    Pick<
+      NodeProbe,
+      | 'serverId'
+      | 'version'
+      | 'readOnly'
+      | 'logBin'
+      | 'logSlaveUpdates'
+      | 'gtidBinlogPos'
+      | 'gtidCurrentPos'
+      | 'gtidSlavePos'
+      | 'semiSync'
+      | 'longestTrxSeconds'
+    >
+  > {
+  replication?: NormalizedReplicaStatus;
+  /** UNIX_TIMESTAMP(SYSDATE(6)) when the settings were read: bounds the heartbeat write. */
+  serverNow: number;
 }
 
 /** What a fence did: sessions killed, and how many read_only attempts it took. */
@@ -437,6 +461,44 @@ export class Inst {
     if (typeof st?.heartbeatPeriodSeconds === 'number') return st.heartbeatPeriodSeconds;
     const r = this.dialect.readHeartbeatPeriod();
     return r === undefined ? null : this.read('readHeartbeatPeriod', r);
+  }
+
+  // ---------------------------------------------------------------- the prober's reads
+
+  /**
+   * Everything a probe round reads from one node, in the decision core's shape (NodeProbe
+   * without nodeId, probeMs and the heartbeat write/lag, which stay the prober's), for either
+   * flavor: settings, GTID positions (MySQL: gtidBinlogPos = gtidCurrentPos = gtid_executed,
+   * gtidSlavePos = ''), semi-sync under the node's names, replica status (heartbeat period from
+   * performance_schema on MySQL), plus the server clock for the heartbeat write's deadline.
+   */
+  async readProbeFacts(): Promise<ProbeFacts> {
+    const v = await this.readServerSettings();
+    const clock = await this.read('readProbeFacts', this.dialect.readClockAndLongestTrx());
+    const gtid = await this.readGtidPosition();
+    const semi = await this.readSemiSync();
+    const repl = await this.readReplicaStatus();
+    const period = repl === undefined ? null : await this.readHeartbeatPeriod(repl);
+    return {
+      serverNow: clock.serverNow,
+      serverId: v.serverId,
+      version: v.version,
+      readOnly: v.readOnly,
+      logBin: v.logBin,
+      logSlaveUpdates: v.logReplicaUpdates,
+      gtidBinlogPos: gtid.binlog ?? gtid.executed,
+      gtidCurrentPos: gtid.executed,
+      gtidSlavePos: gtid.slave ?? '',
+      semiSync: {
+        masterEnabled: semi.masterEnabled,
+        masterActive: semi.masterActive,
+        masterClients: semi.masterClients,
+        slaveEnabled: semi.slaveEnabled,
+        slaveActive: semi.slaveActive,
+      },
+      longestTrxSeconds: clock.longestTrxSeconds,
+      ...(repl === undefined ? {} : { replication: { ...repl, heartbeatPeriodSeconds: period } }),
+    };
   }
 
   // ---------------------------------------------------------------- semi-sync

@@ -258,6 +258,7 @@ class MariadbDialect implements Dialect {
 
   readGrants = grantsRead;
   readHeartbeatPeriod = () => undefined;
+  readClockAndLongestTrx = clockAndLongestTrxRead;
 
   adminGrants() {
     return Object.entries(ADMIN_GRANT_USES).map(([privilege, usedFor]) => ({ privilege, usedFor }));
@@ -278,6 +279,16 @@ const MARIADB_FILTER_VARS = [
   'replicate_wild_do_table',
   'replicate_wild_ignore_table',
 ] as const;
+
+export function clockAndLongestTrxRead(): Read<{ serverNow: number; longestTrxSeconds: number }> {
+  return {
+    sql:
+      'SELECT UNIX_TIMESTAMP(SYSDATE(6)) AS server_now, ' +
+      '(SELECT COALESCE(MAX(TIMESTAMPDIFF(SECOND, trx_started, NOW())), 0) FROM information_schema.innodb_trx) AS longest_trx',
+    params: [],
+    parse: (rows) => ({ serverNow: num(rows[0]?.server_now), longestTrxSeconds: num(rows[0]?.longest_trx) }),
+  };
+}
 
 export function grantsRead(): Read<string[]> {
   return {

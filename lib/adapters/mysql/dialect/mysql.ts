@@ -20,6 +20,7 @@
 import { mysqlGtidAlgebra } from '../../../core/gtid-set.ts';
 import { UnsupportedServerError } from '../../../errors.ts';
 import {
+  clockAndLongestTrxRead,
   enableSemiSyncSourceStatements,
   grantsRead,
   killStatement,
@@ -360,6 +361,7 @@ class MysqlDialect implements Dialect {
   }
 
   readGrants = grantsRead;
+  readClockAndLongestTrx = clockAndLongestTrxRead;
 
   readHeartbeatPeriod(): Read<number | null> {
     // Reference Manual 8.4 29.12.11.5 "The replication_connection_configuration Table": HEARTBEAT_INTERVAL.

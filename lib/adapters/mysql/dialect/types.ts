@@ -278,6 +278,8 @@ export interface Dialect {
    * Slave_heartbeat_period, in readReplicaStatus).
    */
   readHeartbeatPeriod(): Read<number | null> | undefined;
+  /** The server's clock (epoch seconds, microseconds) and its oldest open transaction's age (s): for the prober. */
+  readClockAndLongestTrx(): Read<{ serverNow: number; longestTrxSeconds: number }>;
 
   // ---- accounts ----
   /** Global privileges of the failover admin account, least that works on this version. */
