@@ -1,26 +1,13 @@
-import {
-  catchUpFrom,
-  freezeReplicationIo,
-  isReadOnly,
-  onNode,
-  readGtid,
-  readReplication,
-  restartApplier,
-  restartReplicationIo,
-  resumeApplier,
-  stopReplicationIo,
-  waitForGtid,
-} from '../adapters/mysql/admin.ts';
+import { onInst } from '../adapters/mysql/admin.ts';
 import type { Login } from '../adapters/mysql/connection.ts';
 import { probeNode } from '../adapters/mysql/probe.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { replicasAheadOf } from '../core/elect-candidate.ts';
-import { describeGtidRanges, gtidContains, maxGtid } from '../core/gtid.ts';
 import type { ClusterSnapshot, NodeProbe } from '../core/types.ts';
 import { CatchUpFailedError, describeError, RelayLogTimeoutError } from '../errors.ts';
 import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
-import { type FailoverContext, node, requireCandidate, timeouts } from './context.ts';
+import { type FailoverContext, instClock, node, requireCandidate, sourceOf, timeouts } from './context.ts';
 import { step } from './step-runner.ts';
 /**
  * CatchUpCandidate (runs after FenceOldPrimary): stops the candidate's IO thread (its source is gone) and waits until the
@@ -32,31 +19,42 @@ import { step } from './step-runner.ts';
  */
 export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promise<FailoverContext> {
   const candidate = requireCandidate(ctx);
-  const detail = await step(rt, ctx, 'CatchUpCandidate', async (c, logins) => {
+  const detail = await step<CatchUpDetail>(rt, ctx, 'CatchUpCandidate', async (c, logins) => {
     const n = node(c, candidate);
     const t = timeouts(c);
     const timeoutS = c.failover.relayLogTimeoutSeconds;
     // FenceOldPrimary froze the survivors already (concurrently with its VIP move); again here
     // for a retried or hand-driven step: a stopped IO thread stops again at once.
     const { state: state0 } = await freezeSurvivors(rt, c, logins.admin, ctx.failedPrimary);
-    const own = await onNode(n.id, n, logins.admin, t, 'CatchUpCandidate', async (s) => {
-      if (!(await stopReplicationIo(s))) return undefined;
-      const after = await readReplication(s);
-      if (!after) return undefined;
-      // A stopped or delayed applier resumes with its relay log kept (a plain START SLAVE
-      // SQL_THREAD would discard it) and no delay: the source is gone, what it holds is final.
-      const applier = await resumeApplier(s);
-      const target = after.gtidIoPos;
-      const t0 = rt.now();
-      if (!(await waitForGtid(s, target, timeoutS))) {
-        throw new RelayLogTimeoutError(
-          `Candidate ${candidate} did not apply its relay log up to ${target} within ${timeoutS} s.`,
-          { candidate, target },
-        );
-      }
-      const gtid = await readGtid(s);
-      return { appliedUpTo: target, waitMs: rt.now() - t0, gtid, applier };
-    });
+    const clock = instClock(rt);
+    const own = await onInst(
+      n.id,
+      n,
+      logins.admin,
+      t,
+      'CatchUpCandidate',
+      async (inst) => {
+        const after = await inst.freezeAndDrain();
+        if (!after) return undefined;
+        const target = after.receivedGtid;
+        const t0 = rt.now();
+        if ((await inst.applyRelayLog(target, timeoutS)) === 'timeout') {
+          throw new RelayLogTimeoutError(
+            `Candidate ${candidate} did not apply its relay log up to ${target} within ${timeoutS} s.`,
+            { candidate, target },
+          );
+        }
+        const gtid = await inst.readGtidPosition();
+        return {
+          appliedUpTo: target,
+          waitMs: rt.now() - t0,
+          gtid,
+          algebra: inst.dialect.gtid,
+          applier: after.applier,
+        };
+      },
+      clock,
+    );
     if (!own)
       return { result: 'skipped', detail: { reason: 'no replication configured (already promoted)' } };
 
@@ -71,9 +69,9 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
       nodeId: candidate,
       reachable: true,
       probeMs: 0,
-      gtidCurrentPos: own.gtid.current,
+      gtidCurrentPos: own.gtid.executed,
       // Everything received is applied now: what it has is gtid_current_pos.
-      replication: { gtidIoPos: own.gtid.current } as NodeProbe['replication'] & object,
+      replication: { gtidIoPos: own.gtid.executed } as NodeProbe['replication'] & object,
     };
     const snapshot: ClusterSnapshot = {
       cluster: c.name,
@@ -84,50 +82,63 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
     const ahead = replicasAheadOf(snapshot, candidate);
     const unreachable = probes.filter((p) => !p.reachable).map((p) => p.nodeId);
     const collected: Array<{ from: string; upTo: string; missing: string; ms: number }> = [];
-    let have = own.gtid.current;
+    const gtidOps = own.algebra;
+    let have = own.gtid.executed;
     for (const a of ahead) {
       // An earlier source may have brought this one's transactions already.
-      if (gtidContains(have, a.receivedGtid)) continue;
+      if (gtidOps.contains(have, a.receivedGtid)) continue;
       const src = node(c, a.nodeId);
       const t0 = rt.now();
       // The source applies what it received first: only its binlog can serve it.
-      await onNode(src.id, src, logins.admin, t, 'CatchUpCandidate', async (s) => {
-        await stopReplicationIo(s);
-        const resumed = await resumeApplier(s);
-        if (!(await waitForGtid(s, a.receivedGtid, timeoutS))) {
-          throw new CatchUpFailedError(
-            `Replica ${src.id} did not apply its own relay log up to ${a.receivedGtid} within ${timeoutS} s, so ${candidate} cannot collect it.`,
-            { candidate, source: src.id },
-          );
-        }
-        // It stays a replica: its delay is the operator's, put it back (nothing left to delay).
-        if (resumed && resumed.liftedDelaySeconds > 0) await restartApplier(s, resumed.liftedDelaySeconds);
-      });
-      const ok = await onNode(n.id, n, logins.admin, t, 'CatchUpCandidate', (s) =>
-        catchUpFrom(s, src, logins.replication, a.receivedGtid, timeoutS),
+      await onInst(
+        src.id,
+        src,
+        logins.admin,
+        t,
+        'CatchUpCandidate',
+        async (inst) => {
+          const drained = await inst.freezeAndDrain();
+          if ((await inst.applyRelayLog(a.receivedGtid, timeoutS)) === 'timeout') {
+            throw new CatchUpFailedError(
+              `Replica ${src.id} did not apply its own relay log up to ${a.receivedGtid} within ${timeoutS} s, so ${candidate} cannot collect it.`,
+              { candidate, source: src.id },
+            );
+          }
+          // It stays a replica: its delay is the operator's, put it back (nothing left to delay).
+          const lifted = drained?.applier.liftedDelaySeconds ?? 0;
+          if (lifted > 0) await inst.restartApplier(lifted);
+        },
+        clock,
       );
-      if (!ok) {
+      const missing = gtidOps.describeMissing(have, a.receivedGtid);
+      const outcome = await onInst(
+        n.id,
+        n,
+        logins.admin,
+        t,
+        'CatchUpCandidate',
+        (inst) => inst.collectFrom(sourceOf(src, logins.replication), a.receivedGtid, timeoutS),
+        clock,
+      );
+      if (outcome === 'timeout') {
         throw new CatchUpFailedError(
-          `Candidate ${candidate} did not collect ${describeGtidRanges(a.missing)} from ${src.id} within ${timeoutS} s.`,
+          `Candidate ${candidate} did not collect ${missing} from ${src.id} within ${timeoutS} s.`,
           { candidate, source: src.id },
         );
       }
-      have = maxGtid(have, a.receivedGtid);
-      collected.push({
-        from: src.id,
-        upTo: a.receivedGtid,
-        missing: describeGtidRanges(a.missing),
-        ms: rt.now() - t0,
-      });
+      have = gtidOps.union(have, a.receivedGtid);
+      collected.push({ from: src.id, upTo: a.receivedGtid, missing, ms: rt.now() - t0 });
     }
     const gtid =
-      collected.length > 0 ? await onNode(n.id, n, logins.admin, t, 'CatchUpCandidate', readGtid) : own.gtid;
+      collected.length > 0
+        ? await onInst(n.id, n, logins.admin, t, 'CatchUpCandidate', (inst) => inst.readGtidPosition(), clock)
+        : own.gtid;
     return {
       detail: {
         appliedUpTo: own.appliedUpTo,
         waitMs: own.waitMs,
-        applierResumed: own.applier ?? { restarted: false, liftedDelaySeconds: 0 },
-        gtidCurrentPos: gtid.current,
+        applierResumed: own.applier,
+        gtidCurrentPos: gtid.executed,
         caughtUpFrom: collected,
         ...(unreachable.length > 0
           ? {
@@ -138,12 +149,26 @@ export async function catchUpCandidate(rt: Runtime, ctx: FailoverContext): Promi
       },
     };
   });
+  if (!('caughtUpFrom' in detail))
+    return { ...ctx, candidateGtid: ctx.candidateGtid ?? '', caughtUpFrom: [] };
   return {
     ...ctx,
-    candidateGtid: String(detail.gtidCurrentPos ?? ctx.candidateGtid ?? ''),
-    caughtUpFrom: ((detail.caughtUpFrom as Array<{ from: string }> | undefined) ?? []).map((x) => x.from),
+    candidateGtid: detail.gtidCurrentPos,
+    caughtUpFrom: detail.caughtUpFrom.map((x) => x.from),
   };
 }
+
+/** CatchUpCandidate's audit detail: skipped (already promoted), or what it applied and collected. */
+type CatchUpDetail =
+  | { reason: string }
+  | {
+      appliedUpTo: string;
+      waitMs: number;
+      gtidCurrentPos: string;
+      caughtUpFrom: Array<{ from: string; upTo: string; missing: string; ms: number }>;
+      unreachableReplicas?: string[];
+      warning?: string;
+    };
 
 /**
  * Freezes what every survivor (not the old primary, not a node awaiting rejoin) has received,
@@ -170,7 +195,7 @@ export async function freezeSurvivors(
   );
   const done = await Promise.all(
     survivors.map((x) =>
-      onNode(x.id, x, admin, t, 'FreezeSurvivors', freezeReplicationIo).then(
+      onInst(x.id, x, admin, t, 'FreezeSurvivors', (inst) => inst.freezeReplicationIo(), instClock(rt)).then(
         (r) => (r === 'stopped' ? x.id : undefined),
         () => ({ unreachable: x.id }),
       ),
@@ -205,10 +230,15 @@ export async function restartFrozenReplicas(
   const old = node(c, ctx.failedPrimary);
   if (ctx.candidate) {
     const cand = node(c, ctx.candidate);
-    const promoted = await onNode(cand.id, cand, logins.admin, t, 'RestartFrozenReplicas', async (s) => {
-      const repl = await readReplication(s);
-      return !repl || !(await isReadOnly(s));
-    }).catch(() => undefined);
+    const promoted = await onInst(
+      cand.id,
+      cand,
+      logins.admin,
+      t,
+      'RestartFrozenReplicas',
+      async (inst) => (await inst.readReplicaStatus()) === undefined || !(await inst.isReadOnly()),
+      instClock(rt),
+    ).catch(() => undefined);
     if (promoted !== false) {
       return {
         skipped:
@@ -226,8 +256,14 @@ export async function restartFrozenReplicas(
   const nodes = await Promise.all(
     survivors.map(async (x) => {
       try {
-        const action = await onNode(x.id, x, logins.admin, t, 'RestartFrozenReplicas', (s) =>
-          restartReplicationIo(s, old, logins.replication),
+        const action = await onInst(
+          x.id,
+          x,
+          logins.admin,
+          t,
+          'RestartFrozenReplicas',
+          (inst) => inst.restartReplicationIo(sourceOf(old, logins.replication)),
+          instClock(rt),
         );
         return { nodeId: x.id, action };
       } catch (err) {

@@ -1,4 +1,6 @@
-import type { Timeouts } from '../adapters/mysql/connection.ts';
+import type { Login, Timeouts } from '../adapters/mysql/connection.ts';
+import type { SourceSpec } from '../adapters/mysql/dialect/types.ts';
+import type { OpsClock } from '../adapters/mysql/operations.ts';
 import type { ClusterConfig, NodeConfig } from '../config/schema.ts';
 import type { CandidateVerdict } from '../core/types.ts';
 import { InvalidRequestError } from '../errors.ts';
@@ -57,6 +59,16 @@ export function timeouts(c: ClusterConfig): Timeouts {
     connectTimeoutMs: c.detection.connectTimeoutMs,
     queryTimeoutMs: Math.max(c.detection.queryTimeoutMs, 3000),
   };
+}
+
+/** `n` as a replication source, logged in with the replication account. */
+export function sourceOf(n: { host: string; port: number }, repl: Login): SourceSpec {
+  return { host: n.host, port: n.port, user: repl.user, password: repl.password };
+}
+
+/** The named operations' clock for their polling waits: the runtime's, so steps keep one clock. */
+export function instClock(rt: { now(): number }): OpsClock {
+  return { now: () => rt.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
 }
 
 /** The elected candidate, or InvalidRequestError when ElectCandidate has not run. */

@@ -1,7 +1,7 @@
 import { probeNode } from '../adapters/mysql/probe.ts';
 import { electCandidate, findErrantReplicas, replicasAheadOf } from '../core/elect-candidate.ts';
 import { describeGtidRanges } from '../core/gtid.ts';
-import type { CandidateVerdict, ClusterSnapshot, ElectionPolicy } from '../core/types.ts';
+import type { ClusterSnapshot, ElectionPolicy } from '../core/types.ts';
 import { ErrantTransactionsError, InvalidRequestError, NoEligibleCandidateError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
 import { type FailoverContext, timeouts } from './context.ts';
@@ -103,8 +103,8 @@ export async function electCandidateStep(rt: Runtime, ctx: FailoverContext): Pro
   });
   return {
     ...ctx,
-    candidate: String(detail.candidate),
-    candidateGtid: String(detail.receivedGtid),
-    verdicts: detail.verdicts as CandidateVerdict[],
+    candidate: detail.candidate,
+    candidateGtid: detail.receivedGtid,
+    verdicts: detail.verdicts,
   };
 }

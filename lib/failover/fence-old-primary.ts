@@ -1,11 +1,11 @@
-import { fencePrimary, isReadOnly, onNode } from '../adapters/mysql/admin.ts';
+import { onInst } from '../adapters/mysql/admin.ts';
 import type { Login } from '../adapters/mysql/connection.ts';
 import { createStonith } from '../adapters/stonith.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { describeError, NodeUnreachableError, PromotionFailedError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
 import { freezeSurvivors } from './catch-up-candidate.ts';
-import { type FailoverContext, node, requireCandidate, timeouts } from './context.ts';
+import { type FailoverContext, instClock, node, requireCandidate, timeouts } from './context.ts';
 import { type StepOutcome, step } from './step-runner.ts';
 
 /** How long the SQL fence may take before the VIP is taken away concurrently. */
@@ -22,7 +22,7 @@ const FENCE_BUDGET_MS = 2000;
  * to stop, and in sequence the two made the hang RTO.
  * One rule, the same for failover and switchover:
  * before a candidate becomes writable, the old primary is either SQL-fenced (read_only=ON
- * applied, every client session killed: {@link fencePrimary}) or has lost the VIP (verified).
+ * applied, every client session killed: the named operation `fencePrimary`) or has lost the VIP (verified).
  *
  * - It answers: fenced. Commits waiting for a semi-sync ACK are killed, never acknowledged.
  * - It does not (refused, timed out, the fence did not apply): the VIP is taken from it now and
@@ -58,8 +58,14 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
       vipFenced = true;
       return moved;
     };
-    const sqlFence = onNode(n.id, n, logins.admin, timeouts(c), 'FenceOldPrimary', (sess) =>
-      fencePrimary(sess, { graceMs: 0, budgetMs: FENCE_BUDGET_MS }),
+    const sqlFence = onInst(
+      n.id,
+      n,
+      logins.admin,
+      timeouts(c),
+      'FenceOldPrimary',
+      (inst) => inst.fencePrimary({ graceMs: 0, budgetMs: FENCE_BUDGET_MS }),
+      instClock(rt),
     ).then(
       (r) => ({ ok: true as const, killed: r.killed, attempts: r.attempts }),
       (err: unknown) => ({ ok: false as const, err }),
@@ -140,7 +146,7 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
     // by read_only and never stopped. A failed stop fails the step (StonithFailedError, terminal).
     const stonith = stonithOn
       ? createStonith(c, rt.secrets, (e) => rt.log(e)).then((s) =>
-          s?.stop(ctx.failedPrimary, { deadline: Date.now() + c.failover.stonith.waitStoppedMs }),
+          s?.stop(ctx.failedPrimary, { deadline: rt.now() + c.failover.stonith.waitStoppedMs }),
         )
       : undefined;
     stonith?.catch(() => undefined);
@@ -202,17 +208,18 @@ export async function confirmOldPrimaryFenced(
   const n = node(c, ctx.failedPrimary);
   const t = timeouts(c);
   const vipOff = ctx.vipFenced === true || ctx.kind === 'switchover';
-  const probe = await onNode(
+  const probe = await onInst(
     n.id,
     n,
     logins.admin,
     vipOff ? { ...t, connectTimeoutMs: Math.min(t.connectTimeoutMs, LAST_CHECK_CONNECT_MS) } : t,
     'ConfirmOldPrimaryFenced',
-    async (s) => {
-      if (await isReadOnly(s)) return { readOnly: true, fencedNow: false, killed: 0 };
-      const r = await fencePrimary(s, { graceMs: 0, budgetMs: FENCE_BUDGET_MS });
+    async (inst) => {
+      if (await inst.isReadOnly()) return { readOnly: true, fencedNow: false, killed: 0 };
+      const r = await inst.fencePrimary({ graceMs: 0, budgetMs: FENCE_BUDGET_MS });
       return { readOnly: true, fencedNow: true, killed: r.killed };
     },
+    instClock(rt),
   ).then(
     (r) => ({ ok: true as const, ...r }),
     (err: unknown) => ({ ok: false as const, error: describeError(err, [logins.admin.password]).message }),

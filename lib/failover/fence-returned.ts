@@ -1,4 +1,4 @@
-import { fencePrimary, onNode } from '../adapters/mysql/admin.ts';
+import { onInst } from '../adapters/mysql/admin.ts';
 import type { Login } from '../adapters/mysql/connection.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { type FencingPlan, planFencing } from '../core/plan-fencing.ts';
@@ -6,6 +6,7 @@ import type { ClusterSnapshot } from '../core/types.ts';
 import { describeError } from '../errors.ts';
 import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
+import { instClock } from './context.ts';
 
 const EVENT_TTL_SECONDS = 14 * 24 * 3600;
 
@@ -17,7 +18,7 @@ export interface FenceReturnedResult {
 
 /**
  * The health check's hook for returning old primaries: given a probe round and the state it
- * believes, fences (read_only=ON, client sessions killed: {@link fencePrimary}) every
+ * believes, fences (read_only=ON, client sessions killed: the named operation `fencePrimary`) every
  * needs-rejoin node, and a running failover's old primary, that answers writable, records an `OldPrimaryFenced` event and alerts. Idempotent: a fenced node is
  * read-only in the next round and gets no action. Cheap when nothing is wrong: it acts only
  * after re-reading the state table (consistent read), so a failover that started since the
@@ -55,13 +56,14 @@ export async function fenceReturnedPrimaries(
     const n = c.nodes.find((x) => x.id === a.nodeId);
     if (!n) continue;
     try {
-      const r = await onNode(
+      const r = await onInst(
         n.id,
         { host: n.probeHost ?? n.host, port: n.probePort ?? n.port },
         login,
         t,
         'FenceReturnedPrimary',
-        (s) => fencePrimary(s, { graceMs: 0, budgetMs: 2000 }),
+        (inst) => inst.fencePrimary({ graceMs: 0, budgetMs: 2000 }),
+        instClock(rt),
       );
       result.fenced.push({ nodeId: n.id, killedSessions: r.killed });
       const message = `${a.reason}: read_only=ON, ${r.killed} client session(s) killed.`;

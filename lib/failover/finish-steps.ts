@@ -1,4 +1,4 @@
-import { isWritable, onNode } from '../adapters/mysql/admin.ts';
+import { onInst } from '../adapters/mysql/admin.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { describeError, HookFailedError } from '../errors.ts';
 import type { FailoverRecord } from '../ports.ts';
@@ -225,7 +225,14 @@ export async function findPromotion(
   const writable = await (async () => {
     const logins = await rt.logins(c);
     const n = node(c, candidate);
-    return onNode(n.id, n, logins.admin, timeouts(c), 'FailoverFailed', isWritable);
+    return onInst(
+      n.id,
+      n,
+      logins.admin,
+      timeouts(c),
+      'FailoverFailed',
+      async (inst) => !(await inst.isReadOnly()),
+    );
   })().catch(() => undefined);
   return writable === true ? candidate : undefined;
 }

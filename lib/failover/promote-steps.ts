@@ -1,16 +1,8 @@
-import {
-  onNode,
-  promoteToPrimary,
-  readGtid,
-  readReplication,
-  readSemiSyncMaster,
-  replicateFrom,
-} from '../adapters/mysql/admin.ts';
+import { type Inst, onInst } from '../adapters/mysql/admin.ts';
 import type { ClusterConfig } from '../config/schema.ts';
-import { describeGtidRanges, gtidMissing } from '../core/gtid.ts';
 import { describeError, PromotionFailedError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
-import { type FailoverContext, node, requireCandidate, timeouts } from './context.ts';
+import { type FailoverContext, instClock, node, requireCandidate, sourceOf, timeouts } from './context.ts';
 import { confirmOldPrimaryFenced } from './fence-old-primary.ts';
 import { assertClaim, type StepOutcome, step } from './step-runner.ts';
 
@@ -21,10 +13,9 @@ export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promi
     const n = node(c, candidate);
     // Never two writable nodes: the old primary is fenced (again) before this one can take writes.
     const lastFenceCheck = await confirmOldPrimaryFenced(rt, ctx, c, logins);
-    return onNode(n.id, n, logins.admin, timeouts(c), 'PromoteCandidate', async (s): Promise<StepOutcome> => {
-      const repl = await readReplication(s);
-      const [ro] = await s.query<{ ro: number }>('SELECT @@read_only AS ro');
-      if (!repl && Number(ro?.ro) === 0) return { result: 'skipped', detail: { alreadyPrimary: true } };
+    const promote = async (inst: Inst): Promise<StepOutcome> => {
+      const repl = await inst.readReplicaStatus();
+      if (!repl && !(await inst.isReadOnly())) return { result: 'skipped', detail: { alreadyPrimary: true } };
       // Semi-sync only where a replica can acknowledge: with none to attach (a 2-node cluster,
       // or every other replica down or awaiting rejoin) each commit would wait the whole
       // rpl_semi_sync_master_timeout before falling back to async. Rejoin turns it on again.
@@ -32,32 +23,31 @@ export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promi
       const semiSync = c.failover.semiSync && attachable.length > 0;
       // Irreversible: re-check the claim right before it (a cleanup may have revoked it meanwhile).
       await assertClaim(rt, ctx, 'PromoteCandidate:promote');
-      await promoteToPrimary(s, {
+      await inst.promoteToPrimary({
         semiSync,
         semiSyncTimeoutMs: c.failover.semiSyncTimeoutMs,
         disableSemiSync: c.failover.semiSync && !semiSync,
       });
-      const [check] = await s.query<{ ro: number }>('SELECT @@read_only AS ro');
-      if (Number(check?.ro) !== 0)
+      if (await inst.isReadOnly())
         throw new PromotionFailedError(`${candidate} is still read_only after promotion.`);
-      const semi = await readSemiSyncMaster(s);
-      if (semiSync && (!semi.enabled || semi.waitPoint !== 'AFTER_SYNC')) {
+      const semi = await inst.readSemiSync();
+      if (semiSync && (!semi.masterEnabled || semi.waitPoint !== 'AFTER_SYNC')) {
         throw new PromotionFailedError(
-          `${candidate} promoted but semi-sync is not as the policy says: enabled=${semi.enabled}, wait point ${semi.waitPoint} (want AFTER_SYNC).`,
+          `${candidate} promoted but semi-sync is not as the policy says: enabled=${semi.masterEnabled}, wait point ${semi.waitPoint} (want AFTER_SYNC).`,
         );
       }
-      if (c.failover.semiSync && !semiSync && semi.enabled) {
+      if (c.failover.semiSync && !semiSync && semi.masterEnabled) {
         throw new PromotionFailedError(
           `${candidate} promoted with semi-sync master still ON although no replica can acknowledge: every commit would wait ${c.failover.semiSyncTimeoutMs} ms.`,
         );
       }
-      const gtid = await readGtid(s);
+      const gtid = await inst.readGtidPosition();
       return {
         detail: {
-          gtidBinlogPos: gtid.binlog,
+          gtidBinlogPos: gtid.binlog ?? gtid.executed,
           semiSync: {
             policy: c.failover.semiSync,
-            enabled: semi.enabled,
+            enabled: semi.masterEnabled,
             waitPoint: semi.waitPoint,
             ...(c.failover.semiSync ? { replicasToAttach: attachable } : {}),
             ...(c.failover.semiSync && !semiSync
@@ -69,7 +59,13 @@ export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promi
           },
         },
       };
-    }).then((o) => ({ ...o, detail: { ...o.detail, lastFenceCheck } }));
+    };
+    return onInst(n.id, n, logins.admin, timeouts(c), 'PromoteCandidate', promote, instClock(rt)).then(
+      (o) => ({
+        ...o,
+        detail: { ...o.detail, lastFenceCheck },
+      }),
+    );
   });
   return ctx;
 }
@@ -106,31 +102,50 @@ export async function repointReplicas(rt: Runtime, ctx: FailoverContext): Promis
     const rejoin = new Set((state?.needsRejoin ?? []).filter((id) => id !== ctx.failedPrimary));
     const others = c.nodes.filter((n) => n.id !== candidate && n.id !== ctx.failedPrimary);
     const t = timeouts(c);
-    const primaryGtid = await onNode(primary.id, primary, logins.admin, t, 'RepointReplicas', readGtid);
+    const clock = instClock(rt);
+    const primaryGtid = await onInst(
+      primary.id,
+      primary,
+      logins.admin,
+      t,
+      'RepointReplicas',
+      (inst) => inst.readGtidPosition(),
+      clock,
+    );
     const results = await Promise.all(
       others.map(async (n) => {
         if (rejoin.has(n.id)) {
           return { nodeId: n.id, ok: false as const, error: 'old primary that needs rejoin: left alone' };
         }
         try {
-          await onNode(n.id, n, logins.admin, t, 'RepointReplicas', async (s) => {
-            // A replica with transactions the new primary lacks would fail with 1236 or, later,
-            // 1950 (errant GTID, out of order): report it rather than point it and let it break.
-            const mine = await readGtid(s);
-            const extra = gtidMissing(primaryGtid.current, mine.current);
-            if (extra.length > 0) {
-              throw new Error(
-                `has transactions the new primary ${candidate} lacks (${describeGtidRanges(extra)}): needs rejoin`,
-              );
-            }
-            const r = await readReplication(s);
-            const already = r && r.sourceHost === primary.host && r.sourcePort === primary.port;
-            if (!already)
-              await replicateFrom(s, primary, logins.replication, { semiSync: c.failover.semiSync });
-            else if (r.ioState !== 'Yes' || !r.sqlRunning) await s.execute('START SLAVE');
-            await s.execute('SET GLOBAL read_only = ON');
-            await waitThreadsRunning(s, 5000);
-          });
+          await onInst(
+            n.id,
+            n,
+            logins.admin,
+            t,
+            'RepointReplicas',
+            async (inst) => {
+              // A replica with transactions the new primary lacks would fail with 1236 or, later,
+              // 1950 (errant GTID, out of order): report it rather than point it and let it break.
+              const mine = await inst.readGtidPosition();
+              const gtidOps = inst.dialect.gtid;
+              if (gtidOps.countMissing(primaryGtid.executed, mine.executed) > 0) {
+                throw new Error(
+                  `has transactions the new primary ${candidate} lacks (${gtidOps.describeMissing(primaryGtid.executed, mine.executed)}): needs rejoin`,
+                );
+              }
+              const r = await inst.readReplicaStatus();
+              const already = r && r.sourceHost === primary.host && r.sourcePort === primary.port;
+              if (!already)
+                await inst.followPrimary(sourceOf(primary, logins.replication), {
+                  semiSync: c.failover.semiSync,
+                });
+              else if (r.ioState !== 'Yes' || !r.sqlRunning) await inst.startReplication();
+              await inst.setReadOnly(true);
+              await inst.waitReplicationRunning(5000, 100);
+            },
+            clock,
+          );
           return { nodeId: n.id, ok: true as const };
         } catch (err) {
           return { nodeId: n.id, ok: false as const, error: describeError(err).message };
@@ -141,46 +156,31 @@ export async function repointReplicas(rt: Runtime, ctx: FailoverContext): Promis
       .filter((r) => !r.ok)
       .map((r) => ({ nodeId: r.nodeId, error: r.error ?? '' }));
     const semi = c.failover.semiSync
-      ? await onNode(primary.id, primary, logins.admin, t, 'RepointReplicas', readSemiSyncMaster).catch(
-          () => undefined,
-        )
+      ? await onInst(
+          primary.id,
+          primary,
+          logins.admin,
+          t,
+          'RepointReplicas',
+          (inst) => inst.readSemiSync(),
+          clock,
+        ).catch(() => undefined)
       : undefined;
     return {
       detail: {
         repointed: results.filter((r) => r.ok).map((r) => r.nodeId),
         notRepointed,
-        ...(semi ? { semiSyncClients: semi.clients, semiSyncActive: semi.active } : {}),
+        ...(semi ? { semiSyncClients: semi.masterClients, semiSyncActive: semi.masterActive } : {}),
       },
     };
   });
-  return {
-    ...ctx,
-    repointed: detail.repointed as string[],
-    notRepointed: detail.notRepointed as Array<{ nodeId: string; error: string }>,
-  };
-}
-
-async function waitThreadsRunning(
-  s: Parameters<typeof readReplication>[0],
-  timeoutMs: number,
-): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await readReplication(s);
-    if (r && r.ioState === 'Yes' && r.sqlRunning) return;
-    if (Date.now() > until) {
-      throw new Error(
-        `replication threads not running after repoint: IO=${r?.ioState} SQL=${r?.sqlRunning} ${r?.lastIoError ?? ''} ${r?.lastSqlError ?? ''}`.trim(),
-      );
-    }
-    await new Promise((res) => setTimeout(res, 100));
-  }
+  return { ...ctx, repointed: detail.repointed, notRepointed: detail.notRepointed };
 }
 
 /** MoveVip: moves the endpoint to the new primary through the provider API and verifies it. */
 export async function moveVip(rt: Runtime, ctx: FailoverContext): Promise<FailoverContext> {
   const candidate = requireCandidate(ctx);
-  const detail = await step(rt, ctx, 'MoveVip', async (c): Promise<StepOutcome> => {
+  const detail = await step<NonNullable<FailoverContext['vip']>>(rt, ctx, 'MoveVip', async (c) => {
     // Also when FenceOldPrimary moved it already: the move is a verified no-op then.
     const mover = await rt.vipMover(c);
     if (!mover) return { result: 'skipped', detail: { skipped: 'vip.provider is none' } };
@@ -203,5 +203,5 @@ export async function moveVip(rt: Runtime, ctx: FailoverContext): Promise<Failov
       },
     };
   });
-  return { ...ctx, vip: detail as FailoverContext['vip'] };
+  return { ...ctx, vip: detail };
 }

@@ -8,9 +8,10 @@ import type { FailoverContext } from './context.ts';
 import { getFailoverIntegrations } from './integrations.ts';
 
 export type Detail = Record<string, unknown>;
-export interface StepOutcome {
+/** What a step's body returns: its audit detail, typed as the step declares it. */
+export interface StepOutcome<T extends Detail = Detail> {
   result?: 'ok' | 'skipped';
-  detail: Detail;
+  detail: T;
 }
 
 /**
@@ -63,15 +64,16 @@ async function testPauseAfterClaim(rt: Runtime, ctx: FailoverContext, what: stri
 /**
  * Runs one step: checks that this execution still owns the cluster's epoch (a stale or
  * duplicated execution, or one whose claim the cleanup revoked, stops here, before touching
- * anything), times it and appends the audit entry to the failover record.
+ * anything), times it and appends the audit entry to the failover record. Returns the step's
+ * detail with the type its body gave it, so callers read typed results, never cast them.
  */
-export async function step(
+export async function step<T extends Detail = Detail>(
   rt: Runtime,
   ctx: FailoverContext,
   name: string,
-  fn: (c: ClusterConfig, logins: { admin: Login; replication: Login }) => Promise<StepOutcome>,
+  fn: (c: ClusterConfig, logins: { admin: Login; replication: Login }) => Promise<StepOutcome<T>>,
   opts: { allowRevoked?: boolean } = {},
-): Promise<Detail> {
+): Promise<T> {
   const c = rt.cluster(ctx.cluster);
   await assertClaim(rt, ctx, name, opts);
   const logins = await rt.logins(c);

@@ -1,19 +1,15 @@
 import { EC2Client, ReplaceRouteCommand } from '@aws-sdk/client-ec2';
-import { readReplication } from '../adapters/mysql/admin.ts';
-import { type AdminSession, classifyError, type Login, withSession } from '../adapters/mysql/connection.ts';
+import { classifyError, type Login, type Timeouts, withSession } from '../adapters/mysql/connection.ts';
+import { checkFlavorMix } from '../adapters/mysql/dialect/flavor.ts';
+import type { Dialect, Flavor } from '../adapters/mysql/dialect/types.ts';
+import { type Inst, openInst, type SqlSession } from '../adapters/mysql/operations.ts';
 import type { ClusterConfig, NodeConfig } from '../config/schema.ts';
 import type { ReplicationStatus } from '../core/types.ts';
+import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
 import { checkFailoverActions } from './check-failover-actions.ts';
 import { formatTable } from './common.ts';
-import {
-  ADMIN_GRANT_USES,
-  ADMIN_GRANTS,
-  ADMIN_SCHEMA,
-  missingGlobalGrants,
-  parseGrants,
-  REPLICATION_GRANTS,
-} from './grants.ts';
+import { ADMIN_SCHEMA, missingGlobalGrants, parseGrants } from './grants.ts';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -43,6 +39,25 @@ export interface NodeFacts {
   semiSyncSlave?: boolean;
   filters?: Record<string, string>;
   replication?: Pick<ReplicationStatus, 'sourceHost' | 'sourcePort' | 'ioState' | 'sqlRunning' | 'usingGtid'>;
+  /** Detected from @@version / @@version_comment. */
+  flavor?: Flavor;
+  versionComment?: string;
+  /** Everything it executed (MariaDB gtid_current_pos, MySQL gtid_executed), for the errant check. */
+  gtidExecuted?: string;
+}
+
+/** Runs `fn` on a session to node `n` as `login`: a real connection in checkCluster, a scripted one in tests. */
+export type WithNodeSession = <T>(
+  n: NodeConfig,
+  login: Login,
+  fn: (s: SqlSession) => Promise<T>,
+) => Promise<T>;
+
+/** What {@link inspectNodes} found: per-node facts, findings and the checks that passed. */
+export interface NodeInspection {
+  nodes: NodeFacts[];
+  findings: CheckFinding[];
+  passed: string[];
 }
 
 export interface CheckResult {
@@ -60,15 +75,6 @@ export interface CheckResult {
   vip: { provider: string; holder?: string; dryRun?: string };
 }
 
-const FILTER_VARS = [
-  'replicate_do_db',
-  'replicate_ignore_db',
-  'replicate_do_table',
-  'replicate_ignore_table',
-  'replicate_wild_do_table',
-  'replicate_wild_ignore_table',
-];
-
 /**
  * Pre-flight verification of a cluster, like masterha_check_repl: on every node the admin and
  * replication accounts connect and hold the privileges the failover steps use, binary logging
@@ -80,50 +86,18 @@ export async function checkCluster(rt: Runtime, c: ClusterConfig): Promise<Check
   const state = await rt.store.getClusterState(c.name);
   const primary = state?.primaryId ?? c.primary;
   const logins = await rt.logins(c);
-  const t = {
+  const t: Timeouts = {
     connectTimeoutMs: Math.max(c.detection.connectTimeoutMs, 2000),
     queryTimeoutMs: Math.max(c.detection.queryTimeoutMs, 3000),
   };
-  const findings: CheckFinding[] = [];
-  const passed = new Set<string>();
+  const withNode: WithNodeSession = (n, login, fn) =>
+    withSession({ host: n.host, port: n.port }, login, t, n.id, fn);
+  const inspected = await inspectNodes(c, primary, logins, withNode, state);
+  const findings: CheckFinding[] = [...inspected.findings];
+  const passed = new Set<string>(inspected.passed);
   const add = (f: CheckFinding) => findings.push(f);
   const pass = (check: string) => passed.add(check);
-
-  const nodes = await Promise.all(c.nodes.map((n) => checkNode(c, n, primary, logins, t, add, pass)));
-
-  // Cluster-wide consistency.
-  const byServerId = new Map<number, string[]>();
-  for (const n of nodes)
-    if (n.serverId !== undefined)
-      byServerId.set(n.serverId, [...(byServerId.get(n.serverId) ?? []), n.nodeId]);
-  let dupes = false;
-  for (const [id, ids] of byServerId) {
-    if (ids.length > 1) {
-      dupes = true;
-      add({
-        severity: 'error',
-        check: 'server-id',
-        message: `server_id ${id} is used by ${ids.join(', ')}: replication silently skips events from "itself"`,
-        fix: 'Give every node a unique server_id in its my.cnf and restart it.',
-      });
-    }
-  }
-  if (!dupes && byServerId.size > 0) pass('server-id unique');
-  const filterSets = nodes
-    .filter((n) => n.filters)
-    .map((n) => ({ id: n.nodeId, key: JSON.stringify(n.filters) }));
-  const distinct = new Set(filterSets.map((f) => f.key));
-  if (distinct.size > 1) {
-    add({
-      severity: 'warning',
-      check: 'replication-filters',
-      message: `replication filters differ between nodes: ${nodes
-        .filter((n) => n.filters)
-        .map((n) => `${n.nodeId} ${describeFilters(n.filters!)}`)
-        .join('; ')}`,
-      fix: 'Use the same replicate_* / binlog_*_db settings on every node: after a failover the new primary would otherwise ship a different set of changes.',
-    });
-  } else if (filterSets.length > 0) pass('replication filters consistent');
+  const nodes = inspected.nodes;
 
   if (state?.needsRejoin?.length) {
     add({
@@ -194,6 +168,138 @@ export async function checkCluster(rt: Runtime, c: ClusterConfig): Promise<Check
 }
 
 /**
+ * The node part of `check`, on whatever sessions `withNode` opens: every node's accounts,
+ * grants (the list its dialect needs), binary log and GTID settings, read-only state, replication
+ * and semi-sync, in its own dialect (MariaDB, MySQL 5.7, 8.0, 8.4); then what only the whole
+ * cluster shows: one flavor on every node, unique server_ids, the same filters, and replicas
+ * with transactions the primary lacks (errant, by the flavor's GTID algebra). Reads only.
+ */
+export async function inspectNodes(
+  c: ClusterConfig,
+  primary: string,
+  logins: { admin: Login; replication: Login },
+  withNode: WithNodeSession,
+  state?: Pick<ClusterState, 'needsRejoin'>,
+): Promise<NodeInspection> {
+  const findings: CheckFinding[] = [];
+  const passed = new Set<string>();
+  const add = (f: CheckFinding) => findings.push(f);
+  const pass = (check: string) => passed.add(check);
+
+  const nodes = await Promise.all(c.nodes.map((n) => checkNode(c, n, primary, logins, withNode, add, pass)));
+
+  const mix = checkFlavorMix(
+    nodes.map((n) => ({
+      nodeId: n.nodeId,
+      ...(n.version === undefined ? {} : { version: n.version }),
+      ...(n.versionComment === undefined ? {} : { versionComment: n.versionComment }),
+    })),
+    primary,
+  );
+  if (mix.kind === 'refused') {
+    add({
+      severity: 'error',
+      check: 'flavor',
+      message: mix.reason,
+      fix: 'Run one server flavor (all MariaDB or all MySQL) on every node of the cluster; failover refuses a mixed one.',
+    });
+  } else if (mix.kind === 'ok') pass(`one flavor (${mix.flavor === 'mysql' ? 'MySQL' : 'MariaDB'})`);
+  for (const w of mix.warnings) {
+    if (w.includes('not reachable')) continue; // reported as admin-connect already
+    add({
+      severity: 'warning',
+      check: 'flavor',
+      message: w,
+      fix: "Keep replicas at the primary's version or newer.",
+    });
+  }
+  if (mix.kind !== 'refused') await checkErrant(c, primary, nodes, logins.admin, withNode, state, add, pass);
+
+  // Cluster-wide consistency.
+  const byServerId = new Map<number, string[]>();
+  for (const n of nodes)
+    if (n.serverId !== undefined)
+      byServerId.set(n.serverId, [...(byServerId.get(n.serverId) ?? []), n.nodeId]);
+  let dupes = false;
+  for (const [id, ids] of byServerId) {
+    if (ids.length > 1) {
+      dupes = true;
+      add({
+        severity: 'error',
+        check: 'server-id',
+        message: `server_id ${id} is used by ${ids.join(', ')}: replication silently skips events from "itself"`,
+        fix: 'Give every node a unique server_id in its my.cnf and restart it.',
+      });
+    }
+  }
+  if (!dupes && byServerId.size > 0) pass('server-id unique');
+  const filterSets = nodes
+    .filter((n) => n.filters)
+    .map((n) => ({ id: n.nodeId, key: JSON.stringify(n.filters) }));
+  const distinct = new Set(filterSets.map((f) => f.key));
+  if (distinct.size > 1) {
+    add({
+      severity: 'warning',
+      check: 'replication-filters',
+      message: `replication filters differ between nodes: ${nodes
+        .filter((n) => n.filters)
+        .map((n) => `${n.nodeId} ${describeFilters(n.filters!)}`)
+        .join('; ')}`,
+      fix: 'Use the same replicate_* / binlog_*_db settings on every node: after a failover the new primary would otherwise ship a different set of changes.',
+    });
+  } else if (filterSets.length > 0) pass('replication filters consistent');
+
+  return { nodes, findings, passed: [...passed] };
+}
+
+/**
+ * Replicas holding transactions the primary lacks: errant = what a replica executed minus what
+ * the primary executed (MySQL: GTID_SUBTRACT semantics on the sets; MariaDB: per-domain
+ * positions). The primary is read AFTER the replicas, so a replica that merely received the
+ * primary's newest writes between the two reads is never taken for errant.
+ */
+async function checkErrant(
+  c: ClusterConfig,
+  primary: string,
+  nodes: readonly NodeFacts[],
+  admin: Login,
+  withNode: WithNodeSession,
+  state: Pick<ClusterState, 'needsRejoin'> | undefined,
+  add: (f: CheckFinding) => void,
+  pass: (check: string) => void,
+): Promise<void> {
+  const p = c.nodes.find((n) => n.id === primary);
+  const replicas = nodes.filter(
+    (n) =>
+      n.nodeId !== primary && n.gtidExecuted !== undefined && !(state?.needsRejoin ?? []).includes(n.nodeId),
+  );
+  if (!p || replicas.length === 0) return;
+  let fresh: { executed: string; gtid: Dialect['gtid'] };
+  try {
+    fresh = await withNode(p, admin, async (s) => {
+      const inst = await openInst(s, p.id);
+      return { executed: (await inst.readGtidPosition()).executed, gtid: inst.dialect.gtid };
+    });
+  } catch {
+    return; // the primary's own findings say why it cannot be read
+  }
+  let clean = true;
+  for (const r of replicas) {
+    const errant = fresh.gtid.errant(r.gtidExecuted ?? '', [fresh.executed]);
+    if (errant.count === 0) continue;
+    clean = false;
+    add({
+      severity: 'error',
+      check: 'errant-transactions',
+      nodeId: r.nodeId,
+      message: `has ${errant.count} transaction(s) the primary ${primary} does not have (${errant.description}): it cannot be promoted safely, and a failover to it would serve them to everyone`,
+      fix: `serverless invoke -f rejoin --data '{"cluster":"${c.name}","node":"${r.nodeId}"}' (it refuses and lists the options: rebuild, or apply them on ${primary} first).`,
+    });
+  }
+  if (clean) pass('no errant transactions');
+}
+
+/**
  * A replica's heartbeat period bounds what its silence can prove: a quiet primary (no writes)
  * sends it nothing for a whole period, so the analysis only counts "the replicas stopped
  * receiving" after 1.2 periods. A period longer than the confirmation window means a hung or
@@ -204,23 +310,53 @@ export async function checkCluster(rt: Runtime, c: ClusterConfig): Promise<Check
 function checkHeartbeatPeriod(
   c: ClusterConfig,
   n: NodeConfig,
+  w: Words,
   periodSeconds: number | null | undefined,
-  slaveNetTimeout: number,
+  netTimeout: number,
   add: (f: CheckFinding) => void,
   pass: (check: string) => void,
 ): void {
   if (typeof periodSeconds !== 'number' || !Number.isFinite(periodSeconds)) return;
   const windowMs = c.detection.confirmWindowMs;
-  const netTimeout = Number.isFinite(slaveNetTimeout) ? ` (slave_net_timeout ${slaveNetTimeout} s)` : '';
+  const timeoutText = Number.isFinite(netTimeout) ? ` (${w.netTimeout} ${netTimeout} s)` : '';
   if (periodSeconds * 1000 > windowMs) {
     add({
       severity: 'error',
       check: 'heartbeat-period',
       nodeId: n.id,
-      message: `heartbeat period ${periodSeconds} s${netTimeout} is longer than the detection window of ${windowMs} ms (detection.confirmWindowMs): a quiet primary sends this replica nothing for ${periodSeconds} s, so its silence proves nothing and a hung or cut-off primary is confirmed only after ~${Math.max(windowMs / 1000, periodSeconds * 1.2).toFixed(1)} s or once the IO thread gives up`,
-      fix: `On ${n.id}: STOP SLAVE; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD=1; START SLAVE; and SET GLOBAL slave_net_timeout=3 (also in its my.cnf: slave_net_timeout=3).`,
+      message: `heartbeat period ${periodSeconds} s${timeoutText} is longer than the detection window of ${windowMs} ms (detection.confirmWindowMs): a quiet primary sends this replica nothing for ${periodSeconds} s, so its silence proves nothing and a hung or cut-off primary is confirmed only after ~${Math.max(windowMs / 1000, periodSeconds * 1.2).toFixed(1)} s or once the IO thread gives up`,
+      fix: `On ${n.id}: ${w.stop}; ${w.change} ${w.opt}_HEARTBEAT_PERIOD=1; ${w.start}; and SET GLOBAL ${w.netTimeout}=3 (also in its my.cnf: ${w.netTimeout}=3).`,
     });
   } else pass('heartbeat period');
+}
+
+/** How the node's dialect spells what the fixes ask the operator to run. */
+interface Words {
+  stop: string;
+  start: string;
+  change: string;
+  opt: 'MASTER' | 'SOURCE';
+  netTimeout: string;
+  autoPosition: string;
+  resetAll: string;
+}
+
+function wordsOf(d: Dialect): Words {
+  const modern = d.name === 'mysql8';
+  const renamed =
+    d.version.flavor === 'mysql' && d.version.major >= 8 && (d.version.minor > 0 || d.version.patch >= 26);
+  return {
+    stop: d.stopReplication().sql,
+    start: d.startReplication().sql,
+    change: modern ? 'CHANGE REPLICATION SOURCE TO' : 'CHANGE MASTER TO',
+    opt: modern ? 'SOURCE' : 'MASTER',
+    netTimeout: renamed ? 'replica_net_timeout' : 'slave_net_timeout',
+    autoPosition:
+      d.version.flavor === 'mariadb'
+        ? 'MASTER_USE_GTID=slave_pos'
+        : `${modern ? 'SOURCE' : 'MASTER'}_AUTO_POSITION=1`,
+    resetAll: d.resetReplicaAll().sql,
+  };
 }
 
 function flag(v: boolean | undefined): string {
@@ -237,17 +373,17 @@ async function checkNode(
   n: NodeConfig,
   primaryId: string,
   logins: { admin: Login; replication: Login },
-  t: { connectTimeoutMs: number; queryTimeoutMs: number },
+  withNode: WithNodeSession,
   add: (f: CheckFinding) => void,
   pass: (check: string) => void,
 ): Promise<NodeFacts> {
   const role = n.id === primaryId ? 'primary' : 'replica';
   const facts: NodeFacts = { nodeId: n.id, role, adminConnect: false, replicationConnect: false };
-  const endpoint = { host: n.host, port: n.port };
   try {
-    await withSession(endpoint, logins.admin, t, n.id, (s) =>
-      readAdminFacts(c, n, primaryId, s, facts, logins, add, pass),
-    );
+    await withNode(n, logins.admin, async (s) => {
+      facts.adminConnect = true;
+      await readAdminFacts(c, n, primaryId, await openInst(s, n.id), facts, logins, add, pass);
+    });
   } catch (err) {
     if (!facts.adminConnect) {
       const e = classifyError(err);
@@ -259,7 +395,7 @@ async function checkNode(
         fix:
           e.kind === 'auth'
             ? `Check the account ${logins.admin.user}@<functions' address> and its password reference.`
-            : "Check that mariadbd runs and that the functions' security group / network reaches the port.",
+            : "Check that the server runs and that the functions' security group / network reaches the port.",
       });
     } else {
       add({
@@ -272,10 +408,11 @@ async function checkNode(
     }
   }
   try {
-    await withSession(endpoint, logins.replication, t, n.id, async (s) => {
+    await withNode(n, logins.replication, async (s) => {
       facts.replicationConnect = true;
-      const grants = parseGrants(await showGrants(s));
-      const missing = missingGlobalGrants(grants, REPLICATION_GRANTS);
+      const inst = await openInst(s, n.id);
+      const grants = parseGrants(await inst.readGrants());
+      const missing = missingGlobalGrants(grants, inst.dialect.replicationGrants());
       if (missing.length) {
         add({
           severity: 'error',
@@ -299,30 +436,37 @@ async function checkNode(
   return facts;
 }
 
-async function showGrants(s: AdminSession): Promise<string[]> {
-  const rows = await s.query<Record<string, string>>('SHOW GRANTS FOR CURRENT_USER()');
-  return rows.map((r) => String(Object.values(r)[0] ?? ''));
-}
-
 async function readAdminFacts(
   c: ClusterConfig,
   n: NodeConfig,
   primaryId: string,
-  s: AdminSession,
+  inst: Inst,
   facts: NodeFacts,
   logins: { admin: Login; replication: Login },
   add: (f: CheckFinding) => void,
   pass: (check: string) => void,
 ): Promise<void> {
-  facts.adminConnect = true;
-  const grants = parseGrants(await showGrants(s));
-  const missing = missingGlobalGrants(grants, ADMIN_GRANTS);
+  const d = inst.dialect;
+  const w = wordsOf(d);
+  const mysql = d.version.flavor === 'mysql';
+  facts.flavor = d.version.flavor;
+  // Versions first: the flavor check needs them even when a later read fails.
+  const v = await inst.readServerSettings();
+  facts.serverId = v.serverId;
+  facts.version = v.version;
+  facts.versionComment = v.versionComment;
+  const grants = parseGrants(await inst.readGrants());
+  const needs = d.adminGrants();
+  const missing = missingGlobalGrants(
+    grants,
+    needs.map((g) => g.privilege),
+  );
   for (const p of missing) {
     add({
       severity: 'error',
       check: 'admin-grants',
       nodeId: n.id,
-      message: `${logins.admin.user} lacks ${p}, needed for ${ADMIN_GRANT_USES[p]}`,
+      message: `${logins.admin.user} lacks ${p}, needed for ${needs.find((g) => g.privilege === p)?.usedFor ?? 'the failover steps'}`,
       fix: `GRANT ${p} ON *.* TO '${logins.admin.user}'@'<functions' hosts>';`,
     });
   }
@@ -339,30 +483,23 @@ async function readAdminFacts(
   }
   if (missing.length === 0) pass('admin grants');
 
-  const [v] = await s.query<Record<string, unknown>>(
-    `SELECT @@server_id AS server_id, @@version AS version, @@read_only AS read_only, @@log_bin AS log_bin,
-            @@log_slave_updates AS log_slave_updates, @@gtid_strict_mode AS gtid_strict_mode,
-            @@binlog_format AS binlog_format, @@rpl_semi_sync_master_enabled AS sm,
-            @@rpl_semi_sync_slave_enabled AS ss, @@slave_net_timeout AS snt, ${FILTER_VARS.map((f) => `@@${f} AS ${f}`).join(', ')}`,
-  );
-  if (!v) return;
-  const on = (x: unknown) => x === 1 || x === '1' || x === 'ON';
-  facts.serverId = Number(v.server_id);
-  facts.version = String(v.version);
-  facts.readOnly = on(v.read_only);
-  facts.logBin = on(v.log_bin);
-  facts.logSlaveUpdates = on(v.log_slave_updates);
-  facts.gtidStrictMode = on(v.gtid_strict_mode);
-  facts.binlogFormat = String(v.binlog_format);
-  facts.semiSyncMaster = on(v.sm);
-  facts.semiSyncSlave = on(v.ss);
-  const filters: Record<string, string> = Object.fromEntries(FILTER_VARS.map((f) => [f, String(v[f] ?? '')]));
+  const semi = await inst.readSemiSync();
+  const semiNames = d.semiSyncNames(semi.family);
+  facts.readOnly = v.readOnly;
+  facts.logBin = v.logBin;
+  facts.logSlaveUpdates = v.logReplicaUpdates;
+  facts.gtidStrictMode = v.gtidStrict;
+  facts.binlogFormat = v.binlogFormat;
+  facts.semiSyncMaster = semi.masterEnabled;
+  facts.semiSyncSlave = semi.slaveEnabled;
+  facts.gtidExecuted = (await inst.readGtidPosition()).executed;
+  const filters: Record<string, string> = { ...v.filters };
   try {
-    const [ms] = await s.query<Record<string, unknown>>('SHOW MASTER STATUS');
-    filters.binlog_do_db = String(ms?.Binlog_Do_DB ?? '');
-    filters.binlog_ignore_db = String(ms?.Binlog_Ignore_DB ?? '');
+    const ms = await inst.readBinlogStatus();
+    filters.binlog_do_db = ms?.doDb ?? '';
+    filters.binlog_ignore_db = ms?.ignoreDb ?? '';
   } catch {
-    // BINLOG MONITOR missing: reported above with the grants.
+    // BINLOG MONITOR / REPLICATION CLIENT missing: reported above with the grants.
   }
   facts.filters = filters;
 
@@ -375,26 +512,36 @@ async function readAdminFacts(
       fix: 'Set log_bin=<name> in its my.cnf and restart it.',
     });
   } else pass('log_bin');
+  const lsu = mysql && w.netTimeout === 'replica_net_timeout' ? 'log_replica_updates' : 'log_slave_updates';
   if (!facts.logSlaveUpdates) {
     add({
       severity: 'error',
       check: 'log-slave-updates',
       nodeId: n.id,
-      message:
-        'log_slave_updates is OFF: after promotion its binlog lacks what it replicated, other replicas cannot follow it',
-      fix: 'Set log_slave_updates=ON in its my.cnf and restart it.',
+      message: `${lsu} is OFF: after promotion its binlog lacks what it replicated, other replicas cannot follow it`,
+      fix: `Set ${lsu}=ON in its my.cnf and restart it.`,
     });
-  } else pass('log_slave_updates');
+  } else pass(lsu);
   if (!facts.gtidStrictMode) {
-    add({
-      severity: 'warning',
-      check: 'gtid-strict-mode',
-      nodeId: n.id,
-      message:
-        'gtid_strict_mode is OFF: out-of-order or duplicate GTIDs are accepted silently, errant transactions go unnoticed',
-      fix: 'SET GLOBAL gtid_strict_mode=ON and add gtid_strict_mode=ON to its my.cnf.',
-    });
-  } else pass('gtid_strict_mode');
+    add(
+      mysql
+        ? {
+            severity: 'error',
+            check: 'gtid-mode',
+            nodeId: n.id,
+            message: `${v.gtidSetting}: GTID auto-positioning (repoint, catch-up, rejoin) needs gtid_mode=ON and enforce_gtid_consistency=ON`,
+            fix: 'Set enforce_gtid_consistency=ON and gtid_mode=ON on every node (online: OFF_PERMISSIVE, ON_PERMISSIVE, then ON, as the MySQL manual describes) and in every my.cnf.',
+          }
+        : {
+            severity: 'warning',
+            check: 'gtid-strict-mode',
+            nodeId: n.id,
+            message:
+              'gtid_strict_mode is OFF: out-of-order or duplicate GTIDs are accepted silently, errant transactions go unnoticed',
+            fix: 'SET GLOBAL gtid_strict_mode=ON and add gtid_strict_mode=ON to its my.cnf.',
+          },
+    );
+  } else pass(mysql ? 'gtid_mode' : 'gtid_strict_mode');
   if (facts.binlogFormat !== 'ROW') {
     add({
       severity: 'warning',
@@ -405,7 +552,7 @@ async function readAdminFacts(
     });
   }
 
-  const repl = await readReplication(s);
+  const repl = await inst.readReplicaStatus();
   if (repl) {
     facts.replication = {
       sourceHost: repl.sourceHost,
@@ -415,14 +562,27 @@ async function readAdminFacts(
       usingGtid: repl.usingGtid,
     };
   }
+  const semiPlugin = (side: 'source' | 'replica') => {
+    const plugin = side === 'source' ? semiNames.sourcePlugin : semiNames.replicaPlugin;
+    const installed = side === 'source' ? semi.sourceInstalled : semi.replicaInstalled;
+    if (installed || !c.failover.semiSync) return true;
+    add({
+      severity: 'warning',
+      check: 'semi-sync',
+      nodeId: n.id,
+      message: `semi-sync is configured (failover.semiSync) but the semi-sync ${side} plugin is not installed on ${n.id}: ${side === 'source' ? 'once primary, its commits are acknowledged without any replica having them' : 'it never acknowledges, so the primary falls back to async'}`,
+      fix: `INSTALL PLUGIN ${plugin?.name ?? `rpl_semi_sync_${side}`} SONAME '${plugin?.soname ?? ''}'; on every node (a failover may promote any of them), and plugin-load-add in its my.cnf.`,
+    });
+    return false;
+  };
   if (n.id === primaryId) {
     if (facts.readOnly) {
       add({
         severity: 'error',
         check: 'read-only',
         nodeId: n.id,
-        message: 'the primary is read_only=ON: clients cannot write',
-        fix: 'If it really is the primary: SET GLOBAL read_only=OFF. Otherwise see status for the real topology.',
+        message: `the primary is ${v.superReadOnly ? 'super_read_only' : 'read_only'}=ON: clients cannot write`,
+        fix: `If it really is the primary: SET GLOBAL ${v.superReadOnly ? 'super_read_only=OFF; SET GLOBAL ' : ''}read_only=OFF. Otherwise see status for the real topology.`,
       });
     }
     if (repl) {
@@ -431,17 +591,16 @@ async function readAdminFacts(
         check: 'primary-replication',
         nodeId: n.id,
         message: `the primary is itself configured as a replica of ${repl.sourceHost}:${repl.sourcePort}`,
-        fix: 'STOP SLAVE; RESET SLAVE ALL; on the primary unless this is intended (circular replication is not supported).',
+        fix: `${w.stop}; ${w.resetAll}; on the primary unless this is intended (circular replication is not supported).`,
       });
     }
-    if (c.failover.semiSync && !facts.semiSyncMaster) {
+    if (semiPlugin('source') && c.failover.semiSync && !facts.semiSyncMaster) {
       add({
         severity: 'warning',
         check: 'semi-sync',
         nodeId: n.id,
-        message:
-          'semi-sync is configured (failover.semiSync) but rpl_semi_sync_master_enabled is OFF on the primary: acknowledged commits may be lost in a crash',
-        fix: 'SET GLOBAL rpl_semi_sync_master_enabled=ON on the primary (only there: on replicas it stalls them).',
+        message: `semi-sync is configured (failover.semiSync) but ${semiNames.sourceEnabled} is OFF on the primary: acknowledged commits may be lost in a crash`,
+        fix: `SET GLOBAL ${semiNames.sourceEnabled}=ON on the primary (only there: on replicas it stalls them).`,
       });
     }
     return;
@@ -453,9 +612,21 @@ async function readAdminFacts(
       nodeId: n.id,
       message:
         'replica is read_only=OFF: any client write there becomes an errant transaction and breaks failover',
-      fix: 'SET GLOBAL read_only=ON on it, and put read_only=ON in its my.cnf.',
+      fix: `SET GLOBAL ${mysql ? 'super_read_only' : 'read_only'}=ON on it, and put ${mysql ? 'super_read_only' : 'read_only'}=ON in its my.cnf.`,
     });
-  } else pass('replicas read_only');
+  } else {
+    pass('replicas read_only');
+    if (v.superReadOnly === false) {
+      add({
+        severity: 'warning',
+        check: 'super-read-only',
+        nodeId: n.id,
+        message:
+          'replica is read_only=ON but super_read_only=OFF: accounts with CONNECTION_ADMIN or SUPER (admin tools, our own) can still write there, and each such write is an errant transaction',
+        fix: 'SET GLOBAL super_read_only=ON on it, and put super_read_only=ON in its my.cnf.',
+      });
+    }
+  }
   if (!repl) {
     add({
       severity: 'error',
@@ -472,19 +643,19 @@ async function readAdminFacts(
       check: 'replication',
       nodeId: n.id,
       message: `replication threads IO=${repl.ioState} SQL=${repl.sqlRunning ? 'Yes' : 'No'}${repl.lastIoError ? ` IO error ${repl.lastIoErrno}: ${repl.lastIoError}` : ''}${repl.lastSqlError ? ` SQL error ${repl.lastSqlErrno}: ${repl.lastSqlError}` : ''}`,
-      fix: 'Fix the error shown, then START SLAVE (or rejoin the node).',
+      fix: `Fix the error shown, then ${w.start} (or rejoin the node).`,
     });
   } else pass('replication running');
-  if (!/slave_pos|current_pos/i.test(repl.usingGtid)) {
+  if (!repl.autoPosition) {
     add({
       severity: 'error',
       check: 'gtid-mode',
       nodeId: n.id,
-      message: `replicates with Using_Gtid=${repl.usingGtid || 'No'} (file/position): repointing after a failover needs GTID positions`,
-      fix: 'STOP SLAVE; CHANGE MASTER TO MASTER_USE_GTID=slave_pos; START SLAVE;',
+      message: `replicates with ${mysql ? `Auto_Position=0` : `Using_Gtid=${repl.usingGtid || 'No'}`} (file/position): repointing after a failover needs GTID positions`,
+      fix: `${w.stop}; ${w.change} ${w.autoPosition}; ${w.start};`,
     });
   } else pass('GTID replication');
-  checkHeartbeatPeriod(c, n, repl.heartbeatPeriodSeconds, Number(v.snt), add, pass);
+  checkHeartbeatPeriod(c, n, w, await inst.readHeartbeatPeriod(repl), v.replicaNetTimeout, add, pass);
   const source = c.nodes.find((x) => x.host === repl.sourceHost && x.port === repl.sourcePort);
   const primary = c.nodes.find((x) => x.id === primaryId);
   if (!source) {
@@ -504,14 +675,13 @@ async function readAdminFacts(
       fix: `serverless invoke -f rejoin --data '{"cluster":"${c.name}","node":"${n.id}"}'`,
     });
   } else pass('replicas follow the primary');
-  if (c.failover.semiSync && !facts.semiSyncSlave) {
+  if (semiPlugin('replica') && c.failover.semiSync && !facts.semiSyncSlave) {
     add({
       severity: 'warning',
       check: 'semi-sync',
       nodeId: n.id,
-      message:
-        'rpl_semi_sync_slave_enabled is OFF: this replica never acknowledges, and once promoted its replicas would not either',
-      fix: 'SET GLOBAL rpl_semi_sync_slave_enabled=ON; STOP SLAVE IO_THREAD; START SLAVE IO_THREAD; and add it to my.cnf.',
+      message: `${semiNames.replicaEnabled} is OFF: this replica never acknowledges, and once promoted its replicas would not either`,
+      fix: `SET GLOBAL ${semiNames.replicaEnabled}=ON; ${w.stop} IO_THREAD; ${w.start} IO_THREAD; and add it to my.cnf.`,
     });
   }
 }

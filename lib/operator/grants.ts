@@ -70,5 +70,6 @@ export function parseGrants(lines: readonly string[]): Map<string, Set<string>> 
 export function missingGlobalGrants(grants: Map<string, Set<string>>, wanted: readonly string[]): string[] {
   const global = grants.get('*.*') ?? new Set<string>();
   if (global.has('ALL')) return [];
-  return wanted.filter((p) => !global.has(p));
+  // Both sides through the aliases: MySQL's REPLICATION CLIENT is MariaDB's BINLOG MONITOR.
+  return wanted.filter((p) => !global.has(ALIASES[p] ?? p));
 }

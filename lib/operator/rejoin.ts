@@ -1,17 +1,13 @@
-import {
-  onNode,
-  readReplication,
-  readSemiSyncMaster,
-  replicateFrom,
-  setSemiSyncMaster,
-  waitForGtid,
-} from '../adapters/mysql/admin.ts';
-import type { AdminSession, Login, Timeouts } from '../adapters/mysql/connection.ts';
+import { onInst } from '../adapters/mysql/admin.ts';
+import type { Login, Timeouts } from '../adapters/mysql/connection.ts';
+import { type MysqlRejoinPlan, planMysqlRejoin } from '../adapters/mysql/dialect/rejoin-plan.ts';
+import type { GtidPositions, ServerVersion } from '../adapters/mysql/dialect/types.ts';
+import type { OpsClock } from '../adapters/mysql/operations.ts';
+import { type RebuildResult, rebuildFromPrimary } from '../adapters/mysql/rebuild.ts';
 import type { ClusterConfig } from '../config/schema.ts';
-import { timeouts } from '../failover/steps.ts';
+import { instClock, sourceOf, timeouts } from '../failover/steps.ts';
 import type { Runtime } from '../runtime.ts';
-import { EVENT_TTL_SECONDS, OperatorRefusedError, requireNode, sleep } from './common.ts';
-import { type RebuildResult, rebuildFromPrimary } from './rebuild.ts';
+import { EVENT_TTL_SECONDS, OperatorRefusedError, requireNode } from './common.ts';
 
 /** Transactions of one (domain, server_id) that the node has and the primary lacks. */
 export interface ErrantEntry {
@@ -33,7 +29,10 @@ export interface RejoinResult {
   outcome: 'rejoined' | 'rebuilt' | 'refused';
   nodeGtid: { binlogPos: string; binlogState: string; slavePos: string };
   primaryGtid: { binlogPos: string; binlogState: string };
+  /** MariaDB: errant (domain, server_id) entries. Empty on MySQL: see `mysql`. */
   errant: ErrantEntry[];
+  /** MySQL: the decision on GTID sets (errant by GTID_SUBTRACT, purged, or follow). */
+  mysql?: MysqlRejoinPlan;
   /** Options offered when refused. */
   options?: string[];
   rebuild?: RebuildResult;
@@ -79,16 +78,92 @@ export function findErrantByState(nodeState: string, primaryState: string): Erra
   return out.sort((a, b) => a.domain - b.domain || a.serverId - b.serverId);
 }
 
-async function readGtidState(s: AdminSession) {
-  const [r] = await s.query<{ b: string; st: string; sl: string; c: string; sid: string }>(
-    'SELECT @@gtid_binlog_pos AS b, @@gtid_binlog_state AS st, @@gtid_slave_pos AS sl, @@gtid_current_pos AS c, @@server_id AS sid',
-  );
+/** A node's GTID facts as the rejoin reads them, for either flavor. */
+export interface RejoinGtid {
+  flavor: 'mariadb' | 'mysql';
+  version: ServerVersion;
+  /** MariaDB gtid_binlog_pos; MySQL gtid_executed. */
+  binlogPos: string;
+  /** MariaDB gtid_binlog_state; '' on MySQL. */
+  binlogState: string;
+  /** MariaDB gtid_slave_pos; '' on MySQL. */
+  slavePos: string;
+  /** MySQL gtid_purged; '' on MariaDB. */
+  purged: string;
+  executed: string;
+  serverId: number;
+}
+
+function rejoinGtid(g: GtidPositions, version: ServerVersion): RejoinGtid {
   return {
-    binlogPos: r?.b ?? '',
-    binlogState: r?.st ?? '',
-    slavePos: r?.sl ?? '',
-    currentPos: r?.c ?? '',
-    serverId: Number(r?.sid),
+    flavor: g.flavor,
+    version,
+    binlogPos: g.binlog ?? g.executed,
+    binlogState: g.binlogState ?? '',
+    slavePos: g.slave ?? '',
+    purged: g.purged,
+    executed: g.executed,
+    serverId: g.serverId ?? 0,
+  };
+}
+
+/** What rejoin decides from the two nodes' GTIDs (pure): follow, or refuse with the reason and options. */
+export type RejoinDecision =
+  | { kind: 'follow'; errant: ErrantEntry[]; mysql?: MysqlRejoinPlan }
+  | { kind: 'refuse'; errant: ErrantEntry[]; mysql?: MysqlRejoinPlan; reason: string; options: string[] };
+
+/**
+ * Decides whether `nodeId` may follow `primaryId` on their GTIDs alone. MariaDB: errant
+ * (domain, server_id) entries of gtid_binlog_state ({@link findErrantByState}). MySQL:
+ * GTID_SUBTRACT of the gtid_executed sets, and what the primary purged ({@link planMysqlRejoin}).
+ * A node of the other flavor than the primary is refused: their GTIDs cannot be compared.
+ */
+export function decideRejoin(
+  c: Pick<ClusterConfig, 'name'>,
+  nodeId: string,
+  primaryId: string,
+  nodeGtid: RejoinGtid,
+  primaryGtid: RejoinGtid,
+  wasPrimary: boolean,
+): RejoinDecision {
+  if (nodeGtid.flavor !== primaryGtid.flavor) {
+    const name = (f: string) => (f === 'mysql' ? 'MySQL' : 'MariaDB');
+    return {
+      kind: 'refuse',
+      errant: [],
+      reason: `${nodeId} runs ${name(nodeGtid.flavor)} and ${primaryId} ${name(primaryGtid.flavor)}: a mixed cluster cannot replicate safely (their GTIDs cannot be compared)`,
+      options: [`Run one flavor on every node of ${c.name}, then rejoin ${nodeId}.`],
+    };
+  }
+  if (nodeGtid.flavor === 'mysql') {
+    const plan = planMysqlRejoin({
+      nodeId,
+      primaryId,
+      nodeExecuted: nodeGtid.executed,
+      primaryExecuted: primaryGtid.executed,
+      primaryPurged: primaryGtid.purged,
+      nodeVersion: nodeGtid.version,
+    });
+    return plan.kind === 'follow'
+      ? { kind: 'follow', errant: [], mysql: plan }
+      : { kind: 'refuse', errant: [], mysql: plan, reason: plan.reason, options: plan.options };
+  }
+  const errant = findErrantByState(nodeGtid.binlogState, primaryGtid.binlogState);
+  if (errant.length === 0) return { kind: 'follow', errant };
+  const ownOnly = errant.every((e) => e.serverId === nodeGtid.serverId);
+  return {
+    kind: 'refuse',
+    errant,
+    reason: `${nodeId} has ${errant.length} errant transaction set(s) the primary does not have`,
+    options: [
+      ...(wasPrimary && ownOnly
+        ? [
+            `If these are the transactions that waited for a semi-sync acknowledgement when ${nodeId} crashed (the unacknowledged tail), restart its mariadbd with --init-rpl-role=SLAVE: it truncates them from the binlog ("Successfully truncated binlog"), then run rejoin again.`,
+          ]
+        : []),
+      `Rebuild it from ${primaryId} (its user data is replaced by a consistent copy of the primary's): serverless invoke -f rejoin --data '{"cluster":"${c.name}","node":"${nodeId}","rebuild":true}'`,
+      `If the errant transactions must be kept, apply them on ${primaryId} by hand first (they are in ${nodeId}'s binlog), then rebuild.`,
+    ],
   };
 }
 
@@ -103,28 +178,38 @@ async function restoreSemiSync(
   primary: ClusterConfig['nodes'][number],
   admin: Login,
   t: Timeouts,
+  clock: OpsClock,
 ): Promise<{ enabledNow: boolean; active: boolean; clients: number }> {
-  return onNode(primary.id, primary, admin, t, 'Rejoin (semi-sync on the primary)', async (s) => {
-    const before = await readSemiSyncMaster(s);
-    if (!before.enabled || before.waitPoint !== 'AFTER_SYNC')
-      await setSemiSyncMaster(s, { enabled: true, timeoutMs: c.failover.semiSyncTimeoutMs });
-    const until = Date.now() + 5000;
-    let now = await readSemiSyncMaster(s);
-    while ((!now.active || now.clients === 0) && Date.now() < until) {
-      await sleep(100);
-      now = await readSemiSyncMaster(s);
-    }
-    return { enabledNow: !before.enabled, active: now.active, clients: now.clients };
-  });
+  return onInst(
+    primary.id,
+    primary,
+    admin,
+    t,
+    'Rejoin (semi-sync on the primary)',
+    async (inst) => {
+      const before = await inst.readSemiSync();
+      if (!before.masterEnabled || before.waitPoint !== 'AFTER_SYNC')
+        await inst.enableSemiSyncPrimary({ timeoutMs: c.failover.semiSyncTimeoutMs });
+      const until = clock.now() + 5000;
+      let now = await inst.readSemiSync();
+      while ((!now.masterActive || now.masterClients === 0) && clock.now() < until) {
+        await clock.sleep(100);
+        now = await inst.readSemiSync();
+      }
+      return { enabledNow: !before.masterEnabled, active: now.masterActive, clients: now.masterClients };
+    },
+    clock,
+  );
 }
 
 /**
  * Brings `nodeId` (a returned former primary or any diverged node) back as a replica of the
  * current primary. It is made read-only first, so nothing new diverges while it is compared.
- * Nothing extra on it (every transaction it has is on the primary): gtid_slave_pos is set to
- * its gtid_current_pos and it replicates from the primary with GTID (slave_pos), threads
- * verified, and it leaves the needs-rejoin list. Errant transactions: refused with the list
- * and the options, unless `rebuild`, which copies the primary's data onto it first.
+ * Nothing extra on it (every transaction it has is on the primary, {@link decideRejoin}): it
+ * follows the primary with GTID auto-positioning from what it executed itself (MariaDB:
+ * gtid_slave_pos = gtid_current_pos first), threads verified, and it leaves the needs-rejoin
+ * list. Errant transactions: refused with the list and the options, unless `rebuild` (MariaDB),
+ * which copies the primary's data onto it first. Speaks each node's dialect (named operations).
  */
 export async function rejoinNode(
   rt: Runtime,
@@ -151,18 +236,35 @@ export async function rejoinNode(
   const p = requireNode(c, primaryId);
   const logins = await rt.logins(c);
   const t = timeouts(c);
-  const primaryGtid = await onNode(p.id, p, logins.admin, t, 'Rejoin (read primary)', async (s) => {
-    const g = await readGtidState(s);
-    return { binlogPos: g.binlogPos, binlogState: g.binlogState };
-  });
+  const clock = instClock(rt);
+  const primaryFacts = await onInst(
+    p.id,
+    p,
+    logins.admin,
+    t,
+    'Rejoin (read primary)',
+    async (inst) => rejoinGtid(await inst.readGtidPosition(), inst.dialect.version),
+    clock,
+  );
+  const primaryGtid = { binlogPos: primaryFacts.binlogPos, binlogState: primaryFacts.binlogState };
 
   // Fence first: from here on the node cannot diverge further while it is compared.
-  const nodeGtid = await onNode(n.id, n, logins.admin, t, 'Rejoin (fence node)', async (s) => {
-    await s.execute('SET GLOBAL read_only = ON');
-    await s.execute('SET GLOBAL rpl_semi_sync_master_enabled = OFF');
-    return readGtidState(s);
-  });
-  const errant = findErrantByState(nodeGtid.binlogState, primaryGtid.binlogState);
+  const nodeGtid = await onInst(
+    n.id,
+    n,
+    logins.admin,
+    t,
+    'Rejoin (fence node)',
+    async (inst) => {
+      await inst.setReadOnly(true);
+      await inst.disableSemiSyncPrimary();
+      return rejoinGtid(await inst.readGtidPosition(), inst.dialect.version);
+    },
+    clock,
+  );
+  const wasPrimary = state?.needsRejoin?.includes(nodeId) ?? false;
+  const decision = decideRejoin(c, nodeId, primaryId, nodeGtid, primaryFacts, wasPrimary);
+  const errant = decision.errant;
   const base = {
     cluster: c.name,
     node: nodeId,
@@ -174,22 +276,16 @@ export async function rejoinNode(
     },
     primaryGtid,
     errant,
+    ...(decision.mysql ? { mysql: decision.mysql } : {}),
   };
-  const wasPrimary = state?.needsRejoin?.includes(nodeId) ?? false;
-
-  if (errant.length > 0 && !opts.rebuild) {
-    const ownOnly = errant.every((e) => e.serverId === nodeGtid.serverId);
-    const options = [
-      ...(wasPrimary && ownOnly
-        ? [
-            `If these are the transactions that waited for a semi-sync acknowledgement when ${nodeId} crashed (the unacknowledged tail), restart its mariadbd with --init-rpl-role=SLAVE: it truncates them from the binlog ("Successfully truncated binlog"), then run rejoin again.`,
-          ]
-        : []),
-      `Rebuild it from ${primaryId} (its user data is replaced by a consistent copy of the primary's): serverless invoke -f rejoin --data '{"cluster":"${c.name}","node":"${nodeId}","rebuild":true}'`,
-      `If the errant transactions must be kept, apply them on ${primaryId} by hand first (they are in ${nodeId}'s binlog), then rebuild.`,
-    ];
+  // The logical copy (rebuild.ts) is MariaDB's; a MySQL node is rebuilt as the options say.
+  const mustRefuse =
+    decision.kind === 'refuse' &&
+    (!opts.rebuild || nodeGtid.flavor !== 'mariadb' || primaryFacts.flavor !== 'mariadb');
+  if (decision.kind === 'refuse' && mustRefuse) {
+    const options = decision.options;
     const report = [
-      `rejoin of ${nodeId} to ${primaryId} REFUSED: ${nodeId} has ${errant.length} errant transaction set(s) the primary does not have`,
+      `rejoin of ${nodeId} to ${primaryId} REFUSED: ${decision.reason}`,
       ...errant.map(
         (e) =>
           `  domain ${e.domain}, server_id ${e.serverId}: ${nodeId} has up to ${e.gtid}, ${primaryId} ${e.primarySeq ? `only up to ${e.domain}-${e.serverId}-${e.primarySeq}` : 'none from that server'}`,
@@ -213,30 +309,34 @@ export async function rejoinNode(
 
   let rebuild: RebuildResult | undefined;
   if (opts.rebuild) {
-    rebuild = await rebuildFromPrimary({ ...p, nodeId: p.id }, { ...n, nodeId: n.id }, logins.admin);
-  }
-  const replication = await onNode(n.id, n, logins.admin, t, 'Rejoin (replicate)', async (s) => {
-    await s.execute('STOP SLAVE', [], 10_000);
-    // An old primary's gtid_slave_pos is stale (from before it was promoted): start from what it
-    // has executed. After a rebuild it was set to the snapshot's position already.
-    if (!rebuild) await s.execute('SET GLOBAL gtid_slave_pos = @@gtid_current_pos');
-    await replicateFrom(s, p, logins.replication, { semiSync: c.failover.semiSync });
-    const until = Date.now() + 10_000;
-    let r = await readReplication(s);
-    while (!(r?.ioState === 'Yes' && r.sqlRunning) && Date.now() < until) {
-      if (r && (r.lastIoErrno || r.lastSqlErrno)) break;
-      await sleep(100);
-      r = await readReplication(s);
-    }
-    if (!(r?.ioState === 'Yes' && r.sqlRunning)) {
-      throw new Error(
-        `${nodeId} does not replicate from ${primaryId} after CHANGE MASTER: IO=${r?.ioState} SQL=${r?.sqlRunning} ${r?.lastIoErrno ? `IO error ${r.lastIoErrno}: ${r.lastIoError}` : ''} ${r?.lastSqlErrno ? `SQL error ${r.lastSqlErrno}: ${r.lastSqlError}` : ''}`.trim(),
+    if (nodeGtid.flavor !== 'mariadb') {
+      throw new OperatorRefusedError(
+        `rebuild copies MariaDB only; ${nodeId} runs MySQL ${nodeGtid.version.major}.${nodeGtid.version.minor}: rebuild it as rejoin's options say (RESET BINARY LOGS AND GTIDS or RESET MASTER, a consistent copy, or CLONE). ${nodeId} was left read-only; nothing else was changed.`,
+        { cluster: c.name, nodeId },
       );
     }
-    const caughtUp = await waitForGtid(s, primaryGtid.binlogPos, 10);
-    return { io: r.ioState, sql: r.sqlRunning, caughtUp };
-  });
-  const semiSync = c.failover.semiSync ? await restoreSemiSync(c, p, logins.admin, t) : undefined;
+    rebuild = await rebuildFromPrimary({ ...p, nodeId: p.id }, { ...n, nodeId: n.id }, logins.admin);
+  }
+  const replication = await onInst(
+    n.id,
+    n,
+    logins.admin,
+    t,
+    'Rejoin (replicate)',
+    async (inst) => {
+      await inst.stopReplication();
+      // An old primary's replication position is stale (from before it was promoted): start from
+      // what it has executed. After a rebuild it was set to the snapshot's position already.
+      if (!rebuild) await inst.adoptOwnGtidHistory();
+      await inst.followPrimary(sourceOf(p, logins.replication), { semiSync: c.failover.semiSync });
+      // ReplicationNotRunningError names the IO and SQL errors (fails fast on 1236 and the like).
+      const r = await inst.waitReplicationRunning(10_000, 100);
+      const caughtUp = (await inst.applyRelayLog(primaryFacts.binlogPos, 10)) === 'reached';
+      return { io: r.ioState, sql: r.sqlRunning, caughtUp };
+    },
+    clock,
+  );
+  const semiSync = c.failover.semiSync ? await restoreSemiSync(c, p, logins.admin, t, clock) : undefined;
   const listed = await rt.store.removeNeedsRejoin(c.name, nodeId);
   const outcome = rebuild ? 'rebuilt' : 'rejoined';
   const message = `${nodeId} ${outcome === 'rebuilt' ? 'rebuilt from and ' : ''}rejoined as a replica of ${primaryId}${listed ? ' (removed from needs-rejoin)' : ''}.`;

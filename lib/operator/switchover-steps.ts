@@ -31,19 +31,10 @@
  *   clients        writes to old primary ---------->|x    errors (read-only candidate)    |writes to new
  *                                           block start ^   (last poll that saw the VIP on the old primary)
  */
-import {
-  applyReadOnly,
-  killClientSessions,
-  onNode,
-  readGtid,
-  readReplication,
-  replicateFrom,
-  waitForGtid,
-} from '../adapters/mysql/admin.ts';
+import { type Inst, onInst } from '../adapters/mysql/admin.ts';
 import { probeNode } from '../adapters/mysql/probe.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { electCandidate } from '../core/elect-candidate.ts';
-import { gtidContains } from '../core/gtid.ts';
 import type { CandidateVerdict, ClusterSnapshot, ElectionPolicy } from '../core/types.ts';
 import {
   describeError,
@@ -61,6 +52,7 @@ import {
   type FailoverContext,
   type FailoverRequest,
   findPromotion,
+  instClock,
   moveVip,
   node,
   parseStatesError,
@@ -70,6 +62,7 @@ import {
   rollForward,
   type StepOutcome,
   settleDeadline,
+  sourceOf,
   step,
   timeouts,
 } from '../failover/steps.ts';
@@ -161,7 +154,7 @@ export async function beginSwitchover(rt: Runtime, req: SwitchoverRequest): Prom
 
 /** SwitchoverPreCheck: every check runs, all failures are reported at once; nothing is changed. */
 export async function preCheckSwitchover(rt: Runtime, ctx: SwitchoverContext): Promise<SwitchoverContext> {
-  const detail = await step(rt, ctx, 'SwitchoverPreCheck', async (c, logins): Promise<StepOutcome> => {
+  const detail = await step(rt, ctx, 'SwitchoverPreCheck', async (c, logins) => {
     const t = timeouts(c);
     const probes = await Promise.all(
       c.nodes.map((n) =>
@@ -278,8 +271,8 @@ export async function preCheckSwitchover(rt: Runtime, ctx: SwitchoverContext): P
   return {
     ...ctx,
     candidate: String(detail.candidate),
-    verdicts: detail.verdicts as CandidateVerdict[],
-    preChecks: detail.checks as PreCheck[],
+    verdicts: detail.verdicts,
+    preChecks: detail.checks,
     phase: 'prechecked',
     preCheckedAt: rt.now(),
   };
@@ -298,16 +291,16 @@ export async function blockWrites(rt: Runtime, ctx: SwitchoverContext): Promise<
   const detail = await step(rt, ctx, 'BlockWrites', async (c, logins) => {
     const vip = await waitVipOffOldPrimary(rt, ctx, c);
     const n = node(c, ctx.failedPrimary);
-    return onNode(n.id, n, logins.admin, timeouts(c), 'BlockWrites', async (s): Promise<StepOutcome> => {
+    const block = async (inst: Inst) => {
       // The failover's fencing rule: read_only never waits behind a commit (one waiting for a
       // semi-sync ACK that never comes would be acknowledged at the timeout); commits in flight
       // get READ_ONLY_WAIT_MS to finish, then their sessions are killed until it applies.
       await assertClaim(rt, ctx, 'BlockWrites:read-only');
       const blockedAt = rt.now();
-      const ro = await applyReadOnly(s, { graceMs: READ_ONLY_WAIT_MS, budgetMs: READ_ONLY_WAIT_MS + 1000 });
+      const ro = await inst.applyReadOnly({ graceMs: READ_ONLY_WAIT_MS, budgetMs: READ_ONLY_WAIT_MS + 1000 });
       await sleep(ctx.limits.graceMs);
-      const killed = ro.killed + (await killClientSessions(s));
-      const gtid = await readGtid(s);
+      const killed = ro.killed + (await inst.killClientSessions()).killed;
+      const gtid = await inst.readGtidPosition();
       // Before the VIP left, clients could write; after, they could not, whatever read_only said.
       const vipLeftBy = vip.polls === 0 ? blockedAt : (vip.lastSeenOnOldAt ?? ctx.preCheckedAt ?? blockedAt);
       return {
@@ -315,17 +308,18 @@ export async function blockWrites(rt: Runtime, ctx: SwitchoverContext): Promise<
           blockedAt,
           blockStartedAt: Math.min(blockedAt, vipLeftBy),
           killedSessions: killed,
-          gtidBinlogPos: gtid.binlog,
+          gtidBinlogPos: gtid.binlog ?? gtid.executed,
           vip,
         },
       };
-    });
+    };
+    return onInst(n.id, n, logins.admin, timeouts(c), 'BlockWrites', block, instClock(rt));
   });
   return {
     ...ctx,
-    blockedAt: Number(detail.blockedAt),
-    blockStartedAt: Number(detail.blockStartedAt),
-    oldPrimaryGtid: String(detail.gtidBinlogPos),
+    blockedAt: detail.blockedAt,
+    blockStartedAt: detail.blockStartedAt,
+    oldPrimaryGtid: detail.gtidBinlogPos,
     phase: 'blocked',
   };
 }
@@ -405,24 +399,25 @@ export async function waitCandidateCaughtUp(rt: Runtime, ctx: SwitchoverContext)
   const target = ctx.oldPrimaryGtid ?? '';
   await step(rt, ctx, 'WaitCandidateCaughtUp', async (c, logins) => {
     const n = node(c, ctx.candidate ?? '');
-    return onNode(
+    return onInst(
       n.id,
       n,
       logins.admin,
       timeouts(c),
       'WaitCandidateCaughtUp',
-      async (s): Promise<StepOutcome> => {
+      async (inst): Promise<StepOutcome> => {
         const t0 = rt.now();
-        const ok = await waitForGtid(s, target, ctx.limits.catchUpTimeoutSeconds);
-        const gtid = await readGtid(s);
-        if (!ok || !gtidContains(gtid.current, target)) {
+        const outcome = await inst.applyRelayLog(target, ctx.limits.catchUpTimeoutSeconds);
+        const gtid = await inst.readGtidPosition();
+        if (outcome === 'timeout' || !inst.dialect.gtid.contains(gtid.executed, target)) {
           throw new SwitchoverCatchUpTimeoutError(
-            `Candidate ${n.id} did not apply ${ctx.failedPrimary}'s last transaction ${target} within ${ctx.limits.catchUpTimeoutSeconds} s (it has ${gtid.current}).`,
+            `Candidate ${n.id} did not apply ${ctx.failedPrimary}'s last transaction ${target} within ${ctx.limits.catchUpTimeoutSeconds} s (it has ${gtid.executed}).`,
             { candidate: n.id, target },
           );
         }
-        return { detail: { target, waitMs: rt.now() - t0, gtidCurrentPos: gtid.current } };
+        return { detail: { target, waitMs: rt.now() - t0, gtidCurrentPos: gtid.executed } };
       },
+      instClock(rt),
     );
   });
   return { ...ctx, candidateGtid: target, phase: 'caught-up' };
@@ -453,24 +448,23 @@ async function demoteOldPrimary(rt: Runtime, ctx: SwitchoverContext): Promise<bo
     const old = node(c, ctx.failedPrimary);
     const primary = node(c, ctx.candidate ?? '');
     try {
-      await onNode(old.id, old, logins.admin, timeouts(c), 'ReplicateOldPrimary', async (s) => {
-        await s.execute('SET GLOBAL read_only = ON');
-        await s.execute('SET GLOBAL rpl_semi_sync_master_enabled = OFF');
-        await s.execute('STOP SLAVE', [], 10_000);
-        // Its gtid_slave_pos dates from before it was primary; it has exactly what the candidate had.
-        await s.execute('SET GLOBAL gtid_slave_pos = @@gtid_current_pos');
-        await replicateFrom(s, primary, logins.replication, { semiSync: c.failover.semiSync });
-        const until = Date.now() + 5000;
-        for (;;) {
-          const r = await readReplication(s);
-          if (r?.ioState === 'Yes' && r.sqlRunning) return;
-          if (Date.now() > until)
-            throw new Error(
-              `threads IO=${r?.ioState} SQL=${r?.sqlRunning} ${r?.lastIoError ?? ''} ${r?.lastSqlError ?? ''}`.trim(),
-            );
-          await sleep(50);
-        }
-      });
+      await onInst(
+        old.id,
+        old,
+        logins.admin,
+        timeouts(c),
+        'ReplicateOldPrimary',
+        async (inst) => {
+          await inst.setReadOnly(true);
+          await inst.disableSemiSyncPrimary();
+          await inst.stopReplication();
+          // Its replication position dates from before it was primary; it has exactly what the candidate had.
+          await inst.adoptOwnGtidHistory();
+          await inst.followPrimary(sourceOf(primary, logins.replication), { semiSync: c.failover.semiSync });
+          await inst.waitReplicationRunning(5000, 50);
+        },
+        instClock(rt),
+      );
       return { detail: { rejoined: true, source: primary.id } };
     } catch (err) {
       return { result: 'skipped', detail: { rejoined: false, error: describeError(err).message } };
@@ -759,10 +753,15 @@ async function undoBeforePromotion(
       let candidateSafe = false;
       try {
         const cand = node(c, ctx.candidate ?? '');
-        candidateSafe = await onNode(cand.id, cand, logins.admin, t, 'RestoreOldPrimary', async (s) => {
-          const [ro] = await s.query<{ ro: number | string }>('SELECT @@read_only AS ro');
-          return Number(ro?.ro) === 1 && (await readReplication(s)) !== undefined;
-        });
+        candidateSafe = await onInst(
+          cand.id,
+          cand,
+          logins.admin,
+          t,
+          'RestoreOldPrimary',
+          async (inst) => (await inst.isReadOnly()) && (await inst.readReplicaStatus()) !== undefined,
+          instClock(rt),
+        );
       } catch {
         candidateSafe = false;
       }
@@ -776,8 +775,14 @@ async function undoBeforePromotion(
         };
       }
       const old = node(c, ctx.failedPrimary);
-      await onNode(old.id, old, logins.admin, t, 'RestoreOldPrimary', (s) =>
-        s.execute('SET GLOBAL read_only = OFF'),
+      await onInst(
+        old.id,
+        old,
+        logins.admin,
+        t,
+        'RestoreOldPrimary',
+        (inst) => inst.setReadOnly(false),
+        instClock(rt),
       );
       return {
         detail: {

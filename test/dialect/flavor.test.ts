@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkFlavorMix, detectFlavor } from '../../lib/adapters/mysql/dialect/flavor.ts';
 import { planMysqlRejoin } from '../../lib/adapters/mysql/dialect/rejoin-plan.ts';
-import { UnsupportedServerError } from '../../lib/adapters/mysql/errors.ts';
+import { UnsupportedServerError } from '../../lib/errors.ts';
 
 describe('detectFlavor', () => {
   it.each([

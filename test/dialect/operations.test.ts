@@ -5,13 +5,14 @@
  * MariaDB servers in mariadb-live.test.ts.
  */
 import { describe, expect, it } from 'vitest';
+import { Inst, openInst, type SqlSession } from '../../lib/adapters/mysql/operations.ts';
 import {
+  MysqlOperationError,
+  NodeUnreachableError,
   ReplicationNotRunningError,
   SemiSyncUnavailableError,
   UnsupportedServerError,
-} from '../../lib/adapters/mysql/errors.ts';
-import { Inst, openInst, type SqlSession } from '../../lib/adapters/mysql/operations.ts';
-import { NodeUnreachableError } from '../../lib/errors.ts';
+} from '../../lib/errors.ts';
 import { SHOW_REPLICA_STATUS_84, SHOW_REPLICA_STATUS_84_CONNECTING } from './fixtures/mysql-manual.ts';
 
 type Answer = unknown[] | Error;
@@ -57,6 +58,7 @@ const PLUGINS_NEW = [
   ],
 ] as [RegExp, Answer];
 const SRC = { host: '10.0.1.12', port: 3306, user: 'repl', password: 'r3pl-pass' };
+const PLAIN_QUOTE = { noBackslashEscapes: false };
 const SET = '73f86016-978b-11ee-ade5-8d2a2a562feb:1-5';
 
 const fakeClock = () => {
@@ -140,7 +142,7 @@ describe('Inst on MySQL 8.4 (scripted)', () => {
     expect(s.sqls().filter((q) => q.includes('WAIT')).length).toBe(1);
   });
 
-  it('fence: super_read_only, then KILL every listed client session', async () => {
+  it('fence: super_read_only that never waits, then KILL every listed client session', async () => {
     const s = scripted([
       VERSION_84,
       [
@@ -156,8 +158,9 @@ describe('Inst on MySQL 8.4 (scripted)', () => {
       ],
     ]);
     const inst = await openInst(s.session, 'db1');
-    expect(await inst.fence('failover_admin')).toEqual({ killed: 1 });
+    expect(await inst.fence()).toEqual({ killed: 1, attempts: 1 });
     expect(s.sqls().slice(1)).toEqual([
+      'SET SESSION lock_wait_timeout = 0',
       'SET GLOBAL super_read_only = ON',
       expect.stringMatching(/^SELECT ID, USER, COMMAND FROM information_schema\.PROCESSLIST/),
       'KILL CONNECTION 31',
@@ -264,5 +267,184 @@ describe('Inst on MySQL 8.4 (scripted)', () => {
       JSON.stringify({ m: err.message, d: (err as { details?: unknown }).details, c: err.cause }),
     ).not.toContain(pw.slice(3));
     expect('sql' in err).toBe(false);
+  });
+});
+
+describe('the failover moves on MySQL (scripted)', () => {
+  const lockWait = () =>
+    Object.assign(new Error('Lock wait timeout exceeded; try restarting transaction'), {
+      code: 'ER_LOCK_WAIT_TIMEOUT',
+      errno: 1205,
+    });
+
+  it('fencePrimary: super_read_only never waits; a commit in flight is killed, then it applies', async () => {
+    let attempts = 0;
+    const s = scripted([
+      VERSION_84,
+      [/^SET GLOBAL super_read_only = ON$/, () => (++attempts < 2 ? lockWait() : [])],
+      [/information_schema\.PROCESSLIST/, [{ ID: '41', USER: 'app', COMMAND: 'Query' }]],
+    ]);
+    const inst = new Inst(
+      s.session,
+      'db1',
+      (await openInst(s.session, 'db1')).dialect,
+      PLAIN_QUOTE,
+      fakeClock(),
+    );
+    expect(await inst.fencePrimary({ graceMs: 0, budgetMs: 2000 })).toEqual({ killed: 2, attempts: 2 });
+    expect(s.sqls().slice(1)).toEqual([
+      'SET SESSION lock_wait_timeout = 0',
+      'SET GLOBAL super_read_only = ON',
+      expect.stringMatching(/information_schema\.PROCESSLIST/),
+      'KILL CONNECTION 41',
+      'SET GLOBAL super_read_only = ON',
+      expect.stringMatching(/information_schema\.PROCESSLIST/),
+      'KILL CONNECTION 41',
+    ]);
+  });
+
+  it('applyReadOnly gives up after its budget with a typed error, and waits out the grace first', async () => {
+    const s = scripted([VERSION_84, [/^SET GLOBAL super_read_only = ON$/, () => lockWait()]]);
+    // Time passes while statements run too: 1 ms per look at the clock, plus the sleeps.
+    let t = 0;
+    const ticking = {
+      now: () => ++t,
+      sleep: async (ms: number) => {
+        t += ms;
+      },
+    };
+    const inst = new Inst(s.session, 'db1', (await openInst(s.session, 'db1')).dialect, PLAIN_QUOTE, ticking);
+    const err = await inst.applyReadOnly({ graceMs: 100, budgetMs: 200 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MysqlOperationError);
+    expect((err as Error).message).toMatch(/^read_only=ON did not apply on db1 within 200 ms/);
+    // No session listed during the grace (a try every ~20 ms), then on every try until the budget.
+    const sqls = s.sqls();
+    const firstList = sqls.findIndex((q) => q.includes('PROCESSLIST'));
+    const triesInGrace = sqls
+      .slice(0, firstList)
+      .filter((q) => q === 'SET GLOBAL super_read_only = ON').length;
+    expect(triesInGrace).toBeGreaterThanOrEqual(4);
+    expect(triesInGrace).toBeLessThanOrEqual(6);
+  });
+
+  it('promoteToPrimary: STOP, RESET REPLICA ALL, semi-sync source AFTER_SYNC, then writable', async () => {
+    const s = scripted([VERSION_84, PLUGINS_NEW]);
+    const inst = await openInst(s.session, 'db2');
+    await inst.promoteToPrimary({ semiSync: true, semiSyncTimeoutMs: 10_000 });
+    expect(s.sqls().slice(1)).toEqual([
+      'STOP REPLICA',
+      'RESET REPLICA ALL',
+      expect.stringMatching(/information_schema\.PLUGINS/),
+      'SET GLOBAL rpl_semi_sync_source_timeout = 10000',
+      "SET GLOBAL rpl_semi_sync_source_wait_point = 'AFTER_SYNC'",
+      'SET GLOBAL rpl_semi_sync_source_enabled = ON',
+      'SET GLOBAL super_read_only = OFF',
+      'SET GLOBAL read_only = OFF',
+    ]);
+  });
+
+  it('promoteToPrimary without a replica to acknowledge: semi-sync OFF, and nothing to switch off without the plugin', async () => {
+    const s = scripted([VERSION_84, PLUGINS_NEW]);
+    await (await openInst(s.session, 'db2')).promoteToPrimary({
+      semiSync: false,
+      semiSyncTimeoutMs: 10_000,
+      disableSemiSync: true,
+    });
+    expect(s.sqls()).toContain('SET GLOBAL rpl_semi_sync_source_enabled = OFF');
+    const none = scripted([VERSION_84, [/information_schema\.PLUGINS/, []]]);
+    await (await openInst(none.session, 'db2')).promoteToPrimary({
+      semiSync: false,
+      semiSyncTimeoutMs: 10_000,
+      disableSemiSync: true,
+    });
+    expect(none.sqls().filter((q) => q.startsWith('SET GLOBAL rpl_semi_sync'))).toEqual([]);
+  });
+
+  it('freezeReplicationIo says whether it stopped a running receiver; restartReplicationIo repoints or restarts', async () => {
+    const running = scripted([VERSION_84, [/^SHOW REPLICA STATUS/, [SHOW_REPLICA_STATUS_84]]]);
+    expect(await (await openInst(running.session, 'db2')).freezeReplicationIo()).toBe('stopped');
+    expect(running.sqls().slice(1)).toEqual(['SHOW REPLICA STATUS', 'STOP REPLICA IO_THREAD']);
+    const none = scripted([VERSION_84]);
+    expect(await (await openInst(none.session, 'db2')).freezeReplicationIo()).toBe('no-replication');
+
+    const elsewhere = scripted([VERSION_84, [/^SHOW REPLICA STATUS/, [SHOW_REPLICA_STATUS_84]]]);
+    const src = { ...SRC, host: 'db9.internal' };
+    expect(await (await openInst(elsewhere.session, 'db2')).restartReplicationIo(src)).toBe('repointed');
+    expect(elsewhere.sqls()).toContain('START REPLICA');
+    expect(
+      elsewhere.sqls().some((q) => q.startsWith("CHANGE REPLICATION SOURCE TO SOURCE_HOST = 'db9.internal'")),
+    ).toBe(true);
+  });
+
+  it('adoptOwnGtidHistory sends nothing on MySQL (auto-position uses gtid_executed)', async () => {
+    const s = scripted([VERSION_84]);
+    await (await openInst(s.session, 'db2')).adoptOwnGtidHistory();
+    expect(s.sqls().slice(1)).toEqual([]);
+  });
+});
+
+describe('readProbeFacts on MySQL 8.4 (scripted)', () => {
+  it('builds the prober’s NodeProbe fields from MySQL rows: gtid_executed, source/replica semi-sync, heartbeat period', async () => {
+    const s = scripted([
+      VERSION_84,
+      [
+        /^SELECT @@server_id/,
+        [
+          {
+            server_id: '2',
+            version: '8.4.3',
+            version_comment: 'MySQL Community Server - GPL',
+            read_only: '1',
+            super_read_only: '1',
+            log_bin: '1',
+            log_replica_updates: '1',
+            gtid_mode: 'ON',
+            enforce_gtid_consistency: 'ON',
+            binlog_format: 'ROW',
+            net_timeout: '60',
+          },
+        ],
+      ],
+      [/^SELECT UNIX_TIMESTAMP\(SYSDATE\(6\)\)/, [{ server_now: '1733050000.123456', longest_trx: '4' }]],
+      [
+        /gtid_executed AS executed/,
+        [{ executed: `${SET},\n2174B383-5441-11E8-B90A-C80AA9429562:1-3`, purged: '' }],
+      ],
+      PLUGINS_NEW,
+      [
+        /^SHOW GLOBAL VARIABLES WHERE/,
+        [
+          { Variable_name: 'rpl_semi_sync_source_enabled', Value: 'OFF' },
+          { Variable_name: 'rpl_semi_sync_replica_enabled', Value: 'ON' },
+        ],
+      ],
+      [/^SHOW GLOBAL STATUS WHERE/, [{ Variable_name: 'Rpl_semi_sync_replica_status', Value: 'ON' }]],
+      [/^SHOW REPLICA STATUS/, [SHOW_REPLICA_STATUS_84]],
+      [/replication_connection_configuration/, [{ period: '30.000' }]],
+    ]);
+    const f = await (await openInst(s.session, 'db2')).readProbeFacts();
+    expect(f).toMatchObject({
+      serverNow: 1733050000.123456,
+      serverId: 2,
+      readOnly: true,
+      gtidCurrentPos: `2174b383-5441-11e8-b90a-c80aa9429562:1-3,${SET}`,
+      gtidBinlogPos: f.gtidCurrentPos,
+      gtidSlavePos: '',
+      semiSync: {
+        masterEnabled: false,
+        masterActive: false,
+        masterClients: 0,
+        slaveEnabled: true,
+        slaveActive: true,
+      },
+      longestTrxSeconds: 4,
+      replication: {
+        flavor: 'mysql',
+        sourceHost: '127.0.0.1',
+        sourcePort: 13000,
+        ioState: 'Yes',
+        heartbeatPeriodSeconds: 30,
+      },
+    });
   });
 });

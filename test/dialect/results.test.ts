@@ -103,6 +103,8 @@ describe('binary log status and GTID positions', () => {
       file: 'source-bin.000002',
       position: 1307,
       executedGtid: '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5',
+      doDb: 'test',
+      ignoreDb: 'manual, mysql',
     });
     expect(MY84.readBinlogStatus().parse([])).toBeUndefined();
   });
@@ -169,7 +171,7 @@ describe('read_only and sessions', () => {
   });
 
   it('reads PROCESSLIST rows into session ids', () => {
-    expect(MY84.listClientSessions('admin').parse([{ ID: '12', USER: 'app', COMMAND: 'Sleep' }])).toEqual([
+    expect(MY84.listClientSessions().parse([{ ID: '12', USER: 'app', COMMAND: 'Sleep' }])).toEqual([
       { id: 12, user: 'app', command: 'Sleep' },
     ]);
   });

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { detectFlavor } from '../../lib/adapters/mysql/dialect/flavor.ts';
 import type { Dialect, Statement } from '../../lib/adapters/mysql/dialect/types.ts';
-import { InvalidSqlValueError, UnsupportedServerError } from '../../lib/adapters/mysql/errors.ts';
+import { InvalidSqlValueError, UnsupportedServerError } from '../../lib/errors.ts';
 import { ADMIN_GRANTS } from '../../lib/operator/grants.ts';
 
 const d = (version: string, comment = ''): Dialect => detectFlavor(version, comment).dialect;
@@ -165,7 +165,8 @@ describe('start, stop, reset', () => {
 describe('GTID positions and the binary log', () => {
   it('MariaDB reads gtid_binlog_pos, gtid_current_pos and gtid_slave_pos', () => {
     expect(MARIADB.readGtidPositions().sql).toBe(
-      'SELECT @@GLOBAL.gtid_binlog_pos AS binlog, @@GLOBAL.gtid_current_pos AS current, @@GLOBAL.gtid_slave_pos AS slave',
+      'SELECT @@GLOBAL.gtid_binlog_pos AS binlog, @@GLOBAL.gtid_current_pos AS current, @@GLOBAL.gtid_slave_pos AS slave, ' +
+        '@@GLOBAL.gtid_binlog_state AS binlog_state, @@GLOBAL.server_id AS server_id',
     );
   });
 
@@ -243,22 +244,26 @@ describe('fence', () => {
     }
   });
 
-  it('lists client sessions without replication threads or our own, and kills by id', () => {
-    expect(MY84.listClientSessions('failover_admin')).toMatchObject({
+  it('lists client sessions without replication threads (our own account included), and kills by id', () => {
+    expect(MY84.listClientSessions()).toMatchObject({
       sql:
         'SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() ' +
-        "AND USER NOT IN ('system user', 'event_scheduler', ?) AND COMMAND NOT IN (?, ?, ?)",
-      params: ['failover_admin', 'Binlog Dump', 'Binlog Dump GTID', 'Daemon'],
+        "AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN (?, ?, ?)",
+      params: ['Binlog Dump', 'Binlog Dump GTID', 'Daemon'],
     });
-    expect(MARIADB.listClientSessions('failover_admin').params).toEqual([
-      'failover_admin',
+    expect(MARIADB.listClientSessions().params).toEqual([
       'Binlog Dump',
+      'Binlog Dump GTID',
       'Daemon',
       'Slave_IO',
       'Slave_SQL',
       'Slave_worker',
     ]);
     expect(MY84.killSession(42).sql).toBe('KILL CONNECTION 42');
+    for (const x of [MARIADB, MY84, MY57])
+      expect(x.noLockWait().sql).toBe('SET SESSION lock_wait_timeout = 0');
+    expect(sql(MARIADB.adoptOwnGtidHistory())).toEqual(['SET GLOBAL gtid_slave_pos = @@gtid_current_pos']);
+    expect(sql(MY84.adoptOwnGtidHistory())).toEqual([]);
     expect(() => MY84.killSession(Number.NaN)).toThrow('not a positive integer');
   });
 });

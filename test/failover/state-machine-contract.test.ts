@@ -213,6 +213,22 @@ describe('lib/errors.ts', () => {
     );
   });
 
+  it('classifies the dialect errors of the named MySQL operations (all terminal: a retry cures none)', () => {
+    const dialect = [
+      'UnsupportedServerError',
+      'InvalidSqlValueError',
+      'SemiSyncUnavailableError',
+      'ReplicationNotRunningError',
+      'NotAReplicaError',
+      'MysqlOperationError',
+    ];
+    expect(terminal).toEqual(expect.arrayContaining(dialect));
+    for (const name of dialect) expect(errors.TRANSIENT_ERROR_NAMES as readonly string[]).not.toContain(name);
+    // A node that does not answer while an operation runs stays the transient NodeUnreachableError.
+    expect(new errors.NodeUnreachableError('x').transient).toBe(true);
+    expect(new errors.MysqlOperationError('x').transient).toBe(false);
+  });
+
   it('holds every error the operator actions throw', async () => {
     const common = await import('../../lib/operator/common.ts');
     expect(common.OperatorRefusedError).toBe(errors.OperatorRefusedError);

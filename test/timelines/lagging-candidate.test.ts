@@ -20,7 +20,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MariaDbCluster, startCluster } from '../../infra/cluster/mariadb-cluster.ts';
 import { missingAcked, WRITES_TABLE_DDL, type Writer } from '../../infra/workload/writer.ts';
-import { onNode, restartReplicationIo } from '../../lib/adapters/mysql/admin.ts';
+import { onInst } from '../../lib/adapters/mysql/admin.ts';
+import { sourceOf } from '../../lib/failover/context.ts';
 import { createRuntime, resetRuntime } from '../../lib/runtime.ts';
 import { type LiveEnv, type RunningMonitor, sleep, startLiveEnv } from '../health/live-env.ts';
 import { waitFor } from '../support/wait-for.ts';
@@ -218,13 +219,13 @@ describe('an aborted failover restarts a frozen replica whose applier was stoppe
     await c.query('db2', 'STOP SLAVE IO_THREAD'); // the failover's freeze
     const db1 = c.node('db1');
     const db2 = c.node('db2');
-    const action = await onNode(
+    const action = await onInst(
       'db2',
       db2,
       c.credentials.admin,
       { connectTimeoutMs: 2000, queryTimeoutMs: 15_000 },
       'test',
-      (s) => restartReplicationIo(s, { host: db1.host, port: db1.port }, c.credentials.replication),
+      (inst) => inst.restartReplicationIo(sourceOf(db1, c.credentials.replication)),
     );
     expect(action).toBe('restarted');
     await waitFor(

@@ -2,8 +2,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineTask } from '../../functions/define-task.ts';
-import { onNode, replicateFrom } from '../../lib/adapters/mysql/admin.ts';
+import { onInst } from '../../lib/adapters/mysql/admin.ts';
 import { classifyError } from '../../lib/adapters/mysql/connection.ts';
+import { sourceOf } from '../../lib/failover/context.ts';
 import { acknowledgeBlock } from '../../lib/operator/acknowledge.ts';
 import type { StateStore } from '../../lib/ports.ts';
 import { createRuntime } from '../../lib/runtime.ts';
@@ -58,8 +59,8 @@ describe('T9: the smaller ones', () => {
       await c.query('db1', 'ALTER USER ?@? IDENTIFIED BY ?', [repl.user, '127.0.0.1', odd]);
       await c.query('db1', 'ALTER USER ?@? IDENTIFIED BY ?', [repl.user, 'localhost', odd]);
       try {
-        await onNode('db2', endpoint('db2'), admin(), timeouts, 'repoint', (s) =>
-          replicateFrom(s, endpoint('db1'), { user: repl.user, password: odd }),
+        await onInst('db2', endpoint('db2'), admin(), timeouts, 'repoint', (inst) =>
+          inst.followPrimary(sourceOf(endpoint('db1'), { user: repl.user, password: odd })),
         );
         await c.waitForReplicaThreads('db2', 10_000);
         await c.query('db1', 'CREATE TABLE IF NOT EXISTS app.t_quote (id INT PRIMARY KEY)');
@@ -94,8 +95,8 @@ describe('T9: the smaller ones', () => {
     };
 
     it('leaves the mysql adapter without the password (statement, message, stack)', async () => {
-      const err = await onNode('db2', endpoint('db2'), admin(), timeouts, 'repoint', (s) =>
-        replicateFrom(s, endpoint('db1'), { user: 'repl', password: secret }),
+      const err = await onInst('db2', endpoint('db2'), admin(), timeouts, 'repoint', (inst) =>
+        inst.followPrimary(sourceOf(endpoint('db1'), { user: 'repl', password: secret })),
       ).then(
         () => undefined,
         (e: unknown) => e,

@@ -8,9 +8,21 @@
  *   await inst.stopReplicationIo();
  *   if ((await inst.applyRelayLog(received, 30)) === 'timeout') throw new RelayLogTimeoutError(...);
  */
-import { MissingPrivilegeError, NodeUnreachableError, redact } from '../../errors.ts';
+
+import type { NodeProbe } from '../../core/types.ts';
+import {
+  FailoverError,
+  MissingPrivilegeError,
+  MysqlOperationError,
+  NodeUnreachableError,
+  NotAReplicaError,
+  ReplicationNotRunningError,
+  redact,
+  SemiSyncUnavailableError,
+} from '../../errors.ts';
 import { classifyError } from './connection.ts';
 import { detectFlavor } from './dialect/flavor.ts';
+import { sqlStringLiteral } from './dialect/sql-text.ts';
 import type {
   BinlogStatus,
   Dialect,
@@ -22,16 +34,11 @@ import type {
   Row,
   SemiSyncNames,
   SemiSyncState,
+  ServerSettings,
   SourceSpec,
   Statement,
   WaitOutcome,
 } from './dialect/types.ts';
-import {
-  MysqlOperationError,
-  NotAReplicaError,
-  ReplicationNotRunningError,
-  SemiSyncUnavailableError,
-} from './errors.ts';
 
 /** What the operations need from a connection; AdminSession (./connection.ts) is one. */
 export interface SqlSession {
@@ -52,6 +59,42 @@ const realClock: OpsClock = {
 export interface FollowPrimaryOptions extends Partial<FollowOptions> {
   /** Register as a semi-sync replica (the setting must be ON before the IO thread connects). */
   semiSync?: boolean;
+}
+
+/** What {@link Inst.readProbeFacts} returns: the probe's NodeProbe fields, plus the server's clock. */
+export interface ProbeFacts
+  extends Required<
+    Pick<
+      NodeProbe,
+      | 'serverId'
+      | 'version'
+      | 'readOnly'
+      | 'logBin'
+      | 'logSlaveUpdates'
+      | 'gtidBinlogPos'
+      | 'gtidCurrentPos'
+      | 'gtidSlavePos'
+      | 'semiSync'
+      | 'longestTrxSeconds'
+    >
+  > {
+  replication?: NormalizedReplicaStatus;
+  /** UNIX_TIMESTAMP(SYSDATE(6)) when the settings were read: bounds the heartbeat write. */
+  serverNow: number;
+}
+
+/** What {@link Inst.resumeApplier} did: whether it restarted the applier, the delay it lifted. */
+export interface ApplierResume {
+  restarted: boolean;
+  liftedDelaySeconds: number;
+  /** The relay log position it resumed from (`file:pos`). */
+  from?: string;
+}
+
+/** What a fence did: sessions killed, and how many read_only attempts it took. */
+export interface FenceResult {
+  killed: number;
+  attempts: number;
 }
 
 /** Replica IO errors that no retry cures: waiting for the threads would only burn the timeout. */
@@ -250,9 +293,19 @@ export class Inst {
     return this.read('readReadOnly', this.dialect.readReadOnly());
   }
 
-  /** Ends every client session but ours, replication threads and system threads. */
-  async killClientSessions(ownUser: string): Promise<{ killed: number }> {
-    const sessions = await this.read('killClientSessions', this.dialect.listClientSessions(ownUser));
+  /** Whether the node refuses writes (read_only, which super_read_only implies). */
+  async isReadOnly(): Promise<boolean> {
+    return (await this.readReadOnly()).readOnly;
+  }
+
+  /**
+   * Ends every client session (KILL CONNECTION: the client sees the connection lost, never an
+   * acknowledgement), except replication, system threads and this session. Sessions of our own
+   * admin account are no exception: it bypasses read_only, and a probe's heartbeat that a frozen
+   * server held waits for a semi-sync ACK like any commit, keeping read_only from applying.
+   */
+  async killClientSessions(): Promise<{ killed: number }> {
+    const sessions = await this.read('killClientSessions', this.dialect.listClientSessions());
     let killed = 0;
     for (const s of sessions) {
       try {
@@ -266,10 +319,277 @@ export class Inst {
     return { killed };
   }
 
-  /** Fences the node: refuses writes first, then ends the sessions that could still hold some. */
-  async fence(ownUser: string): Promise<{ killed: number }> {
-    await this.setReadOnly(true);
-    return this.killClientSessions(ownUser);
+  /**
+   * `read_only=ON` (super_read_only on MySQL) that never waits: each attempt fails at once
+   * (lock_wait_timeout=0) while a commit or lock is in flight; after `graceMs` the client
+   * sessions are killed between attempts so that it can apply. The first half of
+   * {@link fencePrimary}, for callers that end the sessions later themselves (a switchover's grace).
+   *
+   * Why not a plain read_only=ON: it waits for the backup lock behind every commit in flight, and
+   * on an old primary whose replicas left (frozen by a failover, repointed) those commits wait
+   * for a semi-sync ACK that never comes. At the semi-sync timeout they fall back to async and
+   * are ACKNOWLEDGED, and only then does read_only apply (measured on MariaDB: the statement sat
+   * in "Waiting for backup lock" behind "Waiting for semi-sync ACK from slave" for the whole
+   * 10 s). Killing the connection ends that wait at once without an acknowledgement.
+   *
+   * @param opts.graceMs how long commits in flight may finish on their own before their sessions
+   *   are killed (0 for a failover: nothing the old primary acknowledges from now on is safe).
+   * @param opts.budgetMs give up when read_only has not applied by then (default 2500 ms).
+   * @throws MysqlOperationError when read_only did not apply within the budget.
+   */
+  async applyReadOnly(opts: { graceMs?: number; budgetMs?: number } = {}): Promise<FenceResult> {
+    const started = this.clock.now();
+    const budgetMs = Math.max(opts.budgetMs ?? 2500, opts.graceMs ?? 0);
+    const graceUntil = started + (opts.graceMs ?? 0);
+    await this.send('applyReadOnly', this.dialect.noLockWait());
+    let killed = 0;
+    let attempts = 0;
+    for (;;) {
+      attempts++;
+      try {
+        await this.setReadOnly(true);
+        return { killed, attempts };
+      } catch (err) {
+        // The driver's classification reads "Lock wait timeout" as a timeout (NodeUnreachableError):
+        // the code is what tells the server answered and refused to wait.
+        if (!(err instanceof FailoverError && err.details.code === 'ER_LOCK_WAIT_TIMEOUT')) throw err;
+        if (this.clock.now() - started >= budgetMs) {
+          throw new MysqlOperationError(
+            `read_only=ON did not apply on ${this.nodeId} within ${budgetMs} ms (${attempts} attempts, ${killed} sessions killed): a commit or lock kept it waiting`,
+            { nodeId: this.nodeId, operation: 'applyReadOnly', attempts, killed },
+          );
+        }
+      }
+      if (this.clock.now() >= graceUntil) killed += (await this.killClientSessions()).killed;
+      else await this.clock.sleep(20);
+    }
+  }
+
+  /**
+   * Fences a node that must not take writes: {@link applyReadOnly} (never waits, kills client
+   * sessions while it cannot apply, bounded by `budgetMs`), then every remaining client session
+   * ended. Idempotent.
+   */
+  async fencePrimary(opts: { graceMs?: number; budgetMs?: number } = {}): Promise<FenceResult> {
+    const r = await this.applyReadOnly(opts);
+    return { killed: r.killed + (await this.killClientSessions()).killed, attempts: r.attempts };
+  }
+
+  /** {@link fencePrimary} with no grace and the default budget. */
+  fence(): Promise<FenceResult> {
+    return this.fencePrimary({ graceMs: 0 });
+  }
+
+  // ---------------------------------------------------------------- failover moves
+
+  /**
+   * A failover's freeze of one survivor: stops its IO thread and says whether this call stopped a
+   * running one ('stopped'), found it stopped already ('already-stopped': by an operator, or by an
+   * earlier freeze) or found no replication ('no-replication'). Only 'stopped' nodes are restarted
+   * when the failover ends without a promotion. Against a hung source this takes ~2 s (the
+   * receiver sits in a socket read).
+   */
+  async freezeReplicationIo(): Promise<'stopped' | 'already-stopped' | 'no-replication'> {
+    const r = await this.readReplicaStatus();
+    if (!r) return 'no-replication';
+    await this.stopReplicationIo();
+    return r.ioState === 'No' ? 'already-stopped' : 'stopped';
+  }
+
+  /**
+   * Undoes a failover's freeze on a replica that was not promoted: makes sure it replicates from
+   * `source` (the old primary) again with both threads started. Idempotent: a replica already
+   * replicating from `source` with both threads running is left alone. Returns what it did.
+   */
+  async restartReplicationIo(
+    source: SourceSpec,
+  ): Promise<'running' | 'restarted' | 'repointed' | 'no-replication'> {
+    const r = await this.readReplicaStatus();
+    if (!r) return 'no-replication';
+    if (r.sourceHost !== source.host || r.sourcePort !== source.port) {
+      // A catch-up's collection left it pointing at another replica (relay log reset).
+      await this.followPrimary(source);
+      return 'repointed';
+    }
+    if (r.ioState !== 'No' && r.sqlRunning) return 'running';
+    // Both threads stopped (an applier an operator stopped, then the freeze): a plain START SLAVE
+    // would discard the relay log (see freezeAndDrain) and refetch it from a source that may be
+    // dead. Keep the relay log, the applier's place in it and its delay.
+    if (r.ioState === 'No' && !r.sqlRunning && r.lastSqlErrno === 0) {
+      const place = await this.applierPlace();
+      await this.restartApplier(place?.delay ?? 0);
+      await this.startReplicationIo();
+      return 'restarted';
+    }
+    await this.startReplication();
+    return 'restarted';
+  }
+
+  /**
+   * Stops the IO thread (the source is gone) and makes sure the applier runs, so a following
+   * {@link applyRelayLog} drains what was received. An applier stopped by an error is left alone
+   * (the wait then times out and says so). Undefined when the node replicates from nobody.
+   */
+  async freezeAndDrain(): Promise<(NormalizedReplicaStatus & { applier: ApplierResume }) | undefined> {
+    if ((await this.readReplicaStatus()) === undefined) return undefined;
+    await this.stopReplicationIo();
+    const after = await this.readReplicaStatus();
+    if (!after) return undefined;
+    // A stopped or delayed applier resumes with its relay log kept and no delay: the source is
+    // gone, what the node received is final. Never a plain START SLAVE SQL_THREAD: with both
+    // threads stopped, MariaDB in GTID mode discards the relay log and would refetch it from the
+    // dead source (measured: Relay_Log_Space 45693 -> 256 bytes, Gtid_IO_Pos back 200 events).
+    const applier = await this.resumeApplier();
+    return { ...after, applier };
+  }
+
+  /**
+   * Makes a stopped or delayed applier run again with no delay, from exactly where it stood in
+   * its relay log (CHANGE ... RELAY_LOG_FILE/RELAY_LOG_POS keeps the relay log; it is also the
+   * only way to change the delay, which needs both threads stopped, without purging it). An
+   * applier stopped by an error is left alone. Needs the IO thread stopped.
+   */
+  async resumeApplier(): Promise<ApplierResume> {
+    const place = await this.applierPlace();
+    if (!place || place.lastSqlErrno !== 0 || (place.sqlRunning && place.delay === 0))
+      return { restarted: false, liftedDelaySeconds: 0 };
+    if (place.ioRunning)
+      throw new MysqlOperationError(`resumeApplier on ${this.nodeId} needs the IO thread stopped first`, {
+        nodeId: this.nodeId,
+        operation: 'resumeApplier',
+      });
+    const from = await this.restartApplier(0);
+    return { restarted: true, liftedDelaySeconds: place.delay, ...(from ? { from } : {}) };
+  }
+
+  /**
+   * Sets the applier's delay (a replica whose delay {@link resumeApplier} lifted gets the
+   * operator's back once it applied its relay log), keeping the relay log and the applier's place
+   * in it, then (re)starts the SQL thread. Returns the relay log position it resumed from.
+   */
+  async restartApplier(delaySeconds: number): Promise<string | undefined> {
+    const before = await this.applierPlace();
+    if (before?.sqlRunning) await this.stopReplicationSql();
+    const place = (await this.applierPlace()) ?? before;
+    const at = place && place.file !== '' && place.pos > 0 ? place : undefined;
+    const delay = Math.max(0, Math.floor(delaySeconds));
+    const lit = (v: string) => sqlStringLiteral(v, this.quote, 'relay log file');
+    const head =
+      this.dialect.name === 'mysql8'
+        ? `CHANGE REPLICATION SOURCE TO SOURCE_DELAY=${delay}`
+        : `CHANGE MASTER TO MASTER_DELAY=${delay}`;
+    await this.send('restartApplier', {
+      sql: `${head}${at ? `, RELAY_LOG_FILE=${lit(at.file)}, RELAY_LOG_POS=${at.pos}` : ''}`,
+      params: [],
+    });
+    await this.startReplicationSql();
+    return at ? `${at.file}:${at.pos}` : undefined;
+  }
+
+  /** The applier's place in its relay log and its delay, from the raw replica status row. */
+  private async applierPlace(): Promise<
+    | {
+        sqlRunning: boolean;
+        ioRunning: boolean;
+        lastSqlErrno: number;
+        delay: number;
+        file: string;
+        pos: number;
+      }
+    | undefined
+  > {
+    const [row] = await this.send('applierPlace', this.dialect.readReplicaStatus());
+    if (!row) return undefined;
+    const yes = (k: string) => String(row[k] ?? '') === 'Yes';
+    return {
+      sqlRunning: yes('Slave_SQL_Running') || yes('Replica_SQL_Running'),
+      ioRunning: String(row.Slave_IO_Running ?? row.Replica_IO_Running ?? 'No') !== 'No',
+      lastSqlErrno: Number(row.Last_SQL_Errno ?? 0) || 0,
+      delay: Number(row.SQL_Delay ?? 0) || 0,
+      file: String(row.Relay_Log_File ?? ''),
+      pos: Math.floor(Number(row.Relay_Log_Pos ?? 0)),
+    };
+  }
+
+  /**
+   * Makes the node a writable primary: no replication configuration, semi-sync per the caller's
+   * choice, then writes allowed. `semiSync: false` with `disableSemiSync` switches the semi-sync
+   * source OFF explicitly (a node that was primary before may still have it ON): with no replica
+   * to acknowledge, every commit would wait the semi-sync timeout.
+   */
+  async promoteToPrimary(opts: {
+    semiSync: boolean;
+    semiSyncTimeoutMs: number;
+    disableSemiSync?: boolean;
+  }): Promise<void> {
+    await this.stopReplication();
+    await this.resetReplicaAll();
+    if (opts.semiSync) await this.enableSemiSyncPrimary({ timeoutMs: opts.semiSyncTimeoutMs });
+    else if (opts.disableSemiSync) await this.disableSemiSyncPrimary();
+    await this.setReadOnly(false);
+  }
+
+  /** Before a former primary follows a source: start from what it executed itself (see the dialect). */
+  async adoptOwnGtidHistory(): Promise<void> {
+    for (const stmt of this.dialect.adoptOwnGtidHistory()) await this.send('adoptOwnGtidHistory', stmt);
+  }
+
+  // ---------------------------------------------------------------- what check verifies
+
+  /** The settings `check` verifies (binary log, GTID mode, read_only, timeouts, filters). */
+  readServerSettings(): Promise<ServerSettings> {
+    return this.read('readServerSettings', this.dialect.readServerSettings());
+  }
+
+  /** SHOW GRANTS FOR CURRENT_USER(), one line per grant. */
+  readGrants(): Promise<string[]> {
+    return this.read('readGrants', this.dialect.readGrants());
+  }
+
+  /** The replica's heartbeat period in seconds (null: not configured or not reported). */
+  async readHeartbeatPeriod(status?: NormalizedReplicaStatus): Promise<number | null> {
+    const st = status ?? (await this.readReplicaStatus());
+    if (typeof st?.heartbeatPeriodSeconds === 'number') return st.heartbeatPeriodSeconds;
+    const r = this.dialect.readHeartbeatPeriod();
+    return r === undefined ? null : this.read('readHeartbeatPeriod', r);
+  }
+
+  // ---------------------------------------------------------------- the prober's reads
+
+  /**
+   * Everything a probe round reads from one node, in the decision core's shape (NodeProbe
+   * without nodeId, probeMs and the heartbeat write/lag, which stay the prober's), for either
+   * flavor: settings, GTID positions (MySQL: gtidBinlogPos = gtidCurrentPos = gtid_executed,
+   * gtidSlavePos = ''), semi-sync under the node's names, replica status (heartbeat period from
+   * performance_schema on MySQL), plus the server clock for the heartbeat write's deadline.
+   */
+  async readProbeFacts(): Promise<ProbeFacts> {
+    const v = await this.readServerSettings();
+    const clock = await this.read('readProbeFacts', this.dialect.readClockAndLongestTrx());
+    const gtid = await this.readGtidPosition();
+    const semi = await this.readSemiSync();
+    const repl = await this.readReplicaStatus();
+    const period = repl === undefined ? null : await this.readHeartbeatPeriod(repl);
+    return {
+      serverNow: clock.serverNow,
+      serverId: v.serverId,
+      version: v.version,
+      readOnly: v.readOnly,
+      logBin: v.logBin,
+      logSlaveUpdates: v.logReplicaUpdates,
+      gtidBinlogPos: gtid.binlog ?? gtid.executed,
+      gtidCurrentPos: gtid.executed,
+      gtidSlavePos: gtid.slave ?? '',
+      semiSync: {
+        masterEnabled: semi.masterEnabled,
+        masterActive: semi.masterActive,
+        masterClients: semi.masterClients,
+        slaveEnabled: semi.slaveEnabled,
+        slaveActive: semi.slaveActive,
+      },
+      longestTrxSeconds: clock.longestTrxSeconds,
+      ...(repl === undefined ? {} : { replication: { ...repl, heartbeatPeriodSeconds: period } }),
+    };
   }
 
   // ---------------------------------------------------------------- semi-sync
@@ -303,8 +623,11 @@ export class Inst {
     }
   }
 
+  /** Semi-sync source OFF; nothing to do where its plugin is not installed (it cannot be on). */
   async disableSemiSyncPrimary(): Promise<void> {
-    const names = await this.resolveSemiSync('source');
+    const installed = await this.read('disableSemiSyncPrimary', this.dialect.readSemiSyncPlugins());
+    if (installed.source === undefined) return;
+    const names = this.dialect.semiSyncNames(installed.source);
     for (const stmt of this.dialect.disableSemiSyncSource(names))
       await this.send('disableSemiSyncPrimary', stmt);
   }
@@ -377,8 +700,13 @@ export function translate(
   message = redact(message, secrets);
   const msg = `${operation} on ${nodeId} failed: ${c.code}: ${message}`;
   const details = { nodeId, operation, code: e.code ?? c.code, errno: e.errno ?? 0 };
-  if (c.kind === 'refused' || c.kind === 'timeout') return new NodeUnreachableError(msg, details);
-  if (c.kind === 'auth' || e.code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR') {
+  if (c.kind === 'refused' || c.kind === 'timeout' || c.kind === 'unreachable')
+    return new NodeUnreachableError(msg, details);
+  if (
+    c.kind === 'auth' ||
+    e.code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR' ||
+    e.code === 'ER_DBACCESS_DENIED_ERROR'
+  ) {
     return new MissingPrivilegeError(
       `${msg}. Grant the failover admin account the privilege named above.`,
       details,

@@ -2,7 +2,7 @@
  * Which server a node runs, from `@@version` and `@@version_comment`, and which dialect speaks
  * to it. Pure: no I/O, so `check` and the tests can call it on recorded values.
  */
-import { UnsupportedServerError } from '../errors.ts';
+import { UnsupportedServerError } from '../../../errors.ts';
 import { mariadbDialect } from './mariadb.ts';
 import { atLeast, fmt, mysql8Dialect, mysql57Dialect } from './mysql.ts';
 import type { Dialect, Flavor, ServerVersion } from './types.ts';

@@ -4,8 +4,8 @@
  * MASTER_GTID_WAIT, built-in semi-sync, read_only.
  */
 import { mariadbGtidAlgebra } from '../../../core/gtid-set.ts';
+import { UnsupportedServerError } from '../../../errors.ts';
 import { ADMIN_GRANT_USES, REPLICATION_GRANTS } from '../../../operator/grants.ts';
-import { UnsupportedServerError } from '../errors.ts';
 import { col, flag, ioState, nameValueRows, nullableNum, num, str } from './rows.ts';
 import { checkHost, checkPort, checkSeconds, checkUser, sqlStringLiteral } from './sql-text.ts';
 import type {
@@ -18,6 +18,7 @@ import type {
   Row,
   SemiSyncFamily,
   SemiSyncNames,
+  ServerSettings,
   ServerVersion,
   SourceSpec,
   Statement,
@@ -48,6 +49,7 @@ export function parseMariadbReplicaRow(r: Row): NormalizedReplicaStatus {
     gtidIoPos: received,
     heartbeatsReceived: r.Slave_received_heartbeats === undefined ? null : num(r.Slave_received_heartbeats),
     usingGtid,
+    heartbeatPeriodSeconds: nullableNum(r.Slave_heartbeat_period),
     receivedGtid: received === '' ? '' : mariadbGtidAlgebra.normalize(received),
     retrievedGtid: received === '' ? '' : mariadbGtidAlgebra.normalize(received),
     executedGtid: mariadbGtidAlgebra.normalize(str(col(r, 'Gtid_Slave_Pos'))),
@@ -104,7 +106,9 @@ class MariadbDialect implements Dialect {
 
   readGtidPositions() {
     return {
-      sql: 'SELECT @@GLOBAL.gtid_binlog_pos AS binlog, @@GLOBAL.gtid_current_pos AS current, @@GLOBAL.gtid_slave_pos AS slave',
+      sql:
+        'SELECT @@GLOBAL.gtid_binlog_pos AS binlog, @@GLOBAL.gtid_current_pos AS current, @@GLOBAL.gtid_slave_pos AS slave, ' +
+        '@@GLOBAL.gtid_binlog_state AS binlog_state, @@GLOBAL.server_id AS server_id',
       params: [],
       parse: (rows: readonly Row[]) => {
         const r = rows[0] ?? {};
@@ -114,6 +118,9 @@ class MariadbDialect implements Dialect {
           purged: '',
           binlog: mariadbGtidAlgebra.normalize(str(r.binlog)),
           slave: mariadbGtidAlgebra.normalize(str(r.slave)),
+          // Raw: one GTID per (domain, server_id), which positions cannot show (rejoin's errant check).
+          binlogState: str(r.binlog_state).trim(),
+          serverId: num(r.server_id),
         };
       },
     };
@@ -127,7 +134,13 @@ class MariadbDialect implements Dialect {
         const r = rows[0];
         return r === undefined
           ? undefined
-          : { file: str(r.File), position: num(r.Position), executedGtid: '' };
+          : {
+              file: str(r.File),
+              position: num(r.Position),
+              executedGtid: '',
+              doDb: str(r.Binlog_Do_DB),
+              ignoreDb: str(r.Binlog_Ignore_DB),
+            };
       },
     };
   }
@@ -160,8 +173,23 @@ class MariadbDialect implements Dialect {
     };
   }
 
-  listClientSessions(ownUser: string): Read<ClientSession[]> {
-    return processlistRead(ownUser, ['Binlog Dump', 'Daemon', 'Slave_IO', 'Slave_SQL', 'Slave_worker']);
+  listClientSessions(): Read<ClientSession[]> {
+    return processlistRead([
+      'Binlog Dump',
+      'Binlog Dump GTID',
+      'Daemon',
+      'Slave_IO',
+      'Slave_SQL',
+      'Slave_worker',
+    ]);
+  }
+
+  noLockWait = noLockWaitStatement;
+
+  adoptOwnGtidHistory(): Statement[] {
+    // A former primary's gtid_slave_pos is stale (its own writes are in gtid_binlog_pos only):
+    // MASTER_USE_GTID=slave_pos would ask the new source for transactions it already has.
+    return [s('SET GLOBAL gtid_slave_pos = @@gtid_current_pos')];
   }
 
   killSession(id: number): Statement {
@@ -200,6 +228,38 @@ class MariadbDialect implements Dialect {
   setSemiSyncReplica = (n: SemiSyncNames, on: boolean) =>
     s(`SET GLOBAL ${n.replicaEnabled} = ${on ? 'ON' : 'OFF'}`);
 
+  readServerSettings(): Read<ServerSettings> {
+    return {
+      sql:
+        'SELECT @@server_id AS server_id, @@version AS version, @@version_comment AS version_comment, ' +
+        '@@read_only AS read_only, @@log_bin AS log_bin, @@log_slave_updates AS log_replica_updates, ' +
+        '@@gtid_strict_mode AS gtid_strict_mode, @@binlog_format AS binlog_format, @@slave_net_timeout AS net_timeout, ' +
+        MARIADB_FILTER_VARS.map((f) => `@@${f} AS ${f}`).join(', '),
+      params: [],
+      parse: (rows) => {
+        const r = rows[0] ?? {};
+        return {
+          serverId: num(r.server_id),
+          version: str(r.version),
+          versionComment: str(r.version_comment),
+          readOnly: flag(r.read_only),
+          superReadOnly: undefined,
+          logBin: flag(r.log_bin),
+          logReplicaUpdates: flag(r.log_replica_updates),
+          gtidStrict: flag(r.gtid_strict_mode),
+          gtidSetting: `gtid_strict_mode=${flag(r.gtid_strict_mode) ? 'ON' : 'OFF'}`,
+          binlogFormat: str(r.binlog_format),
+          replicaNetTimeout: num(r.net_timeout),
+          filters: Object.fromEntries(MARIADB_FILTER_VARS.map((f) => [f, str(r[f])])),
+        };
+      },
+    };
+  }
+
+  readGrants = grantsRead;
+  readHeartbeatPeriod = () => undefined;
+  readClockAndLongestTrx = clockAndLongestTrxRead;
+
   adminGrants() {
     return Object.entries(ADMIN_GRANT_USES).map(([privilege, usedFor]) => ({ privilege, usedFor }));
   }
@@ -210,6 +270,33 @@ class MariadbDialect implements Dialect {
 }
 
 // ---- shared by both flavors ----
+
+const MARIADB_FILTER_VARS = [
+  'replicate_do_db',
+  'replicate_ignore_db',
+  'replicate_do_table',
+  'replicate_ignore_table',
+  'replicate_wild_do_table',
+  'replicate_wild_ignore_table',
+] as const;
+
+export function clockAndLongestTrxRead(): Read<{ serverNow: number; longestTrxSeconds: number }> {
+  return {
+    sql:
+      'SELECT UNIX_TIMESTAMP(SYSDATE(6)) AS server_now, ' +
+      '(SELECT COALESCE(MAX(TIMESTAMPDIFF(SECOND, trx_started, NOW())), 0) FROM information_schema.innodb_trx) AS longest_trx',
+    params: [],
+    parse: (rows) => ({ serverNow: num(rows[0]?.server_now), longestTrxSeconds: num(rows[0]?.longest_trx) }),
+  };
+}
+
+export function grantsRead(): Read<string[]> {
+  return {
+    sql: 'SHOW GRANTS FOR CURRENT_USER()',
+    params: [],
+    parse: (rows) => rows.map((r) => str(Object.values(r)[0])),
+  };
+}
 
 /** Reads a wait function's single result; NULL or an unknown value is an error, not a timeout. */
 export function parseWaitResult(
@@ -225,18 +312,19 @@ export function parseWaitResult(
   throw new Error(`${fn} returned ${String(v)}, expected ${codes.reached} or ${codes.timeout}`);
 }
 
-export function processlistRead(
-  ownUser: string,
-  replicationCommands: readonly string[],
-): Read<ClientSession[]> {
+export function processlistRead(replicationCommands: readonly string[]): Read<ClientSession[]> {
   const marks = replicationCommands.map(() => '?').join(', ');
   return {
     sql:
       'SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() ' +
-      `AND USER NOT IN ('system user', 'event_scheduler', ?) AND COMMAND NOT IN (${marks})`,
-    params: [checkUser(ownUser), ...replicationCommands],
+      `AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN (${marks})`,
+    params: [...replicationCommands],
     parse: (rows) => rows.map((r) => ({ id: num(r.ID), user: str(r.USER), command: str(r.COMMAND) })),
   };
+}
+
+export function noLockWaitStatement(): Statement {
+  return s('SET SESSION lock_wait_timeout = 0');
 }
 
 export function killStatement(id: number): Statement {

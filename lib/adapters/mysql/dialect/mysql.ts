@@ -18,10 +18,13 @@
  * is all it has for the source definition, and one vocabulary per node is easier to audit.
  */
 import { mysqlGtidAlgebra } from '../../../core/gtid-set.ts';
-import { UnsupportedServerError } from '../errors.ts';
+import { UnsupportedServerError } from '../../../errors.ts';
 import {
+  clockAndLongestTrxRead,
   enableSemiSyncSourceStatements,
+  grantsRead,
   killStatement,
+  noLockWaitStatement,
   parseWaitResult,
   processlistRead,
   STOP_TIMEOUT_MS,
@@ -43,6 +46,7 @@ import type {
   Row,
   SemiSyncFamily,
   SemiSyncNames,
+  ServerSettings,
   ServerVersion,
   SourceSpec,
   Statement,
@@ -267,6 +271,8 @@ class MysqlDialect implements Dialect {
           file: str(r.File),
           position: num(r.Position),
           executedGtid: canonical(str(r.Executed_Gtid_Set)),
+          doDb: str(r.Binlog_Do_DB),
+          ignoreDb: str(r.Binlog_Ignore_DB),
         };
       },
     };
@@ -312,10 +318,62 @@ class MysqlDialect implements Dialect {
     };
   }
 
-  listClientSessions(ownUser: string): Read<ClientSession[]> {
+  listClientSessions(): Read<ClientSession[]> {
     // Receiver/applier threads run as 'system user'; a replica's dump thread on us is Binlog Dump (GTID).
-    return processlistRead(ownUser, ['Binlog Dump', 'Binlog Dump GTID', 'Daemon']);
+    return processlistRead(['Binlog Dump', 'Binlog Dump GTID', 'Daemon']);
   }
+
+  noLockWait = noLockWaitStatement;
+
+  readServerSettings(): Read<ServerSettings> {
+    // 8.0.26 renamed log_slave_updates and slave_net_timeout (Reference Manual 8.0, "Changes in MySQL 8.0.26").
+    const renamed = atLeast(this.version, 8, 0, 26);
+    return {
+      sql:
+        'SELECT @@server_id AS server_id, @@version AS version, @@version_comment AS version_comment, ' +
+        '@@read_only AS read_only, @@super_read_only AS super_read_only, @@log_bin AS log_bin, ' +
+        `@@${renamed ? 'log_replica_updates' : 'log_slave_updates'} AS log_replica_updates, ` +
+        '@@gtid_mode AS gtid_mode, @@enforce_gtid_consistency AS enforce_gtid_consistency, ' +
+        `@@binlog_format AS binlog_format, @@${renamed ? 'replica_net_timeout' : 'slave_net_timeout'} AS net_timeout`,
+      params: [],
+      parse: (rows) => {
+        const r = rows[0] ?? {};
+        const gtidMode = str(r.gtid_mode);
+        // enforce_gtid_consistency reads ON/OFF/WARN (or 1/0/2 as a number).
+        const enforce = str(r.enforce_gtid_consistency);
+        const enforced = enforce === 'ON' || enforce === '1';
+        return {
+          serverId: num(r.server_id),
+          version: str(r.version),
+          versionComment: str(r.version_comment),
+          readOnly: flag(r.read_only),
+          superReadOnly: flag(r.super_read_only),
+          logBin: flag(r.log_bin),
+          logReplicaUpdates: flag(r.log_replica_updates),
+          gtidStrict: gtidMode === 'ON' && enforced,
+          gtidSetting: `gtid_mode=${gtidMode || '?'}, enforce_gtid_consistency=${enforce || '?'}`,
+          binlogFormat: str(r.binlog_format),
+          replicaNetTimeout: num(r.net_timeout),
+          filters: {},
+        };
+      },
+    };
+  }
+
+  readGrants = grantsRead;
+  readClockAndLongestTrx = clockAndLongestTrxRead;
+
+  readHeartbeatPeriod(): Read<number | null> {
+    // Reference Manual 8.4 29.12.11.5 "The replication_connection_configuration Table": HEARTBEAT_INTERVAL.
+    return {
+      sql: "SELECT HEARTBEAT_INTERVAL AS period FROM performance_schema.replication_connection_configuration WHERE CHANNEL_NAME = ''",
+      params: [],
+      parse: (rows) => (rows[0] === undefined ? null : nullableNum(rows[0].period)),
+    };
+  }
+
+  // Auto-positioning sends @@gtid_executed, which holds the node's own transactions already.
+  adoptOwnGtidHistory = (): Statement[] => [];
 
   killSession(id: number): Statement {
     return killStatement(id);

@@ -4,7 +4,7 @@
  * which a session with NO_BACKSLASH_ESCAPES reads literally (a password `a'b` would arrive as
  * `a\'b`, or end the string early). So literals are built here, per the session's sql_mode.
  */
-import { InvalidSqlValueError } from '../errors.ts';
+import { InvalidSqlValueError } from '../../../errors.ts';
 import type { QuoteMode } from './types.ts';
 
 /**

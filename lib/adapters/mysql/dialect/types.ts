@@ -105,6 +105,10 @@ export interface GtidPositions {
   /** MariaDB only: @@gtid_binlog_pos, @@gtid_slave_pos. */
   binlog?: string;
   slave?: string;
+  /** MariaDB only: @@gtid_binlog_state (last GTID per domain AND server_id), as the server wrote it. */
+  binlogState?: string;
+  /** MariaDB only: @@server_id (tells the node's own transactions in binlogState). */
+  serverId?: number;
 }
 
 /** SHOW BINARY LOG STATUS / SHOW MASTER STATUS. */
@@ -113,6 +117,9 @@ export interface BinlogStatus {
   position: number;
   /** MySQL Executed_Gtid_Set (canonical); '' on MariaDB (use readGtidPositions there). */
   executedGtid: string;
+  /** Binlog_Do_DB / Binlog_Ignore_DB: the binary log filters. */
+  doDb?: string;
+  ignoreDb?: string;
 }
 
 export type WaitOutcome = 'reached' | 'timeout';
@@ -142,6 +149,31 @@ export interface SemiSyncState extends SemiSyncStatus {
   replicaInstalled: boolean;
   waitPoint: string;
   timeoutMs: number | null;
+}
+
+/** The server settings `check` verifies, in one shape for every flavor. */
+export interface ServerSettings {
+  serverId: number;
+  version: string;
+  versionComment: string;
+  readOnly: boolean;
+  /** MySQL super_read_only; undefined on MariaDB (no such variable). */
+  superReadOnly: boolean | undefined;
+  logBin: boolean;
+  /** log_slave_updates / log_replica_updates (MySQL 8.0.26+). */
+  logReplicaUpdates: boolean;
+  /**
+   * GTIDs usable for failover: MariaDB gtid_strict_mode=ON; MySQL gtid_mode=ON and
+   * enforce_gtid_consistency=ON (auto-positioning needs both).
+   */
+  gtidStrict: boolean;
+  /** The setting(s) behind gtidStrict, as the server names them, for messages. */
+  gtidSetting: string;
+  binlogFormat: string;
+  /** slave_net_timeout / replica_net_timeout (MySQL 8.0.26+), seconds. */
+  replicaNetTimeout: number;
+  /** replicate_* filters (MariaDB system variables); {} on MySQL, where they are no variables. */
+  filters: Record<string, string>;
 }
 
 /** A session we may end when fencing. */
@@ -205,8 +237,24 @@ export interface Dialect {
   /** Statements that make the node refuse writes (`on`) or accept them again. */
   setReadOnly(on: boolean): Statement[];
   readReadOnly(): Read<{ readOnly: boolean; superReadOnly: boolean }>;
-  listClientSessions(ownUser: string): Read<ClientSession[]>;
+  /**
+   * Every client session but this one, replication threads and system threads. Our own admin
+   * account is no exception: it bypasses read_only, and a probe's heartbeat held by a frozen
+   * server waits for a semi-sync ACK like any commit, keeping read_only from applying.
+   */
+  listClientSessions(): Read<ClientSession[]>;
   killSession(id: number): Statement;
+  /**
+   * Makes this session's metadata-lock waits fail at once (lock_wait_timeout = 0), so that a
+   * read_only statement blocked by a commit in flight fails instead of waiting for it.
+   */
+  noLockWait(): Statement;
+  /**
+   * Before a node that was a primary follows a source: makes its replication start from what it
+   * executed itself (MariaDB: gtid_slave_pos = gtid_current_pos). MySQL auto-positioning uses
+   * gtid_executed already: nothing to send.
+   */
+  adoptOwnGtidHistory(): Statement[];
 
   // ---- semi-sync ----
   /** Which plugins are installed (MySQL); MariaDB's are built in. */
@@ -219,6 +267,19 @@ export interface Dialect {
   enableSemiSyncSource(names: SemiSyncNames, timeoutMs: number): Statement[];
   disableSemiSyncSource(names: SemiSyncNames): Statement[];
   setSemiSyncReplica(names: SemiSyncNames, on: boolean): Statement;
+
+  // ---- what `check` verifies ----
+  readServerSettings(): Read<ServerSettings>;
+  /** SHOW GRANTS FOR CURRENT_USER(), one line per grant. */
+  readGrants(): Read<string[]>;
+  /**
+   * The replica's heartbeat period in seconds, where SHOW ... STATUS does not carry it (MySQL:
+   * performance_schema.replication_connection_configuration); undefined where it does (MariaDB's
+   * Slave_heartbeat_period, in readReplicaStatus).
+   */
+  readHeartbeatPeriod(): Read<number | null> | undefined;
+  /** The server's clock (epoch seconds, microseconds) and its oldest open transaction's age (s): for the prober. */
+  readClockAndLongestTrx(): Read<{ serverNow: number; longestTrxSeconds: number }>;
 
   // ---- accounts ----
   /** Global privileges of the failover admin account, least that works on this version. */

@@ -11,6 +11,9 @@
  *            SET GLOBAL gtid_slave_pos = snapshot position
  * The caller then points it at the primary (MASTER_USE_GTID=slave_pos).
  *
+ * MariaDB only: rejoin refuses a MySQL rebuild and names its options (RESET BINARY LOGS AND
+ * GTIDS or RESET MASTER plus a consistent copy, or CLONE).
+ *
  * Scope: user schemas (everything but mysql, information_schema, performance_schema, sys).
  * Accounts (the mysql schema) replicate like any change and are left as they are; stored
  * routines, triggers and events are listed as skipped. Bounded by the function's timeout:
@@ -18,9 +21,9 @@
  */
 import type { Connection as CoreConnection } from 'mysql2';
 import mysql from 'mysql2/promise';
-import type { Endpoint, Login } from '../adapters/mysql/connection.ts';
-import { MissingPrivilegeError } from '../errors.ts';
-import { missingGlobalGrants, parseGrants, REBUILD_GRANTS } from './grants.ts';
+import { MissingPrivilegeError } from '../../errors.ts';
+import { missingGlobalGrants, parseGrants, REBUILD_GRANTS } from '../../operator/grants.ts';
+import type { Endpoint, Login } from './connection.ts';
 
 export interface RebuildResult {
   /** The primary's GTID position the copy corresponds to; the node's gtid_slave_pos now. */
