@@ -20,7 +20,7 @@
  *   - `refuse`: new connections are reset at once and existing ones are reset: what a host
  *               with no listener answers (ECONNREFUSED / ECONNRESET).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 
 export type ProbePathMode = 'pass' | 'drop' | 'refuse';

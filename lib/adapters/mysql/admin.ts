@@ -1,4 +1,3 @@
-import mysql from 'mysql2/promise';
 import { MissingPrivilegeError, NodeUnreachableError } from '../../errors.ts';
 import {
   type AdminSession,
@@ -9,7 +8,6 @@ import {
   withSession,
 } from './connection.ts';
 import { type Inst, type OpsClock, openInst } from './operations.ts';
-import { parseReplicaRow } from './probe.ts';
 
 export interface ReplicaOf {
   host: string;

@@ -451,7 +451,7 @@ export class Inst {
    */
   async resumeApplier(): Promise<ApplierResume> {
     const place = await this.applierPlace();
-    if (!place || place.lastSqlErrno !== 0 || (place.sqlRunning && place.delay === 0))
+    if (place?.lastSqlErrno !== 0 || (place.sqlRunning && place.delay === 0))
       return { restarted: false, liftedDelaySeconds: 0 };
     if (place.ioRunning)
       throw new MysqlOperationError(`resumeApplier on ${this.nodeId} needs the IO thread stopped first`, {
