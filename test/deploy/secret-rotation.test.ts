@@ -111,6 +111,16 @@ describe('password rotation while the health check runs', () => {
       10_000,
       'every node refusing the old password',
     );
+    // The prober holds its connections across rounds, and a server keeps sessions that logged in
+    // before ALTER USER: end them, as a restart or a network blip would, so it must log in again.
+    for (const n of cluster.nodes) {
+      const held = await cluster.query<{ id: number }>(
+        n.id,
+        'SELECT id FROM information_schema.PROCESSLIST WHERE user = ? AND id <> CONNECTION_ID()',
+        [admin.user],
+      );
+      for (const { id } of held) await cluster.query(n.id, `KILL CONNECTION ${Number(id)}`).catch(() => {});
+    }
     const rotatedAt = Date.now();
 
     // 2. The window before the secret source has the new value: 1045 everywhere.

@@ -192,10 +192,13 @@ describe.each(CASES)('failover with the VIP moved through $provider', (pc) => {
     const record = await store.getFailover(CLUSTER, state!.lastFailover!.epoch);
     expect(record?.status).toBe('failed');
     expect(record?.error?.name).toBe('VipMoveFailedError');
-    expect(record?.steps.find((s) => s.name === 'MoveVip')).toMatchObject({
+    // The VIP leaves a crashed old primary in FenceOldPrimary, before the promotion: a refused
+    // move fails the failover there, and nobody is promoted.
+    expect(record?.steps.find((s) => s.name === 'FenceOldPrimary')).toMatchObject({
       result: 'error',
       error: { name: 'VipMoveFailedError' },
     });
+    expect(record?.steps.some((s) => s.name === 'PromoteCandidate' && s.result === 'ok')).toBe(false);
     expect(
       logs.some(
         (e) =>
