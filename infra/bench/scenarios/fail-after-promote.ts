@@ -30,6 +30,10 @@ export const failAfterPromote: BenchScenario = {
   run: () =>
     withTrialEnv({}, async (env): Promise<Trial> => {
       const { cluster, cloud } = env;
+      if (cloud.provider !== 'aws-secondary-ip')
+        throw new Error(
+          `fail-after-promote puts the VIP back on the old primary through the EC2 model: run it with --provider aws-secondary-ip (got ${cloud.provider})`,
+        );
       const action = MOVE_ACTION[cloud.provider];
       const tl = startTimeline(env);
       await sleep(2000 + Math.random() * 1000);
@@ -42,6 +46,13 @@ export const failAfterPromote: BenchScenario = {
         5,
       );
       const injectedAt = Date.now();
+      // FenceOldPrimary already took the VIP off the crashed primary (before the promotion), so
+      // MoveVip would be a verified no-op: put the VIP back on db1, as a stale script or an
+      // operator could, so that MoveVip really has to move it after the promotion, and fails.
+      if (cloud.provider === 'aws-secondary-ip') {
+        const eni = cloud.eniOf.db1;
+        if (eni) cloud.ec2.model.assign(eni, cloud.vipAddress);
+      }
       const before = cloud.faults.calls(action);
       cloud.faults.set(action, {
         permanentError: {
