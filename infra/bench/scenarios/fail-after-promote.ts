@@ -39,9 +39,12 @@ export const failAfterPromote: BenchScenario = {
       await sleep(2000 + Math.random() * 1000);
       const faultAt = tl.markFault();
       await cluster.crash('db1');
-      // The execution's own record of its states: the fault lands inside PromoteCandidate.
+      // The execution's own record of its states: the fault lands once PromoteCandidate exited.
       const inPromote = await waitUntil(
-        () => tl.failoverExecutions().some((e) => e.states.some((s) => s.name === 'PromoteCandidate')),
+        () =>
+          tl
+            .failoverExecutions()
+            .some((e) => e.states.some((s) => s.name === 'PromoteCandidate' && s.outcome === 'exited')),
         60_000,
         5,
       );
