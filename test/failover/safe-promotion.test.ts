@@ -32,6 +32,7 @@ import { probeCluster } from '../../lib/health/monitor.ts';
 import { createRuntime, getRuntime, resetRuntime } from '../../lib/runtime.ts';
 import { seedClusterState } from '../support/seed-state.ts';
 import { startExecution } from '../support/start-execution.ts';
+import { holdTableLock } from '../support/table-lock.ts';
 import { waitFor } from '../support/wait-for.ts';
 
 const NAME = 'sp';
@@ -282,11 +283,16 @@ describe('safe promotion', () => {
   }, 60_000);
 
   it('fails cleanly when the candidate cannot apply its relay log in time, and in pedantic mode on errant transactions', async () => {
-    await c().query('db4', 'STOP SLAVE');
-    await c().query('db4', 'CHANGE MASTER TO MASTER_DELAY=3600');
-    await c().query('db4', 'START SLAVE');
-    await c().waitForReplicaThreads('db4');
     await c().query('db2', WRITES_TABLE_DDL.replace('app.writes', 'app.writes2'));
+    await waitFor(
+      async () => (await c().query('db4', "SHOW TABLES FROM app LIKE 'writes2'")).length === 1,
+      10_000,
+      'app.writes2 on db4',
+    );
+    // db4's applier blocks on the first row of app.writes2 (a table lock held on db4): it receives
+    // everything and applies nothing, so it cannot apply its relay log in time. (A MASTER_DELAY no
+    // longer does it: the catch-up lifts the candidate's delay.)
+    const releaseDb4 = await holdTableLock(c(), 'db4', 'app.writes2');
     const writer = vipWriter('app.writes2');
     await waitFor(() => writer.acked.length >= 100, 15_000, '100 acknowledged writes on db2');
     await c().crash('db2');
@@ -310,6 +316,7 @@ describe('safe promotion', () => {
     const r2 = await store.getFailover(NAME, 2);
     expect(r2?.status).toBe('failed');
     expect(r2?.error?.name).toBe('RelayLogTimeoutError');
+    await releaseDb4();
 
     // An errant transaction on db3 (root bypasses read_only): pedantic aborts before any change.
     await c().query('db3', "INSERT INTO app.writes (id, at, payload) VALUES (999999999, 0, 'errant')");
@@ -346,9 +353,6 @@ describe('safe promotion', () => {
   it('runs every step twice harmlessly, skips the errant replica, and marks the failover failed when the post hook fails under policy fail', async () => {
     const acked = writers[1]!.acked;
     expect(acked.length).toBeGreaterThanOrEqual(100);
-    await c().query('db4', 'STOP SLAVE');
-    await c().query('db4', 'CHANGE MASTER TO MASTER_DELAY=0');
-    await c().query('db4', 'START SLAVE');
     lc().lambda.register('mysql-failover-hook-post', () => {
       throw new Error('service discovery is down');
     });

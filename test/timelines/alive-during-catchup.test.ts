@@ -14,6 +14,7 @@ import { missingAcked, WRITES_TABLE_DDL, type Writer } from '../../infra/workloa
 import type { FailoverRequest } from '../../lib/failover/steps.ts';
 import { type LiveEnv, type RunningMonitor, sleep, startLiveEnv } from '../health/live-env.ts';
 import { startExecution } from '../support/start-execution.ts';
+import { holdTableLock } from '../support/table-lock.ts';
 import { waitFor } from '../support/wait-for.ts';
 import {
   DIRECT_TABLE_DDL,
@@ -133,10 +134,9 @@ describe('T7 the old primary alive during catch-up', () => {
     const primary = (await env.store.getClusterState(NAME))!.primaryId;
     const replica = primary === 'db2' ? 'db3' : 'db2';
     // The replica cannot apply its relay log in time (relayLogTimeoutSeconds is 1 here).
-    await env.cluster.query(replica, 'STOP SLAVE');
-    await env.cluster.query(replica, 'CHANGE MASTER TO MASTER_DELAY=3600');
-    await env.cluster.query(replica, 'START SLAVE');
-    await env.cluster.waitForReplicaThreads(replica);
+    // Its applier blocks on the first row of app.writes (a table lock held on it): a MASTER_DELAY
+    // no longer does it, the catch-up lifts the candidate's delay.
+    const release = await holdTableLock(env.cluster, replica, 'app.writes');
     for (let i = 0; i < 20; i++)
       await env.cluster.query(primary, 'INSERT INTO app.writes (id, at, payload) VALUES (?, 0, ?)', [
         90_000_000 + i,
@@ -154,9 +154,7 @@ describe('T7 the old primary alive during catch-up', () => {
     expect(s?.Slave_IO_Running).not.toBe('No');
     expect(s?.Slave_SQL_Running).toBe('Yes');
     expect(await readOnly(env, replica)).toBe(1);
-    // Undo the delay (the cluster is left to the operator: the old primary stays fenced).
-    await env.cluster.query(replica, 'STOP SLAVE');
-    await env.cluster.query(replica, 'CHANGE MASTER TO MASTER_DELAY=0');
-    await env.cluster.query(replica, 'START SLAVE');
+    // Let the applier go (the cluster is left to the operator: the old primary stays fenced).
+    await release();
   }, 120_000);
 });
