@@ -18,50 +18,18 @@ import { SfnFailoverStarter } from '../../lib/adapters/sfn-starter.ts';
 import { StateStoreUnavailableError } from '../../lib/errors.ts';
 import { executionEnded } from '../../lib/failover/execution-ended.ts';
 import { beginFailover, type FailoverContext, failoverFailed } from '../../lib/failover/steps.ts';
-import { createRuntime, type Runtime } from '../../lib/runtime.ts';
-import { writeConfigFile } from '../support/config-file.ts';
+import type { Runtime } from '../../lib/runtime.ts';
 import { FakeVipMover } from '../support/fake-vip-mover.ts';
 import { InMemoryStateStore } from '../support/in-memory-state-store.ts';
 import { seedClusterState } from '../support/seed-state.ts';
+import { UNIT_CLUSTER, unitRuntime } from '../support/unit-runtime.ts';
 
-const CLUSTER = 'unit';
+const CLUSTER = UNIT_CLUSTER;
 
 /** The execution history shows no task still running when it ended. */
 const nothingInFlight = { inFlightUntil: async (_d: unknown, stop: number) => ({ until: stop, states: [] }) };
 
-/** A runtime on the in-memory store and the fake mover; the nodes' ports answer nothing. */
-function runtime(store: InMemoryStateStore, mover: FakeVipMover, notes: Notification[]): Runtime {
-  const config = {
-    version: 1,
-    clusters: [
-      {
-        name: CLUSTER,
-        primary: 'db1',
-        nodes: ['db1', 'db2', 'db3'].map((id, i) => ({
-          id,
-          host: '127.0.0.1',
-          port: 1, // nothing listens: a live check is refused at once
-          networkInterfaceId: `eni-0a1b2c3d4e5f6001${i}`,
-        })),
-        credentials: {
-          admin: { user: 'admin', password: { env: 'UNIT_ADMIN_PW' } },
-          replication: { user: 'repl', password: { env: 'UNIT_REPL_PW' } },
-        },
-        vip: { provider: 'aws-secondary-ip', address: mover.address },
-        clientEndpoint: { host: mover.address, port: 3306 },
-      },
-    ],
-  };
-  const rt = createRuntime(
-    { FAILOVER_CONFIG_FILE: writeConfigFile(config), UNIT_ADMIN_PW: 'admin-pw', UNIT_REPL_PW: 'repl-pw' },
-    {
-      store,
-      notifier: { notify: async (n) => void notes.push(n) },
-      log: () => {},
-    },
-  );
-  return { ...rt, vipMover: async () => mover };
-}
+const runtime = unitRuntime;
 
 /** The cluster after BeginFailover of `executionName` claimed epoch 1, with `steps` audited. */
 async function claimed(
