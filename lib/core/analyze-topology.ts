@@ -4,7 +4,7 @@
  * reachable replica still receives from it. Pure: snapshots in, an Analysis out.
  */
 import type { AnalyzeOptions } from './decision-types.ts';
-import { formatGtidPos } from './gtid.ts';
+import { mariadbGtidAlgebra, mysqlGtidAlgebra } from './gtid-set.ts';
 import type { Analysis, AnalysisCode, ClusterSnapshot, Evidence, Finding, NodeProbe } from './types.ts';
 
 /** Defaults matching the detection section of the config schema. */
@@ -276,12 +276,16 @@ export function findQuietSince(
   return since;
 }
 
+/** Canonical text of a MariaDB position or a MySQL set (the server's multi-line form included). */
 function normalizeGtid(text: string): string {
-  try {
-    return formatGtidPos(text);
-  } catch {
-    return text.trim();
+  for (const algebra of [mariadbGtidAlgebra, mysqlGtidAlgebra]) {
+    try {
+      return algebra.normalize(text);
+    } catch {
+      // not this notation
+    }
   }
+  return text.trim();
 }
 
 /**

@@ -3,7 +3,6 @@
  * the suspicion carried between probe rounds, election facts). Kept apart so types.ts stays
  * the shared contract; every value here is plain JSON, safe to store in the state table.
  */
-import type { GtidRange } from './gtid.ts';
 import type { AnalysisCode, Evidence } from './types.ts';
 
 export interface AnalyzeOptions {
@@ -56,7 +55,7 @@ export type ConfirmDecision =
 
 /** Facts from earlier probe rounds that the current snapshot cannot show. */
 export interface ElectionFacts {
-  /** Last known gtid_binlog_pos of the dead primary, from earlier probes. */
+  /** Last known gtid_binlog_pos (MySQL: gtid_executed) of the dead primary, from earlier probes. */
   primaryGtid?: string;
   /**
    * When the prober last reached the primary (epoch ms), with primaryGtid as it was then: the
@@ -75,8 +74,8 @@ export interface ElectionFacts {
 export interface ReplicaAhead {
   nodeId: string;
   receivedGtid: string;
-  /** What the candidate lacks, per domain. */
-  missing: GtidRange[];
+  /** What the candidate lacks, for people (per domain on MariaDB, the exact set on MySQL). */
+  missing: string;
   /** Total transactions the candidate lacks from this replica. */
   missingCount: number;
 }

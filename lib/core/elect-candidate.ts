@@ -5,20 +5,14 @@
  * Ranking follows what was measured on MariaDB: the replica with the most RECEIVED
  * transactions (Gtid_IO_Pos) wins, not the one that applied most, because promotion first
  * lets the candidate apply its relay log (MASTER_GTID_WAIT) and so keeps everything it received.
+ *
+ * Every GTID comparison goes through the flavor-neutral GtidAlgebra (gtid-set.ts), so the same
+ * rules run on MariaDB positions and MySQL GTID sets: "most received" is the candidate missing
+ * the fewest transactions of the union of all received sets; errant is what a node executed
+ * that neither its receiver fetched nor the primary (as last seen) had.
  */
 import type { ElectionFacts, ReplicaAhead } from './decision-types.ts';
-import {
-  countMissingTransactions,
-  describeGtidRanges,
-  findErrantGtids,
-  formatGtidPos,
-  type GtidEntry,
-  type GtidPos,
-  type GtidRange,
-  gtidMissing,
-  maxGtid,
-  parseGtidPos,
-} from './gtid.ts';
+import { type ErrantContext, type GtidAlgebra, gtidAlgebraFor, type NodeGtidFacts } from './gtid-set.ts';
 import type {
   CandidateVerdict,
   ClusterSnapshot,
@@ -26,6 +20,7 @@ import type {
   ElectionPolicy,
   NodeProbe,
   PromotionRule,
+  ServerFlavor,
 } from './types.ts';
 
 /** Nodes the election must skip whatever their data says, with the reason for the report. */
@@ -58,7 +53,77 @@ interface Assessment {
   blockers: string[];
   /** Facts worth showing even when they do not block. */
   notes: string[];
-  received?: GtidPos;
+  /** What it received, canonical in the cluster's GTID notation (errant transactions left out). */
+  received?: string;
+}
+
+/**
+ * The flavor of a node: what the prober said, else its @@version (MariaDB always names itself
+ * there), else its GTID notation (MySQL sets have `uuid:`, MariaDB positions do not).
+ * Undefined when nothing tells.
+ */
+export function flavorOfNode(node: NodeProbe): ServerFlavor | undefined {
+  if (node.flavor !== undefined) return node.flavor;
+  if (node.replication?.flavor !== undefined) return node.replication.flavor;
+  if (node.version !== undefined && node.version.trim() !== '')
+    return /mariadb/i.test(node.version) ? 'mariadb' : 'mysql';
+  const text = [node.gtidCurrentPos, node.gtidBinlogPos, node.replication?.gtidIoPos].find(
+    (t) => t !== undefined && t.trim() !== '',
+  );
+  if (text === undefined) return undefined;
+  return text.includes(':') ? 'mysql' : 'mariadb';
+}
+
+/**
+ * The GTID algebra for the snapshot's reachable nodes, or the reason there is none: one cluster,
+ * one notation (a MariaDB replica of a MySQL primary has GTIDs that cannot be compared; `check`
+ * refuses such a cluster). Nodes that tell nothing count as MariaDB, the historic default.
+ */
+export function clusterGtidAlgebra(
+  nodes: readonly NodeProbe[],
+): { algebra: GtidAlgebra } | { mixed: string } {
+  const byFlavor = new Map<ServerFlavor, string[]>();
+  for (const n of nodes) {
+    if (!n.reachable) continue;
+    const f = flavorOfNode(n);
+    if (f === undefined) continue;
+    byFlavor.set(f, [...(byFlavor.get(f) ?? []), n.nodeId]);
+  }
+  if (byFlavor.size > 1) {
+    const list = [...byFlavor].map(([f, ids]) => `${f === 'mysql' ? 'MySQL' : 'MariaDB'} ${ids.join(', ')}`);
+    return {
+      mixed: `mixed cluster (${list.join('; ')}): MariaDB and MySQL GTIDs cannot be compared`,
+    };
+  }
+  return { algebra: gtidAlgebraFor([...byFlavor.keys()][0] ?? 'mariadb') };
+}
+
+/** A node's GTID facts as the algebra reads them (see NodeGtidFacts for each field). */
+function gtidFactsOf(node: NodeProbe, algebra: GtidAlgebra): NodeGtidFacts {
+  const rep = node.replication;
+  if (algebra.flavor === 'mysql') {
+    return {
+      executed: node.gtidCurrentPos ?? '',
+      retrieved: rep?.retrievedGtid ?? '',
+      replicated: '',
+    };
+  }
+  return {
+    executed: node.gtidCurrentPos ?? '',
+    ...(node.gtidBinlogPos === undefined ? {} : { binlog: node.gtidBinlogPos }),
+    retrieved: rep?.gtidIoPos.trim() ?? '',
+    replicated: node.gtidSlavePos ?? '',
+    ...(node.serverId === undefined ? {} : { serverId: node.serverId }),
+  };
+}
+
+/** The errant check's references for `node`: the primary as last seen, the other replicas. */
+function errantContext(node: NodeProbe, snapshot: ClusterSnapshot, facts: ElectionFacts): ErrantContext {
+  const peers = snapshot.nodes
+    .filter((n) => n !== node && n.nodeId !== snapshot.primaryId && n.reachable)
+    .map((n) => n.gtidCurrentPos ?? '')
+    .filter((t) => t.trim() !== '');
+  return { primary: facts.primaryGtid, peers };
 }
 
 /**
@@ -81,16 +146,19 @@ export function electCandidate(
   const primaryId = snapshot.primaryId;
   const replicas = snapshot.nodes.filter((n) => n.nodeId !== primaryId);
   const reachable = replicas.filter((n) => n.reachable);
-  const context = buildContext(reachable, facts, snapshot.takenAt);
+  const gtid = clusterGtidAlgebra(snapshot.nodes);
+  const algebra = 'algebra' in gtid ? gtid.algebra : gtidAlgebraFor('mariadb');
+  const context = buildContext(reachable, facts, snapshot, algebra);
   const assessments = replicas.map((n) => assessReplica(n, policy, facts, context));
+  if ('mixed' in gtid) for (const a of assessments) if (a.node.reachable) a.blockers.unshift(gtid.mixed);
   for (const a of assessments) {
     const why = facts.excluded?.[a.node.nodeId];
     if (why !== undefined) a.blockers.unshift(why);
   }
 
   const eligible = assessments.filter((a) => a.blockers.length === 0 && a.received !== undefined);
-  const union = maxGtid(...eligible.map((a) => a.received!));
-  const behind = new Map(eligible.map((a) => [a.node.nodeId, countMissingTransactions(a.received!, union)]));
+  const union = algebra.union(...eligible.map((a) => a.received!));
+  const behind = new Map(eligible.map((a) => [a.node.nodeId, algebra.countMissing(a.received!, union)]));
   const orderIndex = (id: string): number => {
     const i = policy.order.indexOf(id);
     return i < 0 ? Number.MAX_SAFE_INTEGER : i;
@@ -122,7 +190,7 @@ export function electCandidate(
   return {
     kind: 'candidate',
     nodeId: chosen.node.nodeId,
-    receivedGtid: formatGtidPos(chosen.received!),
+    receivedGtid: chosen.received!,
     verdicts,
   };
 }
@@ -138,6 +206,8 @@ interface Context {
   freshestHeartbeatMs: number | undefined;
   /** When the snapshot was taken (heartbeat lags are measured at that time). */
   takenAt: number;
+  snapshot: ClusterSnapshot;
+  algebra: GtidAlgebra;
 }
 
 function versionOf(node: NodeProbe, facts: ElectionFacts): MajorVersion | undefined {
@@ -145,7 +215,12 @@ function versionOf(node: NodeProbe, facts: ElectionFacts): MajorVersion | undefi
   return text === undefined ? undefined : parseMajorVersion(text);
 }
 
-function buildContext(reachable: readonly NodeProbe[], facts: ElectionFacts, takenAt: number): Context {
+function buildContext(
+  reachable: readonly NodeProbe[],
+  facts: ElectionFacts,
+  snapshot: ClusterSnapshot,
+  algebra: GtidAlgebra,
+): Context {
   let topVersion: MajorVersion | undefined;
   let topVersionNode: string | undefined;
   let freshestHeartbeatMs: number | undefined;
@@ -160,7 +235,7 @@ function buildContext(reachable: readonly NodeProbe[], facts: ElectionFacts, tak
       freshestHeartbeatMs = hb;
     }
   }
-  return { topVersion, topVersionNode, freshestHeartbeatMs, takenAt };
+  return { topVersion, topVersionNode, freshestHeartbeatMs, takenAt: snapshot.takenAt, snapshot, algebra };
 }
 
 function assessReplica(
@@ -208,16 +283,18 @@ function assessReplica(
     );
   }
 
+  const algebra = context.algebra;
   try {
-    const ioText = rep.gtidIoPos.trim();
-    if (ioText === '') a.notes.push('Gtid_IO_Pos empty: ranked by gtid_current_pos');
-    a.received = parseGtidPos(ioText !== '' ? ioText : (node.gtidCurrentPos ?? ''));
-    // Errant checks use the raw Gtid_IO_Pos: the fallback above includes local writes.
-    const errant = findNodeErrant(node, parseGtidPos(ioText), facts);
-    if (errant.length > 0) a.blockers.push(`errant transactions: ${describeGtidRanges(errant)}`);
-    const applied = node.gtidCurrentPos === undefined ? undefined : parseGtidPos(node.gtidCurrentPos);
-    if (applied !== undefined) {
-      const backlog = countMissingTransactions(applied, a.received);
+    if (algebra.flavor === 'mariadb' && rep.gtidIoPos.trim() === '')
+      a.notes.push('Gtid_IO_Pos empty: ranked by gtid_current_pos');
+    const g = gtidFactsOf(node, algebra);
+    const errantCtx = errantContext(node, context.snapshot, facts);
+    a.received = algebra.receivedOnNode(g, errantCtx);
+    // Errant checks use the raw received set: the fallback above includes local writes.
+    const errant = algebra.errantOnNode(g, errantCtx);
+    if (errant.count > 0) a.blockers.push(`errant transactions: ${errant.description}`);
+    if (node.gtidCurrentPos !== undefined) {
+      const backlog = algebra.countMissing(node.gtidCurrentPos, a.received);
       if (backlog > 0) a.notes.push(`relay log backlog ${backlog} transaction(s)`);
     }
   } catch (err) {
@@ -248,7 +325,7 @@ function assessReplica(
  */
 function lagBehindLastSeenPrimary(
   node: NodeProbe,
-  received: GtidPos,
+  received: string,
   facts: ElectionFacts,
   context: Context,
 ): { seconds?: number; describe?: string; note?: string } {
@@ -256,7 +333,7 @@ function lagBehindLastSeenPrimary(
   if (facts.primaryGtid === undefined || facts.primaryGtid === '' || seenAt === undefined) return {};
   let missing: number;
   try {
-    missing = countMissingTransactions(received, parseGtidPos(facts.primaryGtid));
+    missing = context.algebra.countMissing(received, facts.primaryGtid);
   } catch {
     return { note: 'primary position last seen unreadable: lag behind it unknown' };
   }
@@ -295,48 +372,6 @@ function estimateLagSeconds(node: NodeProbe, context: Context): number | undefin
   return measures.length === 0 ? undefined : Math.max(...measures);
 }
 
-/**
- * Errant transactions: GTIDs a replica executed that did not come from the primary.
- *
- * What the node has executed is gtid_binlog_pos (every binlogged transaction, local writes
- * included, with log_slave_updates) and gtid_current_pos. What it may legitimately have:
- *  - what its IO thread received from the primary (Gtid_IO_Pos),
- *  - what replication applied (gtid_slave_pos; local writes never enter it),
- *  - the dead primary's last known gtid_binlog_pos (facts.primaryGtid), which covers older
- *    domains the primary had even when this replica's received position was reset.
- * A domain entry covered by none of these is errant: the node alone has it.
- *
- * Entries carrying the node's OWN server_id are held to a stricter rule. A position keeps
- * only the last GTID per domain, so the primary at 0-1-105 "covers" seq 101 whatever server
- * wrote it; a local write 0-3-101 on a replica whose IO thread stopped at 0-1-100 would
- * slip through. For those entries the primary only counts when it holds the very same GTID
- * (this node was primary once and its writes replicated out).
- */
-function findNodeErrant(node: NodeProbe, received: GtidPos, facts: ElectionFacts): GtidRange[] {
-  const slave = parseGtidPos(node.gtidSlavePos ?? '');
-  const primary = parseGtidPos(facts.primaryGtid ?? '');
-  const found = new Map<number, GtidRange>();
-  for (const text of [node.gtidBinlogPos, node.gtidCurrentPos]) {
-    if (text === undefined) continue;
-    const executed = parseGtidPos(text);
-    const own: GtidPos = new Map();
-    const foreign: GtidPos = new Map();
-    for (const [d, e] of executed) (e.serverId === node.serverId ? own : foreign).set(d, e);
-    const primaryIdentical: GtidPos = new Map();
-    for (const [d, e] of own) if (sameEntry(primary.get(d), e)) primaryIdentical.set(d, e);
-    const ranges = [
-      ...findErrantGtids(foreign, [received, slave, primary]),
-      ...findErrantGtids(own, [received, slave, primaryIdentical]),
-    ];
-    for (const r of ranges) if (!found.has(r.domain)) found.set(r.domain, r);
-  }
-  return [...found.values()].sort((x, y) => x.domain - y.domain);
-}
-
-function sameEntry(a: GtidEntry | undefined, b: GtidEntry): boolean {
-  return a !== undefined && a.seq === b.seq && a.serverId === b.serverId;
-}
-
 function explain(
   a: Assessment,
   chosen: Assessment | undefined,
@@ -345,7 +380,7 @@ function explain(
   orderIndex: (id: string) => number,
 ): CandidateVerdict {
   const id = a.node.nodeId;
-  const received = a.received === undefined ? undefined : formatGtidPos(a.received);
+  const received = a.received;
   const facts = [
     ...(received === undefined ? [] : [`received ${received || '(empty)'}`]),
     `rule ${a.rule}`,
@@ -411,39 +446,52 @@ function vetoReason(
 
 /**
  * Reachable replicas that received transactions the candidate lacks, most ahead first: the
- * sources for the catch-up step before promotion. Compares received positions only
- * (Gtid_IO_Pos, else gtid_current_pos), so errant local writes are never offered as catch-up.
+ * sources for the catch-up step before promotion. Compares received sets only (MariaDB
+ * Gtid_IO_Pos, else gtid_current_pos; MySQL Retrieved ∪ Executed minus the node's errant
+ * transactions), so errant local writes are never offered as catch-up.
  *
- * @throws Error when candidateId is not a node of the snapshot or a position is unreadable.
+ * @param facts the primary as last seen: sharpens which of a source's transactions are errant.
+ * @throws Error when candidateId is not a node of the snapshot, the cluster mixes flavors, or a
+ *   position is unreadable.
  */
-export function replicasAheadOf(snapshot: ClusterSnapshot, candidateId: string): ReplicaAhead[] {
+export function replicasAheadOf(
+  snapshot: ClusterSnapshot,
+  candidateId: string,
+  facts: ElectionFacts = {},
+): ReplicaAhead[] {
   const candidate = snapshot.nodes.find((n) => n.nodeId === candidateId);
   if (candidate === undefined) {
     throw new Error(
       `Failed to find replicas ahead of ${candidateId}: not a node of cluster ${snapshot.cluster}`,
     );
   }
-  const mine = receivedText(candidate);
+  const algebra = requireAlgebra(snapshot, `Failed to find replicas ahead of ${candidateId}`);
+  // What the candidate has, it keeps: no errant filter on its own side.
+  const mine = algebra.union(
+    candidate.replication?.gtidIoPos.trim() || (candidate.gtidCurrentPos ?? ''),
+    algebra.flavor === 'mysql' ? (candidate.gtidCurrentPos ?? '') : '',
+  );
   const out: ReplicaAhead[] = [];
   for (const n of snapshot.nodes) {
     if (n.nodeId === candidateId || n.nodeId === snapshot.primaryId || !n.reachable || !n.replication)
       continue;
-    const theirs = receivedText(n);
-    const missing = gtidMissing(mine, theirs);
-    if (missing.length === 0) continue;
+    const theirs = algebra.receivedOnNode(gtidFactsOf(n, algebra), errantContext(n, snapshot, facts));
+    const missingCount = algebra.countMissing(mine, theirs);
+    if (missingCount === 0) continue;
     out.push({
       nodeId: n.nodeId,
-      receivedGtid: formatGtidPos(theirs),
-      missing,
-      missingCount: countMissingTransactions(mine, theirs),
+      receivedGtid: theirs,
+      missing: algebra.describeMissing(mine, theirs),
+      missingCount,
     });
   }
   return out.sort((x, y) => y.missingCount - x.missingCount || x.nodeId.localeCompare(y.nodeId));
 }
 
-function receivedText(node: NodeProbe): string {
-  const io = node.replication?.gtidIoPos.trim() ?? '';
-  return io !== '' ? io : (node.gtidCurrentPos ?? '');
+function requireAlgebra(snapshot: ClusterSnapshot, what: string): GtidAlgebra {
+  const gtid = clusterGtidAlgebra(snapshot.nodes);
+  if ('mixed' in gtid) throw new Error(`${what} in cluster ${snapshot.cluster}: ${gtid.mixed}`);
+  return gtid.algebra;
 }
 
 function clip(text: string, max = 160): string {
@@ -454,22 +502,31 @@ function clip(text: string, max = 160): string {
 /** A reachable replica holding transactions that did not come from the primary. */
 export interface ErrantReplica {
   nodeId: string;
-  /** For people: "domain 0: seq 101 (last 0-3-101)". */
+  /** For people: "domain 0: seq 101 (last 0-3-101)" or "2 transactions: 2174b383-…:1-2". */
   errant: string;
 }
 
 /**
  * Reachable replicas of the snapshot's primary with errant transactions (the same check as
  * the election's veto). Pedantic failovers abort when this is not empty, as mysqlfailover
- * does without --force: such a replica breaks replication (1950) once repointed.
+ * does without --force: such a replica breaks replication (1950) once repointed. A cluster
+ * that mixes flavors is reported as such for every reachable replica.
  */
 export function findErrantReplicas(snapshot: ClusterSnapshot, facts: ElectionFacts = {}): ErrantReplica[] {
   const out: ErrantReplica[] = [];
+  const gtid = clusterGtidAlgebra(snapshot.nodes);
   for (const n of snapshot.nodes) {
     if (n.nodeId === snapshot.primaryId || !n.reachable || !n.replication) continue;
+    if ('mixed' in gtid) {
+      out.push({ nodeId: n.nodeId, errant: `not comparable: ${gtid.mixed}` });
+      continue;
+    }
     try {
-      const ranges = findNodeErrant(n, parseGtidPos(n.replication.gtidIoPos.trim()), facts);
-      if (ranges.length > 0) out.push({ nodeId: n.nodeId, errant: describeGtidRanges(ranges) });
+      const errant = gtid.algebra.errantOnNode(
+        gtidFactsOf(n, gtid.algebra),
+        errantContext(n, snapshot, facts),
+      );
+      if (errant.count > 0) out.push({ nodeId: n.nodeId, errant: errant.description });
     } catch (err) {
       out.push({ nodeId: n.nodeId, errant: `GTID position unreadable: ${(err as Error).message}` });
     }

@@ -26,6 +26,9 @@ import {
   describeGtidRanges,
   findErrantGtids,
   formatGtidPos,
+  type GtidEntry,
+  type GtidPos,
+  type GtidRange,
   gtidContains,
   gtidMissing,
   maxGtid,
@@ -283,6 +286,45 @@ export interface GtidAlgebra {
   /** What `executed` holds that no reference holds: count and a line for people. */
   errant(executed: string, references: readonly string[]): { count: number; description: string };
   compare(a: string, b: string): GtidSetComparison;
+  /**
+   * What one replica holds from the replication stream, its own errant transactions left out:
+   * the set the election ranks by and a catch-up may collect up to.
+   */
+  receivedOnNode(node: NodeGtidFacts, context: ErrantContext): string;
+  /** Errant transactions of one replica: what it executed that did not come from a primary. */
+  errantOnNode(node: NodeGtidFacts, context: ErrantContext): { count: number; description: string };
+}
+
+/** One node's GTID facts, in its flavor's notation, as the prober read them. */
+export interface NodeGtidFacts {
+  /** Everything the node executed: MariaDB gtid_current_pos; MySQL gtid_executed. */
+  executed: string;
+  /**
+   * MariaDB gtid_binlog_pos, checked before `executed`: it keeps local writes that
+   * gtid_current_pos may hide (a gtid_slave_pos ahead in the same domain). MySQL: unused.
+   */
+  binlog?: string;
+  /**
+   * What the receiver fetched from the source: MariaDB Gtid_IO_Pos; MySQL Retrieved_Gtid_Set
+   * (Executed_Gtid_Set is NOT received: it holds local writes too).
+   */
+  retrieved: string;
+  /** MariaDB gtid_slave_pos (what replication applied; local writes never enter it). MySQL: ''. */
+  replicated: string;
+  /** MariaDB @@server_id: tells the node's own entries in a position. */
+  serverId?: number;
+}
+
+/** What the rest of the cluster says about which transactions are legitimate. */
+export interface ErrantContext {
+  /** The primary's executed set (MariaDB gtid_binlog_pos) as last seen; undefined: never seen. */
+  primary?: string | undefined;
+  /**
+   * Executed sets of the other reachable replicas. MySQL uses them only when the primary was
+   * never seen: a transaction another member also has came from the primary, one only this
+   * node has is its own. MariaDB ignores them (gtid_slave_pos tells replicated from local).
+   */
+  peers?: readonly string[];
 }
 
 /** {@link GtidAlgebra} over MySQL GTID sets (exact: holes and errant GTIDs are seen as they are). */
@@ -298,7 +340,29 @@ export const mysqlGtidAlgebra: GtidAlgebra = Object.freeze({
     return { count: gtidSetCount(set), description: describeGtidSet(set) };
   },
   compare: (a: string, b: string) => compareGtidSets(a, b),
+  receivedOnNode: (node: NodeGtidFacts, context: ErrantContext) =>
+    formatGtidSet(
+      gtidSetSubtract(gtidSetUnion(node.retrieved, node.executed), mysqlErrantSet(node, context)),
+    ),
+  errantOnNode: (node: NodeGtidFacts, context: ErrantContext) => {
+    const set = mysqlErrantSet(node, context);
+    return { count: gtidSetCount(set), description: describeGtidSet(set) };
+  },
 });
+
+/**
+ * MySQL: `GTID_SUBTRACT(gtid_executed, Retrieved_Gtid_Set ∪ primary's gtid_executed)`. A set is
+ * exact, so a hole below the primary's last GTID and a local write under the node's own UUID are
+ * both seen. Retrieved_Gtid_Set covers what arrived after the primary was last seen. Without
+ * the primary (never probed), what another member also executed stands in for it.
+ */
+function mysqlErrantSet(node: NodeGtidFacts, context: ErrantContext): GtidSet {
+  const references =
+    context.primary !== undefined && context.primary.trim() !== ''
+      ? [node.retrieved, context.primary]
+      : [node.retrieved, ...(context.peers ?? [])];
+  return findErrantGtidSet(node.executed, references);
+}
 
 /** {@link GtidAlgebra} over MariaDB positions (lib/core/gtid.ts: per-domain last GTID). */
 export const mariadbGtidAlgebra: GtidAlgebra = Object.freeze({
@@ -316,7 +380,61 @@ export const mariadbGtidAlgebra: GtidAlgebra = Object.freeze({
     };
   },
   compare: (a: string, b: string) => compareGtidPos(a, b),
+  // Gtid_IO_Pos never holds local writes; empty (never received, or reset) falls back to
+  // gtid_current_pos, which the errant check then vets.
+  receivedOnNode: (node: NodeGtidFacts) =>
+    formatGtidPos(parseGtidPos(node.retrieved.trim() !== '' ? node.retrieved : node.executed)),
+  errantOnNode: (node: NodeGtidFacts, context: ErrantContext) => {
+    const ranges = mariadbNodeErrant(node, context.primary);
+    return {
+      count: ranges.reduce((n, r) => n + (r.toSeq - r.fromSeq + 1), 0),
+      description: describeGtidRanges(ranges),
+    };
+  },
 });
+
+/**
+ * MariaDB errant transactions: GTIDs a replica executed that did not come from the primary.
+ *
+ * What the node has executed is gtid_binlog_pos (every binlogged transaction, local writes
+ * included, with log_slave_updates) and gtid_current_pos. What it may legitimately have:
+ *  - what its IO thread received from the primary (Gtid_IO_Pos),
+ *  - what replication applied (gtid_slave_pos; local writes never enter it),
+ *  - the primary's last known gtid_binlog_pos, which covers older domains the primary had even
+ *    when this replica's received position was reset.
+ * A domain entry covered by none of these is errant: the node alone has it.
+ *
+ * Entries carrying the node's OWN server_id are held to a stricter rule. A position keeps
+ * only the last GTID per domain, so the primary at 0-1-105 "covers" seq 101 whatever server
+ * wrote it; a local write 0-3-101 on a replica whose IO thread stopped at 0-1-100 would
+ * slip through. For those entries the primary only counts when it holds the very same GTID
+ * (this node was primary once and its writes replicated out).
+ */
+function mariadbNodeErrant(node: NodeGtidFacts, primaryText: string | undefined): GtidRange[] {
+  const received = parseGtidPos(node.retrieved);
+  const slave = parseGtidPos(node.replicated);
+  const primary = parseGtidPos(primaryText ?? '');
+  const found = new Map<number, GtidRange>();
+  for (const text of [node.binlog, node.executed]) {
+    if (text === undefined) continue;
+    const executed = parseGtidPos(text);
+    const own: GtidPos = new Map();
+    const foreign: GtidPos = new Map();
+    for (const [d, e] of executed) (e.serverId === node.serverId ? own : foreign).set(d, e);
+    const primaryIdentical: GtidPos = new Map();
+    for (const [d, e] of own) if (sameEntry(primary.get(d), e)) primaryIdentical.set(d, e);
+    const ranges = [
+      ...findErrantGtids(foreign, [received, slave, primary]),
+      ...findErrantGtids(own, [received, slave, primaryIdentical]),
+    ];
+    for (const r of ranges) if (!found.has(r.domain)) found.set(r.domain, r);
+  }
+  return [...found.values()].sort((x, y) => x.domain - y.domain);
+}
+
+function sameEntry(a: GtidEntry | undefined, b: GtidEntry): boolean {
+  return a !== undefined && a.seq === b.seq && a.serverId === b.serverId;
+}
 
 /** The algebra for a server flavor. */
 export function gtidAlgebraFor(flavor: 'mariadb' | 'mysql'): GtidAlgebra {

@@ -40,6 +40,14 @@ export interface ReplicationStatus {
   secondsBehindMaster: number | null;
   /** Gtid_IO_Pos: what this replica has RECEIVED from its source (per-domain positions). */
   gtidIoPos: string;
+  /**
+   * MySQL Retrieved_Gtid_Set (canonical): what the receiver fetched, never a local write. The
+   * dialect's parser fills it (with `flavor`); on MySQL `gtidIoPos` is Retrieved ∪ Executed, so
+   * the errant check needs this one. Optional: MariaDB probes may leave it out (Gtid_IO_Pos is it).
+   */
+  retrievedGtid?: string;
+  /** Flavor of the server that reported this status, when the dialect's parser filled it. */
+  flavor?: ServerFlavor;
   /** Slave_received_heartbeats from SHOW ALL SLAVES STATUS; grows while the source is alive. */
   heartbeatsReceived: number | null;
   /**
@@ -63,9 +71,17 @@ export interface SemiSyncStatus {
   slaveActive: boolean;
 }
 
+/** The server family: decides the GTID notation (MariaDB positions, MySQL sets). */
+export type ServerFlavor = 'mariadb' | 'mysql';
+
 /** One node as seen by one probe. */
 export interface NodeProbe {
   nodeId: string;
+  /**
+   * Server flavor, when the prober knows it (from @@version / @@version_comment). Optional:
+   * without it the core tells it from `version` ("-MariaDB" in it) or the GTID text.
+   */
+  flavor?: ServerFlavor;
   reachable: boolean;
   error?: ProbeError;
   /** Round trip of the probe in milliseconds. */
@@ -79,8 +95,11 @@ export interface NodeProbe {
   heartbeatLagMs?: number | null;
   logBin?: boolean;
   logSlaveUpdates?: boolean;
+  /** MariaDB @@gtid_binlog_pos; MySQL @@gtid_executed (the primary's position either way). */
   gtidBinlogPos?: string;
+  /** MariaDB @@gtid_current_pos; MySQL @@gtid_executed: everything the node executed. */
   gtidCurrentPos?: string;
+  /** MariaDB @@gtid_slave_pos; MySQL '' (no such thing). */
   gtidSlavePos?: string;
   /** Undefined when the node is not configured as a replica. */
   replication?: ReplicationStatus;

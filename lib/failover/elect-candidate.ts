@@ -1,6 +1,5 @@
 import { probeNode } from '../adapters/mysql/probe.ts';
 import { electCandidate, findErrantReplicas, replicasAheadOf } from '../core/elect-candidate.ts';
-import { describeGtidRanges } from '../core/gtid.ts';
 import type { ClusterSnapshot, ElectionPolicy } from '../core/types.ts';
 import { ErrantTransactionsError, InvalidRequestError, NoEligibleCandidateError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
@@ -83,7 +82,7 @@ export async function electCandidateStep(rt: Runtime, ctx: FailoverContext): Pro
         },
       );
     }
-    const ahead = replicasAheadOf(snapshot, election.nodeId).filter((r) => !(r.nodeId in excluded));
+    const ahead = replicasAheadOf(snapshot, election.nodeId, facts).filter((r) => !(r.nodeId in excluded));
     return {
       detail: {
         candidate: election.nodeId,
@@ -94,7 +93,7 @@ export async function electCandidateStep(rt: Runtime, ctx: FailoverContext): Pro
           ? {
               aheadOfCandidate: ahead.map((r) => ({
                 nodeId: r.nodeId,
-                missing: describeGtidRanges(r.missing),
+                missing: r.missing,
               })),
             }
           : {}),

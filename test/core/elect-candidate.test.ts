@@ -327,13 +327,13 @@ describe('replicasAheadOf', () => {
       {
         nodeId: 'n2',
         receivedGtid: '0-1-4530',
-        missing: [{ domain: 0, serverId: 1, fromSeq: 4527, toSeq: 4530, diverged: false }],
+        missing: 'domain 0: seq 4527-4530 (last 0-1-4530)',
         missingCount: 4,
       },
       {
         nodeId: 'n4',
         receivedGtid: '0-1-4528',
-        missing: [{ domain: 0, serverId: 1, fromSeq: 4527, toSeq: 4528, diverged: false }],
+        missing: 'domain 0: seq 4527-4528 (last 0-1-4528)',
         missingCount: 2,
       },
     ]);
