@@ -1,9 +1,10 @@
+import { type OperationWords, operationWords } from '../adapters/mysql/dialect/vocabulary.ts';
 import { probeNode } from '../adapters/mysql/probe.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { analyzeTopology } from '../core/analyze-topology.ts';
-import { electCandidate } from '../core/elect-candidate.ts';
-import { countMissingTransactions } from '../core/gtid.ts';
+import { clusterGtidAlgebra, electCandidate } from '../core/elect-candidate.ts';
 import type { CandidateVerdict, ClusterSnapshot, ElectionPolicy, NodeProbe } from '../core/types.ts';
+import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
 
 export interface PlannedStep {
@@ -38,7 +39,6 @@ export async function planFailover(
   opts: { ignoreLag?: boolean } = {},
 ): Promise<PlanResult> {
   const state = await rt.store.getClusterState(c.name);
-  const primary = state?.primaryId ?? c.primary;
   const logins = await rt.logins(c);
   const t = { connectTimeoutMs: c.detection.connectTimeoutMs, queryTimeoutMs: c.detection.queryTimeoutMs };
   const nodes: NodeProbe[] = await Promise.all(
@@ -50,7 +50,32 @@ export async function planFailover(
       ),
     ),
   );
-  const snapshot: ClusterSnapshot = { cluster: c.name, takenAt: rt.now(), primaryId: primary, nodes };
+  const takenAt = rt.now();
+  return describeFailoverPlan(c, { state, nodes, takenAt, now: rt.now() }, opts);
+}
+
+/** What {@link describeFailoverPlan} plans from: the stored state and one probe of every node. */
+export interface PlanInput {
+  state: ClusterState | undefined;
+  nodes: NodeProbe[];
+  /** When the probes were taken (epoch ms). */
+  takenAt: number;
+  now: number;
+}
+
+/**
+ * The dry run from facts already read (pure): election and steps, each step in the words of the
+ * node it acts on (MariaDB: STOP SLAVE IO_THREAD, MASTER_GTID_WAIT; MySQL 8.4: STOP REPLICA
+ * IO_THREAD, WAIT_FOR_EXECUTED_GTID_SET), the statements the failover's named operations send.
+ */
+export function describeFailoverPlan(
+  c: ClusterConfig,
+  input: PlanInput,
+  opts: { ignoreLag?: boolean } = {},
+): PlanResult {
+  const { state, nodes } = input;
+  const primary = state?.primaryId ?? c.primary;
+  const snapshot: ClusterSnapshot = { cluster: c.name, takenAt: input.takenAt, primaryId: primary, nodes };
   const analysis = analyzeTopology(snapshot, [], {
     replicaLagAlertSeconds: c.detection.replicaLagAlertSeconds,
     longTransactionAlertSeconds: c.detection.longTransactionAlertSeconds,
@@ -73,7 +98,7 @@ export async function planFailover(
     ...(primaryGtid && primarySeenAt !== undefined ? { primaryLastSeenAt: primarySeenAt } : {}),
   });
 
-  const now = rt.now();
+  const now = input.now;
   const blocked = state?.blockedUntil !== undefined && state.blockedUntil > now;
   let why: string;
   if (state?.failoverInProgress) why = `${state.failoverInProgress.executionName} is already in progress`;
@@ -91,11 +116,15 @@ export async function planFailover(
   if (election.kind === 'candidate') {
     const cand = election.nodeId;
     const cp = nodes.find((n) => n.nodeId === cand);
+    const gtid = clusterGtidAlgebra(nodes);
     const backlog =
-      cp?.gtidCurrentPos !== undefined
-        ? countMissingTransactions(cp.gtidCurrentPos, election.receivedGtid)
+      cp?.gtidCurrentPos !== undefined && 'algebra' in gtid
+        ? gtid.algebra.countMissing(cp.gtidCurrentPos, election.receivedGtid)
         : 0;
     const others = c.nodes.filter((n) => n.id !== cand && n.id !== primary).map((n) => n.id);
+    // Each step in the words of the node it acts on; a node that never answered speaks like the candidate.
+    const w = wordsFor(cp);
+    const pw = primaryProbe?.reachable ? wordsFor(primaryProbe, cp) : w;
     steps.push(
       {
         state: 'BeginFailover',
@@ -105,21 +134,21 @@ export async function planFailover(
       {
         state: 'FenceOldPrimary',
         action: primaryProbe?.reachable
-          ? `${primary} answers: read_only=ON (never waiting: client sessions killed while it cannot apply), client sessions ended; then the survivors' IO threads stop`
+          ? `${primary} answers: ${pw.fenceOn} (never waiting: client sessions killed while it cannot apply), client sessions ended; then the survivors' IO threads stop`
           : `${primary} does not answer: the VIP moves to ${cand} before anything is promoted, the survivors' IO threads stop meanwhile`,
       },
       {
         state: 'CatchUpCandidate',
-        action: `STOP SLAVE IO_THREAD on ${cand}, MASTER_GTID_WAIT up to ${election.receivedGtid || '(empty)'} (${backlog} transaction(s) to apply, at most ${c.failover.relayLogTimeoutSeconds} s)`,
+        action: `${w.stopIo} on ${cand}, ${w.waitFunction} up to ${election.receivedGtid || '(empty)'} (${backlog} transaction(s) to apply, at most ${c.failover.relayLogTimeoutSeconds} s)`,
       },
       {
         state: 'PromoteCandidate',
-        action: `${primary} fenced again if it answers writable; ${cand}: STOP SLAVE, RESET SLAVE ALL${c.failover.semiSync ? ', semi-sync master AFTER_SYNC' : ''}, read_only=OFF`,
+        action: `${primary} fenced again if it answers writable; ${cand}: ${w.stop}, ${w.resetAll}${c.failover.semiSync ? `, semi-sync ${w.semiSyncSource} AFTER_SYNC (${w.semiSyncSourceEnabled}=ON)` : ''}, ${w.writesOn}`,
       },
       {
         state: 'RepointReplicas',
         action: others.length
-          ? `${others.join(', ')} -> replicate from ${cand} (GTID slave_pos)`
+          ? `${others.join(', ')} -> replicate from ${cand} (${w.follow})`
           : 'no other replica',
       },
       {
@@ -163,4 +192,12 @@ export async function planFailover(
     verdicts: election.verdicts,
     steps,
   };
+}
+
+/** Words when no dialect can be told from the node: MariaDB's, the flavor this project ran live. */
+const MARIADB_WORDS = operationWords('10.11.0-MariaDB') as OperationWords;
+
+/** The operation words for `node`'s server, else `fallback`'s, else MariaDB's. */
+function wordsFor(node: NodeProbe | undefined, fallback?: NodeProbe): OperationWords {
+  return operationWords(node?.version) ?? operationWords(fallback?.version) ?? MARIADB_WORDS;
 }

@@ -1,6 +1,8 @@
+import { operationWords } from '../adapters/mysql/dialect/vocabulary.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { analyzeTopology } from '../core/analyze-topology.ts';
-import type { NodeProbe } from '../core/types.ts';
+import { clusterGtidAlgebra } from '../core/elect-candidate.ts';
+import type { ClusterSnapshot, NodeProbe } from '../core/types.ts';
 import { probeCluster } from '../health/monitor.ts';
 import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
@@ -10,6 +12,8 @@ export interface NodeStatus {
   endpoint: string;
   role: 'primary' | 'replica' | 'needs-rejoin' | 'unknown';
   reachable: boolean;
+  /** "MariaDB 10.11.6" / "MySQL 8.4.3", from @@version; undefined when the node did not answer. */
+  server?: string;
   readOnly?: boolean;
   gtid?: string;
   io?: string;
@@ -33,6 +37,16 @@ export interface ClusterStatus {
   needsRejoin: string[];
   /** Whether commits on the primary are protected by semi-sync (policy failover.semiSync), and why not. */
   semiSync: { policy: boolean; protecting: boolean; note?: string };
+  /** Set when the nodes mix MariaDB and MySQL: no failover can compare their GTIDs. */
+  mixedFlavors?: string;
+}
+
+/** What {@link describeClusterStatus} reports on: the stored state, one probe round, the VIP holder. */
+export interface StatusInput {
+  state: ClusterState | undefined;
+  snapshot: ClusterSnapshot;
+  holder: string | undefined;
+  now: number;
 }
 
 /** The health report: stored state plus a fresh probe of every node and the VIP holder. */
@@ -41,14 +55,25 @@ export async function clusterStatus(rt: Runtime, c: ClusterConfig): Promise<Clus
   const primary = state?.primaryId ?? c.primary;
   const logins = await rt.logins(c);
   const snapshot = await probeCluster(c, primary, logins.admin, rt.now());
+  const mover = await rt.vipMover(c).catch(() => undefined);
+  const holder = await mover?.currentHolder().catch(() => undefined);
+  return describeClusterStatus(c, { state, snapshot, holder, now: rt.now() });
+}
+
+/**
+ * The health report from facts already read (pure): the same for MariaDB and MySQL nodes, whose
+ * probes carry their flavor's GTID text (gtid_binlog_pos / gtid_executed) in the same fields.
+ */
+export function describeClusterStatus(c: ClusterConfig, input: StatusInput): ClusterStatus {
+  const { state, snapshot, holder } = input;
+  const primary = snapshot.primaryId;
   const analysis = analyzeTopology(snapshot, [], {
     replicaLagAlertSeconds: c.detection.replicaLagAlertSeconds,
     longTransactionAlertSeconds: c.detection.longTransactionAlertSeconds,
     progressWindowMs: 1200,
   });
-  const mover = await rt.vipMover(c).catch(() => undefined);
-  const holder = await mover?.currentHolder().catch(() => undefined);
   const needsRejoin = state?.needsRejoin ?? [];
+  const gtid = clusterGtidAlgebra(snapshot.nodes);
   return {
     cluster: c.name,
     analysis: analysis.code,
@@ -64,11 +89,12 @@ export async function clusterStatus(rt: Runtime, c: ClusterConfig): Promise<Clus
     nodes: snapshot.nodes.map((n) => nodeStatus(c, n, primary, needsRejoin)),
     ...(state?.failoverInProgress ? { failoverInProgress: state.failoverInProgress } : {}),
     ...(state?.lastFailover ? { lastFailover: state.lastFailover } : {}),
-    ...(state?.blockedUntil && state.blockedUntil > rt.now()
+    ...(state?.blockedUntil && state.blockedUntil > input.now
       ? { blockedUntil: new Date(state.blockedUntil).toISOString() }
       : {}),
     needsRejoin,
     semiSync: semiSyncStatus(c, snapshot.nodes, primary),
+    ...('mixed' in gtid ? { mixedFlavors: gtid.mixed } : {}),
   };
 }
 
@@ -91,14 +117,17 @@ function semiSyncStatus(c: ClusterConfig, nodes: NodeProbe[], primary: string): 
 function nodeStatus(c: ClusterConfig, n: NodeProbe, primary: string, needsRejoin: string[]): NodeStatus {
   const cfg = c.nodes.find((x) => x.id === n.nodeId);
   const role = n.nodeId === primary ? 'primary' : needsRejoin.includes(n.nodeId) ? 'needs-rejoin' : 'replica';
+  const words = operationWords(n.version);
   return {
     nodeId: n.nodeId,
     endpoint: `${cfg?.host}:${cfg?.port}`,
     role,
     reachable: n.reachable,
+    ...(words !== undefined ? { server: words.server } : n.version ? { server: n.version } : {}),
     ...(n.readOnly !== undefined ? { readOnly: n.readOnly } : {}),
+    // The primary's binlog position (MySQL: gtid_executed, one line), a replica's executed set.
     ...(n.gtidCurrentPos !== undefined
-      ? { gtid: role === 'primary' ? n.gtidBinlogPos : n.gtidCurrentPos }
+      ? { gtid: oneLine((role === 'primary' ? n.gtidBinlogPos : n.gtidCurrentPos) ?? '') }
       : {}),
     ...(n.replication
       ? {
@@ -111,12 +140,17 @@ function nodeStatus(c: ClusterConfig, n: NodeProbe, primary: string, needsRejoin
       ? {
           semiSync:
             role === 'primary'
-              ? `master ${n.semiSync.masterActive ? 'ON' : 'OFF'} (${n.semiSync.masterClients} clients)`
-              : `slave ${n.semiSync.slaveActive ? 'ON' : 'OFF'}`,
+              ? `${words?.semiSyncSource ?? 'master'} ${n.semiSync.masterActive ? 'ON' : 'OFF'} (${n.semiSync.masterClients} clients)`
+              : `${words?.semiSyncReplica ?? 'slave'} ${n.semiSync.slaveActive ? 'ON' : 'OFF'}`,
         }
       : {}),
     ...(n.error ? { error: `${n.error.kind}: ${n.error.code}` } : {}),
   };
+}
+
+/** GTID text as one line: MySQL prints sets with ",\n" between source UUIDs. */
+function oneLine(gtid: string): string {
+  return gtid.replace(/,\s+/g, ',').trim();
 }
 
 /** A fixed-width table for people (the JSON is the machine-readable form). */
@@ -125,11 +159,12 @@ export function formatStatus(s: ClusterStatus): string {
     `cluster ${s.cluster}  state ${s.analysis} — ${s.description}`,
     `primary ${s.primary}  epoch ${s.epoch}  VIP ${s.vip.address ?? '-'} (${s.vip.provider}) on ${s.vip.holder ?? '?'}${s.vip.client ? `  clients use ${s.vip.client}` : ''}`,
   ];
-  const head = ['node', 'role', 'endpoint', 'up', 'ro', 'gtid', 'io', 'sql', 'lag', 'semi-sync'];
+  const head = ['node', 'role', 'endpoint', 'server', 'up', 'ro', 'gtid', 'io', 'sql', 'lag', 'semi-sync'];
   const rows = s.nodes.map((n) => [
     n.nodeId,
     n.role,
     n.endpoint,
+    n.server ?? '-',
     n.reachable ? 'yes' : `NO (${n.error ?? ''})`,
     n.readOnly === undefined ? '-' : n.readOnly ? 'ON' : 'OFF',
     n.gtid ?? '-',
@@ -153,5 +188,6 @@ export function formatStatus(s: ClusterStatus): string {
   if (s.blockedUntil) lines.push(`automatic failover blocked until ${s.blockedUntil} (acknowledge to clear)`);
   if (s.needsRejoin.length) lines.push(`needs rejoin: ${s.needsRejoin.join(', ')}`);
   if (s.semiSync.note) lines.push(`semi-sync: ${s.semiSync.note}`);
+  if (s.mixedFlavors) lines.push(`flavors: ${s.mixedFlavors}; check refuses such a cluster`);
   return lines.join('\n');
 }

@@ -11,3 +11,4 @@ export { mysql8Dialect, mysql57Dialect, parseMysqlReplicaRow } from './mysql.ts'
 export { type MysqlRejoinInput, type MysqlRejoinPlan, planMysqlRejoin } from './rejoin-plan.ts';
 export { sqlStringLiteral } from './sql-text.ts';
 export type * from './types.ts';
+export { type OperationWords, operationWords } from './vocabulary.ts';
