@@ -1,8 +1,9 @@
-import { onInst } from '../adapters/mysql/admin.ts';
+import { onInst, onNode } from '../adapters/mysql/admin.ts';
+import { type CloneOutcome, cloneNode } from '../adapters/mysql/clone-node.ts';
 import type { Login, Timeouts } from '../adapters/mysql/connection.ts';
 import { type MysqlRejoinPlan, planMysqlRejoin } from '../adapters/mysql/dialect/rejoin-plan.ts';
 import type { GtidPositions, ServerVersion } from '../adapters/mysql/dialect/types.ts';
-import type { OpsClock } from '../adapters/mysql/operations.ts';
+import { type OpsClock, openInst } from '../adapters/mysql/operations.ts';
 import { type RebuildResult, rebuildFromPrimary } from '../adapters/mysql/rebuild.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { instClock, sourceOf, timeouts } from '../failover/steps.ts';
@@ -26,7 +27,8 @@ export interface RejoinResult {
   cluster: string;
   node: string;
   primary: string;
-  outcome: 'rejoined' | 'rebuilt' | 'refused';
+  /** 'cloned': MySQL, the node cloned the primary and restarts; run rejoin again (no rebuild) once it is up. */
+  outcome: 'rejoined' | 'rebuilt' | 'cloned' | 'refused';
   nodeGtid: { binlogPos: string; binlogState: string; slavePos: string };
   primaryGtid: { binlogPos: string; binlogState: string };
   /** MariaDB: errant (domain, server_id) entries. Empty on MySQL: see `mysql`. */
@@ -36,6 +38,8 @@ export interface RejoinResult {
   /** Options offered when refused. */
   options?: string[];
   rebuild?: RebuildResult;
+  /** MySQL rebuild by CLONE INSTANCE: how the clone ended. */
+  clone?: CloneOutcome;
   replication?: { io: string; sql: boolean; caughtUp: boolean };
   /** Semi-sync on the primary after the rejoin (policy failover.semiSync): restored when it was off. */
   semiSync?: { enabledNow: boolean; active: boolean; clients: number };
@@ -202,6 +206,9 @@ async function restoreSemiSync(
   );
 }
 
+/** How long rejoin waits for CLONE INSTANCE to return (the function's own timeout is 900 s). */
+const CLONE_WAIT_MS = 840_000;
+
 /**
  * Brings `nodeId` (a returned former primary or any diverged node) back as a replica of the
  * current primary. It is made read-only first, so nothing new diverges while it is compared.
@@ -278,10 +285,9 @@ export async function rejoinNode(
     errant,
     ...(decision.mysql ? { mysql: decision.mysql } : {}),
   };
-  // The logical copy (rebuild.ts) is MariaDB's; a MySQL node is rebuilt as the options say.
-  const mustRefuse =
-    decision.kind === 'refuse' &&
-    (!opts.rebuild || nodeGtid.flavor !== 'mariadb' || primaryFacts.flavor !== 'mariadb');
+  // A rebuild cures errant or purged history (MariaDB: the logical copy of rebuild.ts; MySQL:
+  // CLONE INSTANCE), never a mixed pair.
+  const mustRefuse = decision.kind === 'refuse' && (!opts.rebuild || nodeGtid.flavor !== primaryFacts.flavor);
   if (decision.kind === 'refuse' && mustRefuse) {
     const options = decision.options;
     const report = [
@@ -308,13 +314,47 @@ export async function rejoinNode(
   }
 
   let rebuild: RebuildResult | undefined;
+  if (opts.rebuild && nodeGtid.flavor === 'mysql') {
+    // MySQL: the clone plugin replaces data and GTID history at once (8.0.17+, same version on
+    // both). The node restarts; a second rejoin (no rebuild) then finds nothing errant and follows.
+    const clone = await onNode(n.id, n, logins.admin, t, 'Rejoin (clone)', async (s) => {
+      const inst = await openInst(s, n.id, clock);
+      return cloneNode(s, {
+        nodeId,
+        recipient: inst.dialect.version,
+        donor: primaryFacts.version,
+        source: { ...sourceOf(p, logins.admin), nodeId: primaryId },
+        quote: inst.quote,
+        timeoutMs: CLONE_WAIT_MS,
+      });
+    });
+    const next =
+      clone === 'restarting'
+        ? `${nodeId} restarts with ${primaryId}'s data and GTID history; once it answers, run rejoin again without rebuild: it follows ${primaryId}.`
+        : clone === 'restart-by-hand'
+          ? `${nodeId} holds ${primaryId}'s data but no supervisor restarts it (error 3707): start its mysqld by hand, then run rejoin again without rebuild.`
+          : `The clone did not end within ${CLONE_WAIT_MS / 1000} s and may still run: watch performance_schema.clone_status on ${nodeId}; when it shows Completed and the node restarted, run rejoin again without rebuild.`;
+    const message = `${nodeId} cloned from ${primaryId} (${clone}). ${next}`;
+    await rt.store.putEvent(
+      { cluster: c.name, at: rt.now(), type: 'NodeCloned', message, data: { nodeId, clone } },
+      EVENT_TTL_SECONDS,
+    );
+    return {
+      report: [
+        `rejoin of ${nodeId}: CLONED from ${primaryId} in ${rt.now() - t0} ms (CLONE INSTANCE, ${clone})`,
+        ...(decision.mysql?.kind === 'errant'
+          ? [`  errant transactions discarded by the clone: ${decision.mysql.errant}`]
+          : []),
+        `  ${next}`,
+        `  check my.cnf on ${nodeId} has read_only=ON and super_read_only=ON: the restarted server reads them from there.`,
+      ].join('\n'),
+      outcome: 'cloned',
+      ...base,
+      clone,
+      ms: rt.now() - t0,
+    };
+  }
   if (opts.rebuild) {
-    if (nodeGtid.flavor !== 'mariadb') {
-      throw new OperatorRefusedError(
-        `rebuild copies MariaDB only; ${nodeId} runs MySQL ${nodeGtid.version.major}.${nodeGtid.version.minor}: rebuild it as rejoin's options say (RESET BINARY LOGS AND GTIDS or RESET MASTER, a consistent copy, or CLONE). ${nodeId} was left read-only; nothing else was changed.`,
-        { cluster: c.name, nodeId },
-      );
-    }
     rebuild = await rebuildFromPrimary({ ...p, nodeId: p.id }, { ...n, nodeId: n.id }, logins.admin);
   }
   const replication = await onInst(

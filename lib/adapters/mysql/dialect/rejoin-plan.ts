@@ -78,9 +78,9 @@ function rebuildOptions(input: MysqlRejoinInput): string[] {
   ];
   if (atLeast(input.nodeVersion, 8, 0, 17)) {
     out.push(
-      `Clone (MySQL 8.0.17+): with the clone plugin on both nodes, run CLONE INSTANCE FROM on ${input.nodeId} ` +
-        `against ${input.primaryId} (BACKUP_ADMIN on the donor account, CLONE_ADMIN on the recipient); it replaces ` +
-        'the data and the GTID history, restarts the node, and it can then follow the primary with auto-position.',
+      `Clone (MySQL 8.0.17+, the same version on both nodes): rejoin with "rebuild": true runs CLONE INSTANCE FROM on ${input.nodeId} ` +
+        `against ${input.primaryId} (clone plugin on both nodes, BACKUP_ADMIN and CLONE_ADMIN for the admin account); it replaces ` +
+        'the data and the GTID history and restarts the node; run rejoin again (no rebuild) once it is up, and it follows the primary with auto-position.',
     );
   }
   out.push(
