@@ -20,8 +20,10 @@ import type {
   ElectionPolicy,
   NodeProbe,
   PromotionRule,
-  ServerFlavor,
 } from './types.ts';
+
+/** The server family: decides the GTID notation (MariaDB positions, MySQL sets). */
+type ServerFlavor = NonNullable<NodeProbe['flavor']>;
 
 /** Nodes the election must skip whatever their data says, with the reason for the report. */
 export interface ExclusionFacts {
@@ -104,7 +106,9 @@ function gtidFactsOf(node: NodeProbe, algebra: GtidAlgebra): NodeGtidFacts {
   if (algebra.flavor === 'mysql') {
     return {
       executed: node.gtidCurrentPos ?? '',
-      retrieved: rep?.retrievedGtid ?? '',
+      // Without Retrieved_Gtid_Set, Retrieved ∪ Executed: nothing can be told errant (the
+      // election says so in its notes) rather than legitimate late arrivals vetoed as errant.
+      retrieved: rep?.retrievedGtid ?? rep?.gtidIoPos ?? '',
       replicated: '',
     };
   }
@@ -287,6 +291,8 @@ function assessReplica(
   try {
     if (algebra.flavor === 'mariadb' && rep.gtidIoPos.trim() === '')
       a.notes.push('Gtid_IO_Pos empty: ranked by gtid_current_pos');
+    if (algebra.flavor === 'mysql' && rep.retrievedGtid === undefined)
+      a.notes.push('errant transactions not checked: the probe carries no Retrieved_Gtid_Set');
     const g = gtidFactsOf(node, algebra);
     const errantCtx = errantContext(node, context.snapshot, facts);
     a.received = algebra.receivedOnNode(g, errantCtx);

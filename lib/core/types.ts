@@ -38,17 +38,15 @@ export interface ReplicationStatus {
   lastSqlErrno: number;
   lastSqlError: string;
   secondsBehindMaster: number | null;
-  /** Gtid_IO_Pos: what this replica has RECEIVED from its source (per-domain positions). */
+  /**
+   * What this replica has RECEIVED from its source: MariaDB Gtid_IO_Pos (per-domain positions);
+   * MySQL Retrieved_Gtid_Set ∪ Executed_Gtid_Set (a GTID set, canonical one-line form).
+   */
   gtidIoPos: string;
   /**
-   * MySQL Retrieved_Gtid_Set (canonical): what the receiver fetched, never a local write. The
-   * dialect's parser fills it (with `flavor`); on MySQL `gtidIoPos` is Retrieved ∪ Executed, so
-   * the errant check needs this one. Optional: MariaDB probes may leave it out (Gtid_IO_Pos is it).
+   * Slave_received_heartbeats from SHOW ALL SLAVES STATUS (MySQL: COUNT_RECEIVED_HEARTBEATS of
+   * performance_schema.replication_connection_status); grows while the source is alive.
    */
-  retrievedGtid?: string;
-  /** Flavor of the server that reported this status, when the dialect's parser filled it. */
-  flavor?: ServerFlavor;
-  /** Slave_received_heartbeats from SHOW ALL SLAVES STATUS; grows while the source is alive. */
   heartbeatsReceived: number | null;
   /**
    * Slave_heartbeat_period in seconds (SHOW ALL SLAVES STATUS): how long a quiet source may send
@@ -56,6 +54,14 @@ export interface ReplicationStatus {
    */
   heartbeatPeriodSeconds?: number | null;
   usingGtid: string;
+  /**
+   * MySQL Retrieved_Gtid_Set (canonical): what the receiver fetched, never a local write. On
+   * MySQL `gtidIoPos` is Retrieved ∪ Executed, so the errant check needs this one; without it
+   * the election notes that it could not check. MariaDB probes leave it out (Gtid_IO_Pos is it).
+   */
+  retrievedGtid?: string;
+  /** Flavor of the server that reported this status, when the dialect's parser filled it. */
+  flavor?: 'mariadb' | 'mysql';
 }
 
 export interface SemiSyncStatus {
@@ -71,35 +77,35 @@ export interface SemiSyncStatus {
   slaveActive: boolean;
 }
 
-/** The server family: decides the GTID notation (MariaDB positions, MySQL sets). */
-export type ServerFlavor = 'mariadb' | 'mysql';
-
 /** One node as seen by one probe. */
 export interface NodeProbe {
   nodeId: string;
-  /**
-   * Server flavor, when the prober knows it (from @@version / @@version_comment). Optional:
-   * without it the core tells it from `version` ("-MariaDB" in it) or the GTID text.
-   */
-  flavor?: ServerFlavor;
   reachable: boolean;
   error?: ProbeError;
   /** Round trip of the probe in milliseconds. */
   probeMs: number;
+  /**
+   * The server family, detected per node (@@version): it says how to read the GTID fields
+   * (MariaDB domain-server-seq positions; MySQL GTID sets). Absent in probes recorded before
+   * the prober spoke MySQL: read those as MariaDB.
+   */
+  flavor?: 'mariadb' | 'mysql';
   serverId?: number;
   version?: string;
   readOnly?: boolean;
+  /** MySQL super_read_only (read_only for accounts with SUPER / CONNECTION_ADMIN too); absent on MariaDB. */
+  superReadOnly?: boolean;
   /** The primary probe writes a heartbeat row; true when that write committed. */
   writable?: boolean;
   /** Lag measured from the heartbeat table (pt-heartbeat style), in ms, replicas only. */
   heartbeatLagMs?: number | null;
   logBin?: boolean;
   logSlaveUpdates?: boolean;
-  /** MariaDB @@gtid_binlog_pos; MySQL @@gtid_executed (the primary's position either way). */
+  /** MariaDB @@gtid_binlog_pos; MySQL @@gtid_executed (a GTID set, canonical one-line form). */
   gtidBinlogPos?: string;
-  /** MariaDB @@gtid_current_pos; MySQL @@gtid_executed: everything the node executed. */
+  /** MariaDB @@gtid_current_pos; MySQL @@gtid_executed (a GTID set, canonical one-line form). */
   gtidCurrentPos?: string;
-  /** MariaDB @@gtid_slave_pos; MySQL '' (no such thing). */
+  /** MariaDB @@gtid_slave_pos; '' on MySQL. */
   gtidSlavePos?: string;
   /** Undefined when the node is not configured as a replica. */
   replication?: ReplicationStatus;

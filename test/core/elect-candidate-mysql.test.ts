@@ -252,3 +252,17 @@ describe('flavorOfNode and clusterGtidAlgebra', () => {
     expect('algebra' in one && one.algebra.flavor).toBe('mysql');
   });
 });
+
+describe('electCandidate on a MySQL probe without Retrieved_Gtid_Set', () => {
+  it('does not veto late arrivals as errant, and says the errant check could not run', () => {
+    const n2 = replica('n2', 2, { retrieved: `${P}:1-120`, executed: `${P}:1-120` });
+    const { retrievedGtid: _r, ...stripped } = n2.replication!;
+    const e = electCandidate(cluster({ ...n2, replication: stripped }), policy(), {
+      primaryGtid: `${P}:1-100`,
+    });
+    expect(chosen(e)).toBe('n2');
+    expect(reasonsOf(e, 'n2')).toContain(
+      'errant transactions not checked: the probe carries no Retrieved_Gtid_Set',
+    );
+  });
+});

@@ -48,7 +48,7 @@ export async function cloneNode(session: SqlSession, req: CloneRequest): Promise
   const support = cloneSupport(req.recipient, req.donor);
   if (!support.ok) {
     throw new OperatorRefusedError(
-      `Rebuild of ${req.nodeId} by CLONE refused: ${support.reason}. Nothing was changed.`,
+      `Rebuild of ${req.nodeId} by CLONE refused: ${support.reason}. The clone changed nothing.`,
       { nodeId: req.nodeId },
     );
   }
@@ -64,7 +64,7 @@ export async function cloneNode(session: SqlSession, req: CloneRequest): Promise
   if (!installed) {
     throw new OperatorRefusedError(
       `Rebuild of ${req.nodeId} by CLONE refused: the clone plugin is not active on ${req.nodeId}. ` +
-        `Run ${INSTALL_CLONE_PLUGIN} on ${req.nodeId} and on the donor ${req.source.nodeId} (and add plugin-load-add=mysql_clone.so to both my.cnf), then retry. Nothing was changed.`,
+        `Run ${INSTALL_CLONE_PLUGIN} on ${req.nodeId} and on the donor ${req.source.nodeId} (and add plugin-load-add=mysql_clone.so to both my.cnf), then retry. The clone changed nothing.`,
       { nodeId: req.nodeId },
     );
   }
