@@ -296,7 +296,9 @@ export async function rejoinNode(
         (e) =>
           `  domain ${e.domain}, server_id ${e.serverId}: ${nodeId} has up to ${e.gtid}, ${primaryId} ${e.primarySeq ? `only up to ${e.domain}-${e.serverId}-${e.primarySeq}` : 'none from that server'}`,
       ),
-      `  ${nodeId} gtid_binlog_state ${nodeGtid.binlogState || '(empty)'}; ${primaryId} ${primaryGtid.binlogState || '(empty)'}`,
+      nodeGtid.flavor === 'mysql'
+        ? `  ${nodeId} gtid_executed ${nodeGtid.executed || '(empty)'}; ${primaryId} ${primaryFacts.executed || '(empty)'}`
+        : `  ${nodeId} gtid_binlog_state ${nodeGtid.binlogState || '(empty)'}; ${primaryId} ${primaryGtid.binlogState || '(empty)'}`,
       `${nodeId} was left read-only and not replicating. Options:`,
       ...options.map((o, i) => `  ${i + 1}. ${o}`),
     ].join('\n');
@@ -387,7 +389,7 @@ export async function rejoinNode(
   await rt.notifier.notify({ cluster: c.name, severity: 'info', subject: `${nodeId} rejoined`, message });
   const lines = [
     `rejoin of ${nodeId}: ${outcome.toUpperCase()} as a replica of ${primaryId} in ${rt.now() - t0} ms`,
-    `  ${nodeId} had gtid_binlog_pos ${nodeGtid.binlogPos || '(empty)'}; ${primaryId} ${primaryGtid.binlogPos || '(empty)'}`,
+    `  ${nodeId} had ${nodeGtid.flavor === 'mysql' ? 'gtid_executed' : 'gtid_binlog_pos'} ${nodeGtid.binlogPos || '(empty)'}; ${primaryId} ${primaryGtid.binlogPos || '(empty)'}`,
   ];
   if (errant.length)
     lines.push(`  errant transactions discarded by the rebuild: ${errant.map((e) => e.gtid).join(', ')}`);
