@@ -60,20 +60,20 @@ interface Assessment {
 }
 
 /**
- * The flavor of a node: what the prober said, else its @@version (MariaDB always names itself
- * there), else its GTID notation (MySQL sets have `uuid:`, MariaDB positions do not).
- * Undefined when nothing tells.
+ * The flavor of a node: what the prober said, else the notation of its GTID text (MySQL sets
+ * have `uuid:`, MariaDB positions do not: the most direct evidence of how to read them), else
+ * its @@version (MariaDB names itself there). Undefined when nothing tells.
  */
 export function flavorOfNode(node: NodeProbe): ServerFlavor | undefined {
   if (node.flavor !== undefined) return node.flavor;
   if (node.replication?.flavor !== undefined) return node.replication.flavor;
-  if (node.version !== undefined && node.version.trim() !== '')
-    return /mariadb/i.test(node.version) ? 'mariadb' : 'mysql';
   const text = [node.gtidCurrentPos, node.gtidBinlogPos, node.replication?.gtidIoPos].find(
     (t) => t !== undefined && t.trim() !== '',
   );
-  if (text === undefined) return undefined;
-  return text.includes(':') ? 'mysql' : 'mariadb';
+  if (text !== undefined) return text.includes(':') ? 'mysql' : 'mariadb';
+  if (node.version !== undefined && node.version.trim() !== '')
+    return /mariadb/i.test(node.version) ? 'mariadb' : 'mysql';
+  return undefined;
 }
 
 /**

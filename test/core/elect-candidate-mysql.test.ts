@@ -232,7 +232,7 @@ describe('replicasAheadOf on MySQL GTID sets', () => {
 });
 
 describe('flavorOfNode and clusterGtidAlgebra', () => {
-  it('tell the flavor from the prober, the replica status parser, @@version, or the GTID notation', () => {
+  it('tell the flavor from the prober, the replica status parser, the GTID notation, or @@version', () => {
     expect(flavorOfNode({ nodeId: 'a', reachable: true, probeMs: 0, flavor: 'mysql' })).toBe('mysql');
     // No version, no GTIDs yet: the replica status the MySQL parser filled says it.
     const { version: _v, ...noVersion } = replica('b', 2, { retrieved: '', executed: '' });
@@ -264,5 +264,19 @@ describe('electCandidate on a MySQL probe without Retrieved_Gtid_Set', () => {
     expect(reasonsOf(e, 'n2')).toContain(
       'errant transactions not checked: the probe carries no Retrieved_Gtid_Set',
     );
+  });
+});
+
+describe('flavorOfNode precedence', () => {
+  it('reads a MariaDB position as MariaDB even when @@version does not name MariaDB', () => {
+    expect(
+      flavorOfNode({
+        nodeId: 'a',
+        reachable: true,
+        probeMs: 0,
+        version: '10.11.6-log',
+        gtidCurrentPos: '0-1-5',
+      }),
+    ).toBe('mariadb');
   });
 });
