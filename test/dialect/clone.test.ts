@@ -10,7 +10,7 @@ import { cloneStatements, cloneSupport } from '../../lib/adapters/mysql/dialect/
 import type { ServerVersion } from '../../lib/adapters/mysql/dialect/types.ts';
 import type { SqlSession } from '../../lib/adapters/mysql/operations.ts';
 import { MissingPrivilegeError, OperatorRefusedError } from '../../lib/errors.ts';
-import { CLONE_PLUGIN_ACTIVE_84, CLONE_RESTART_ERROR_3707 } from './fixtures/mysql-manual.ts';
+import { CLONE_PLUGIN_ACTIVE_84, CLONE_RESTART_ERROR_3707 } from './fixtures/mysql-manual-clone.ts';
 
 const v = (flavor: 'mysql' | 'mariadb', major: number, minor: number, patch: number): ServerVersion => ({
   flavor,
