@@ -138,9 +138,13 @@ export function scriptedNode(f: FakeNode, login: Login): SqlSession {
 }
 
 /**
- * One node as the prober sees it through the dialect seam (Inst.readProbeFacts, the read the
- * prober's MySQL path makes), or unreachable (refused) when `f` is undefined. No heartbeat write
- * or lag: those stay the prober's own.
+ * One node as the prober sees it through the dialect seam: the named operations' reads (settings,
+ * GTID positions, semi-sync under the node's names, replica status, heartbeat period), mapped to
+ * NodeProbe the way the prober maps them (MySQL: gtidBinlogPos = gtidCurrentPos = gtid_executed,
+ * gtidSlavePos ''; the replica status as the dialect's parser normalised it, Retrieved_Gtid_Set
+ * included). Unreachable (refused) when `f` is undefined. No heartbeat write or lag: those stay
+ * the prober's own. Built from the single reads rather than one batch, so it does not depend on
+ * how the prober groups its statements.
  */
 export async function probeScripted(
   nodeId: string,
@@ -157,6 +161,33 @@ export async function probeScripted(
     };
   }
   const inst = await openInst(scriptedNode(f, admin), nodeId);
-  const { serverNow: _serverNow, ...facts } = await inst.readProbeFacts();
-  return { nodeId, reachable: true, probeMs: 1, flavor: inst.dialect.version.flavor, ...facts, ...over };
+  const v = await inst.readServerSettings();
+  const gtid = await inst.readGtidPosition();
+  const semi = await inst.readSemiSync();
+  const repl = await inst.readReplicaStatus();
+  const period = repl === undefined ? null : await inst.readHeartbeatPeriod(repl);
+  return {
+    nodeId,
+    reachable: true,
+    probeMs: 1,
+    flavor: inst.dialect.version.flavor,
+    serverId: v.serverId,
+    version: v.version,
+    readOnly: v.readOnly,
+    logBin: v.logBin,
+    logSlaveUpdates: v.logReplicaUpdates,
+    gtidBinlogPos: gtid.binlog ?? gtid.executed,
+    gtidCurrentPos: gtid.executed,
+    gtidSlavePos: gtid.slave ?? '',
+    semiSync: {
+      masterEnabled: semi.masterEnabled,
+      masterActive: semi.masterActive,
+      masterClients: semi.masterClients,
+      slaveEnabled: semi.slaveEnabled,
+      slaveActive: semi.slaveActive,
+    },
+    longestTrxSeconds: Number(f.longestTrx ?? 0),
+    ...(repl === undefined ? {} : { replication: { ...repl, heartbeatPeriodSeconds: period } }),
+    ...over,
+  };
 }
