@@ -6,6 +6,7 @@ import {
   crashRestart,
   crashRestartLate,
   crashRestartLateReadOnlyCnf,
+  crashRestartLateStonith,
   crashRestartStonith,
 } from './crash-restart.ts';
 import { crashUnderLoad } from './crash-under-load.ts';
@@ -35,6 +36,7 @@ export const SCENARIOS: Record<string, BenchScenario> = {
   'crash-restart-stonith': crashRestartStonith,
   'crash-restart-late': crashRestartLate,
   'crash-restart-late-ro-cnf': crashRestartLateReadOnlyCnf,
+  'crash-restart-late-stonith': crashRestartLateStonith,
   'fail-after-promote': failAfterPromote,
   'lagging-survivors': laggingSurvivors,
   'alive-during-catchup': aliveDuringCatchup,
