@@ -297,12 +297,21 @@ async function collectOldPrimaryTail(
       const have = (await inst.readGtidPosition()).executed;
       if (inst.dialect.gtid.contains(have, oldGtid)) return { missing: 'nothing' as const };
       const missing = inst.dialect.gtid.describeMissing(have, oldGtid);
+      // A retried PromoteCandidate after the promotion: the candidate takes writes already, and
+      // a tail collected now would interleave with them. It is reported, never collected then.
+      if (!(await inst.isReadOnly())) return { missing, outcome: 'already-writable' as const };
       const outcome = await inst.collectFrom(sourceOf(old, logins.replication), oldGtid, timeoutS);
       return { missing, outcome };
     },
     instClock(rt),
   );
   if (r.missing === 'nothing') return { oldPrimaryGtid: oldGtid, tail: 'nothing missing' };
+  if (r.outcome === 'already-writable')
+    return {
+      oldPrimaryGtid: oldGtid,
+      tailNotCollected: r.missing,
+      reason: `${candidate} is writable already`,
+    };
   if (r.outcome === 'timeout') {
     throw new PromotionFailedError(
       `Not promoting ${candidate}: it lacks ${r.missing} that old primary ${ctx.failedPrimary} holds (acknowledged there after it came back) and did not collect it within ${timeoutS} s.`,
