@@ -37,7 +37,9 @@ const FENCE_BUDGET_MS = 2000;
  * What stays open without STONITH: a node that resumes or restarts later can take writes from
  * clients connected to it directly (never through the VIP) until the health check fences it,
  * which it does also while the failover runs; PromoteCandidate fences it once more right before
- * the candidate becomes writable.
+ * the candidate becomes writable, and has the candidate collect from it whatever it acknowledged
+ * meanwhile. Only writes it takes after that last check are lost (read_only=ON in my.cnf or STONITH
+ * close that window; bench crash-restart-late measures it).
  */
 export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promise<FailoverContext> {
   const candidate = requireCandidate(ctx);
