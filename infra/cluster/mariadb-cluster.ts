@@ -67,6 +67,13 @@ export interface ClusterHarnessOptions {
    */
   extraMyCnf?: string | ((nodeId: string) => string);
   /**
+   * `read_only=ON` in every node's my.cnf, as MHA and orchestrator recommend: a server that
+   * mysqld_safe or systemd restarts comes back fenced. The harness sets read_only=OFF at runtime
+   * on the primary it wires (as a promotion does), so only a restart brings the config's value
+   * back. Default false (a stock my.cnf: a restarted primary is writable).
+   */
+  readOnlyInMyCnf?: boolean;
+  /**
    * Network-namespace mode (root only, infra/netns/lab.ts; the lab's nodes must be db1..dbN):
    * each mariadbd runs in its node's namespace, listens on the node's own address, and every node
    * uses the same port (as on real hosts), so replication and the prober cross the lab's bridge.
@@ -791,6 +798,16 @@ function resolveDir(baseDir: string | undefined): string {
  * AFTER_SYNC active with all replicas as clients. On any failure everything started so far is
  * killed and removed before the error propagates.
  */
+/** `extra` with `read_only=ON` first (the caller's own lines, appended after it, still win). */
+function withReadOnly(
+  extra: string | ((nodeId: string) => string),
+  readOnly: boolean,
+): string | ((nodeId: string) => string) {
+  if (!readOnly) return extra;
+  if (typeof extra === 'function') return (id) => `read_only=ON\n${extra(id)}`;
+  return `read_only=ON\n${extra}`;
+}
+
 export async function startCluster(opts: ClusterHarnessOptions = {}): Promise<MariaDbCluster> {
   const nodeCount = opts.nodes ?? 3;
   if (!Number.isInteger(nodeCount) || nodeCount < 1)
@@ -801,7 +818,8 @@ export async function startCluster(opts: ClusterHarnessOptions = {}): Promise<Ma
     semiSync: opts.semiSync ?? true,
     semiSyncTimeoutMs: opts.semiSyncTimeoutMs ?? 10_000,
     applierThreads: opts.applierThreads ?? 4,
-    extraMyCnf: opts.extraMyCnf ?? '',
+    extraMyCnf: withReadOnly(opts.extraMyCnf ?? '', opts.readOnlyInMyCnf === true),
+    readOnlyInMyCnf: opts.readOnlyInMyCnf === true,
   };
   findMariadbd();
   findInstallDb();
@@ -820,6 +838,7 @@ export async function startCluster(opts: ClusterHarnessOptions = {}): Promise<Ma
     if (failed !== undefined) throw failed.reason;
     const tNodes = Date.now();
     const primary = c.nodes[0]!.id;
+    if (opts.readOnlyInMyCnf === true) await c.query(primary, 'SET GLOBAL read_only=OFF');
     await c.bootstrapPrimary(primary);
     const replicas = c.nodes.slice(1).map((n) => n.id);
     await Promise.all(replicas.map((r) => c.replicate(r, primary)));

@@ -25,6 +25,14 @@ import {
   vipBackendFromRoute,
 } from './vip-forwarder.ts';
 
+/**
+ * The EC2 instance the emulator attaches node `index`'s ENI to (0-based), for configs that name
+ * it (failover.stonith) before the local cloud starts.
+ */
+export function emulatedAwsInstanceId(index: number): string {
+  return `i-0a00000000000001${index}`;
+}
+
 export type LocalCloudProvider = 'aws-secondary-ip' | 'aws-route-table' | 'aliyun-havip';
 export const LOCAL_CLOUD_PROVIDERS: readonly LocalCloudProvider[] = [
   'aws-secondary-ip',
@@ -129,7 +137,7 @@ export async function setUpVipProvider(opts: {
       networkInterfaceId: eni,
       subnetId: subnet.subnetId,
       privateIpAddress: netns === undefined ? `${subnet.net}.${11 + i}` : netns.addressOf(n.id),
-      instanceId: `i-0a00000000000001${i}`,
+      instanceId: emulatedAwsInstanceId(i),
       description: `database node ${n.id}`,
       ...(provider === 'aws-secondary-ip' && n.id === primaryId
         ? { secondaryPrivateIpAddresses: [vipAddress] }

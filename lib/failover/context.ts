@@ -40,6 +40,8 @@ export interface FailoverContext extends FailoverRequest {
   caughtUpFrom?: string[];
   /** Set by FenceOldPrimary when it already took the VIP from an unreachable old primary. */
   vipFenced?: boolean;
+  /** Set by FenceOldPrimary when the old primary took the SQL fence (it was up then). */
+  sqlFenced?: boolean;
 }
 
 /** The node's config, or InvalidRequestError naming the cluster. */

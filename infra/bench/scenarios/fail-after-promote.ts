@@ -1,83 +1,97 @@
-import type { LocalCloudProvider } from '../../local-cloud/vip-provider.ts';
-import { type BenchScenario, sleep, type Trial, waitUntil, withTrialEnv } from '../trial-env.ts';
+import type { DynamoRequestMatcher } from '../../local-cloud/dynamo-fault-proxy.ts';
+import { type BenchScenario, sleep, type Trial, withTrialEnv } from '../trial-env.ts';
 import { startTimeline, timelineTrial } from './timeline.ts';
 
-/** The provider call that moves the VIP onto the new primary, per provider. */
-const MOVE_ACTION: Record<LocalCloudProvider, string> = {
-  'aws-secondary-ip': 'AssignPrivateIpAddresses',
-  'aws-route-table': 'ReplaceRoute',
-  'aliyun-havip': 'AssociateHaVip',
+/**
+ * CompleteFailover's end of the failover (lib/adapters/dynamodb-state-store.ts endFailover with
+ * status 'succeeded'): only the step after the promotion writes it. FailoverFailed's roll forward
+ * ends the failover with status 'failed' and is let through.
+ */
+const completeFailoverWrite: DynamoRequestMatcher = (operation, body) => {
+  if (operation !== 'UpdateItem' || !String(body.UpdateExpression).includes('REMOVE failoverInProgress'))
+    return false;
+  const values = body.ExpressionAttributeValues as Record<string, { M?: Record<string, { S?: string }> }>;
+  return values?.[':last']?.M?.status?.S === 'succeeded';
 };
 
 /**
- * T3 (issue 11): kill -9 of the primary; while PromoteCandidate runs, the emulated provider starts
- * refusing the VIP move (a permanent 403, what a missing IAM/RAM permission answers), so a step
- * AFTER the promotion fails terminally. Must hold: the state table names the writable node (or
- * none is writable: a rolled-back promotion), the failover is not left in progress, nothing
- * acknowledged is lost. `vipRefusals` counts the refused calls: 0 means the step order changed and
- * the fault never hit after the promotion (the trial is then invalid).
+ * T3 (issue 11): kill -9 of the primary; the state table answers every write of CompleteFailover,
+ * the step after PromoteCandidate, RepointReplicas and MoveVip, with a DynamoDB 500 (retried by the
+ * SDK and by the state machine, then caught), so the failover fails terminally AFTER the
+ * candidate became writable. Must hold: the state table names the promoted candidate as the
+ * primary (rolled forward by FailoverFailed), the old one needs rejoin, the failover is not left
+ * in progress, nothing acknowledged is lost.
+ *
+ * The trial is invalid (it cannot pass vacuously) unless the fault really hit after the
+ * promotion: at least one CompleteFailover write refused (`faultsInjected`), the first refusal
+ * after the candidate was first seen writable (`faultAfterPromotionMs` > 0), PromoteCandidate
+ * exited and CompleteFailover caught in the execution's path.
  */
 export const failAfterPromote: BenchScenario = {
   name: 'fail-after-promote',
-  description: 'kill -9 of the primary, then the VIP move refused by the provider after PromoteCandidate',
+  description:
+    'kill -9 of the primary, then every CompleteFailover state write refused (HTTP 500) after the promotion',
   expectFailover: true,
   defaultTrials: 5,
   expect: () => ({
     failovers: 1,
     zero: ['oldPrimaryAcksAfterPromotion', 'ackedLost', 'stuckInProgress'],
-    true: ['stateNamesWritable'],
+    true: [
+      'stateNamesWritable',
+      'faultAfterPromotion',
+      'statePrimaryIsPromoted',
+      'oldPrimaryNeedsRejoin',
+      'failedAfterPromote',
+    ],
   }),
   run: () =>
     withTrialEnv({}, async (env): Promise<Trial> => {
       const { cluster, cloud } = env;
-      if (cloud.provider !== 'aws-secondary-ip')
-        throw new Error(
-          `fail-after-promote puts the VIP back on the old primary through the EC2 model: run it with --provider aws-secondary-ip (got ${cloud.provider})`,
-        );
-      const action = MOVE_ACTION[cloud.provider];
+      let firstFaultAt: number | undefined;
+      let faults = 0;
+      // Every matching request until the trial ends: each of CompleteFailover's attempts, with
+      // each of the SDK's own retries, is refused.
+      cloud.dynamoFaults.failAll((op, body) => {
+        if (!completeFailoverWrite(op, body)) return false;
+        firstFaultAt ??= Date.now();
+        faults++;
+        return true;
+      }, 'server-error');
+      env.defer(() => cloud.dynamoFaults.clear());
       const tl = startTimeline(env);
       await sleep(2000 + Math.random() * 1000);
       const faultAt = tl.markFault();
       await cluster.crash('db1');
-      // The execution's own record of its states: the fault lands once PromoteCandidate exited.
-      const inPromote = await waitUntil(
-        () =>
-          tl
-            .failoverExecutions()
-            .some((e) => e.states.some((s) => s.name === 'PromoteCandidate' && s.outcome === 'exited')),
-        60_000,
-        5,
-      );
-      const injectedAt = Date.now();
-      // FenceOldPrimary already took the VIP off the crashed primary (before the promotion), so
-      // MoveVip would be a verified no-op: put the VIP back on db1, as a stale script or an
-      // operator could, so that MoveVip really has to move it after the promotion, and fails.
-      if (cloud.provider === 'aws-secondary-ip') {
-        const eni = cloud.eniOf.db1;
-        if (eni) cloud.ec2.model.assign(eni, cloud.vipAddress);
-      }
-      const before = cloud.faults.calls(action);
-      cloud.faults.set(action, {
-        permanentError: {
-          code: 'UnauthorizedOperation',
-          message: 'You are not authorized to perform this operation.',
-          status: 403,
-        },
-      });
-      await tl.waitSettled(90_000);
-      const vipRefusals = cloud.faults.calls(action) - before;
+      await tl.waitSettled(120_000);
       await sleep(3000);
+      cloud.dynamoFaults.clear();
       const f = await tl.figures();
-      const promotedAt = tl.promoted()?.at;
+      const promoted = tl.promoted();
+      const execution = tl.failoverExecutions()[0];
+      const path = execution?.states.map((s) => `${s.name}:${s.outcome}`) ?? [];
+      const faultAfterPromotionMs =
+        firstFaultAt !== undefined && promoted ? firstFaultAt - promoted.at : null;
+      const faultAfterPromotion =
+        faultAfterPromotionMs !== null &&
+        faultAfterPromotionMs > 0 &&
+        path.includes('PromoteCandidate:exited');
       return timelineTrial(f, {
-        vipAction: action,
-        vipRefusals,
-        injectedAtMs: injectedAt - faultAt,
-        promotedAtMs: promotedAt === undefined ? null : promotedAt - faultAt,
-        ...(inPromote ? {} : { invalid: 'PromoteCandidate never started' }),
-        ...(inPromote && vipRefusals === 0
-          ? { invalid: `no ${action} call after PromoteCandidate started: the VIP fault never hit` }
-          : {}),
+        faultsInjected: faults,
+        firstFaultAtMs: firstFaultAt === undefined ? null : firstFaultAt - faultAt,
+        promotedAtMs: promoted ? promoted.at - faultAt : null,
+        faultAfterPromotionMs,
+        faultAfterPromotion,
+        executionPath: path,
+        // Failed (not succeeded), and by this fault: CompleteFailover caught, not an earlier step.
+        failedAfterPromote: execution?.status === 'FAILED' && path.includes('CompleteFailover:caught'),
+        statePrimaryIsPromoted: f.newPrimary !== null && f.statePrimary === f.newPrimary,
+        oldPrimaryNeedsRejoin: f.needsRejoin.includes('db1'),
+        ...(faultAfterPromotion
+          ? {}
+          : {
+              invalid:
+                'the fault did not land after the promotion (no CompleteFailover write refused after it)',
+            }),
       });
     }),
 };

@@ -2,7 +2,13 @@ import type { BenchScenario } from '../trial-env.ts';
 import { aliveDuringCatchup } from './alive-during-catchup.ts';
 import { blip } from './blip.ts';
 import { crash } from './crash.ts';
-import { crashRestart } from './crash-restart.ts';
+import {
+  crashRestart,
+  crashRestartLate,
+  crashRestartLateReadOnlyCnf,
+  crashRestartLateStonith,
+  crashRestartStonith,
+} from './crash-restart.ts';
 import { crashUnderLoad } from './crash-under-load.ts';
 import { failAfterPromote } from './fail-after-promote.ts';
 import { hang } from './hang.ts';
@@ -27,6 +33,10 @@ export const SCENARIOS: Record<string, BenchScenario> = {
   // Adversarial timelines (issue 11): each states what must hold in every trial.
   'hang-return': hangReturn,
   'crash-restart': crashRestart,
+  'crash-restart-stonith': crashRestartStonith,
+  'crash-restart-late': crashRestartLate,
+  'crash-restart-late-ro-cnf': crashRestartLateReadOnlyCnf,
+  'crash-restart-late-stonith': crashRestartLateStonith,
   'fail-after-promote': failAfterPromote,
   'lagging-survivors': laggingSurvivors,
   'alive-during-catchup': aliveDuringCatchup,
