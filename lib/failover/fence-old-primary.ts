@@ -92,7 +92,11 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
       const running = startFreeze();
       if (!running) return o;
       const f = await running.then(
-        (r) => ({ frozen: r.frozen, ...(r.unreachable.length ? { unreachable: r.unreachable } : {}) }),
+        (r) => ({
+          frozen: r.frozen,
+          ...(r.stopping.length ? { stopping: r.stopping } : {}),
+          ...(r.unreachable.length ? { unreachable: r.unreachable } : {}),
+        }),
         (err: unknown) => ({ error: describeError(err).message }),
       );
       return { ...o, detail: { ...o.detail, freeze: f } };
