@@ -10,8 +10,9 @@ import type { Runtime } from '../runtime.ts';
 import { type FailoverContext, instClock, node, requireCandidate, sourceOf, timeouts } from './context.ts';
 import { step } from './step-runner.ts';
 /**
- * CatchUpCandidate (runs after FenceOldPrimary): stops the candidate's IO thread (its source is gone) and waits until the
- * SQL thread has applied everything received, so nothing acknowledged is left in a relay log.
+ * CatchUpCandidate (runs after FenceOldPrimary): stops the candidate's IO thread (its source is
+ * gone; a stop the freeze left pending is in effect already and not waited for) and waits until
+ * the SQL thread has applied everything received, so nothing acknowledged is left in a relay log.
  * Then, when another surviving replica received transactions the candidate lacks (the rules
  * chose a less advanced node), the candidate replicates from that replica up to its received
  * position first: after promotion no replica is ahead of the new primary (no 1236 on repoint)
@@ -171,40 +172,69 @@ type CatchUpDetail =
     };
 
 /**
+ * How long a freeze waits for STOP SLAVE IO_THREAD to return before it confirms from another
+ * session that the stop is in effect (see Inst.freezeReplicationIo). A live source lets it
+ * return in milliseconds; a hung one holds it for 2 s.
+ */
+const FREEZE_RETURN_WITHIN_MS = 150;
+
+/**
  * Freezes what every survivor (not the old primary, not a node awaiting rejoin) has received,
- * all at once: STOP SLAVE IO_THREAD. Against a hung or cut-off source that takes up to ~2 s (the
- * thread sits in a socket read), so one at a time would cost 2 s per replica. A source that
- * comes back mid-failover can then no longer feed anyone, and no replica acknowledges its
- * commits. Only ever after the old primary took the SQL fence or proved it does not answer
- * (FenceOldPrimary): had it been alive and unfenced, its commits would wait for ACKs the frozen
- * replicas never send, fall back to async at rpl_semi_sync_master_timeout and be acknowledged,
- * lost to the new primary (T7). Idempotent; unreachable nodes are skipped (reported).
+ * all at once: STOP SLAVE IO_THREAD. A source that comes back mid-failover can then no longer
+ * feed anyone, and no replica acknowledges its commits. Only ever after the old primary took the
+ * SQL fence or proved it does not answer (FenceOldPrimary): had it been alive and unfenced, its
+ * commits would wait for ACKs the frozen replicas never send, fall back to async at
+ * rpl_semi_sync_master_timeout and be acknowledged, lost to the new primary (T7). Idempotent;
+ * unreachable nodes are skipped (reported).
  *
- * @returns the state it read, and the nodes it froze.
+ * Against a hung or cut-off source each stop takes 2 s to return (MariaDB waits for the
+ * receiver in 2 s rounds), yet it is in effect from its first instant: the receiver checks the
+ * stop flag before it queues or acknowledges anything. So a stop that has not returned within
+ * {@link FREEZE_RETURN_WITHIN_MS} is confirmed from a second session and left to finish on the
+ * server ('stopping'); what needs the thread gone (promotion, repointing, CHANGE MASTER) waits
+ * for it there, in parallel with the steps between. In sequence, that 2 s made the hang RTO.
+ *
+ * @returns the state it read, the nodes it froze (stopped or stopping), those still stopping.
  */
 export async function freezeSurvivors(
   rt: Runtime,
   c: ClusterConfig,
   admin: Login,
   failedPrimary: string,
-): Promise<{ state: ClusterState | undefined; frozen: string[]; unreachable: string[] }> {
+): Promise<{ state: ClusterState | undefined; frozen: string[]; stopping: string[]; unreachable: string[] }> {
   const state = await rt.store.getClusterState(c.name);
   const t = timeouts(c);
+  const clock = instClock(rt);
   const survivors = c.nodes.filter(
     (x) => x.id !== failedPrimary && !(state?.needsRejoin ?? []).includes(x.id),
   );
+  const freezeOne = async (x: (typeof survivors)[number]) => {
+    const r = await onInst(
+      x.id,
+      x,
+      admin,
+      t,
+      'FreezeSurvivors',
+      (inst) => inst.freezeReplicationIo({ returnWithinMs: FREEZE_RETURN_WITHIN_MS }),
+      clock,
+    );
+    if (r !== 'pending') return r;
+    return onInst(x.id, x, admin, t, 'FreezeSurvivors', (inst) => inst.awaitIoFreeze(), clock);
+  };
   const done = await Promise.all(
     survivors.map((x) =>
-      onInst(x.id, x, admin, t, 'FreezeSurvivors', (inst) => inst.freezeReplicationIo(), instClock(rt)).then(
-        (r) => (r === 'stopped' ? x.id : undefined),
-        () => ({ unreachable: x.id }),
+      freezeOne(x).then(
+        (r) => ({ nodeId: x.id, r }),
+        () => ({ nodeId: x.id, r: 'unreachable' as const }),
       ),
     ),
   );
+  // 'stopping' here is also a stop an earlier freeze of this execution issued (a retried step).
   return {
     state,
-    frozen: done.filter((d): d is string => typeof d === 'string'),
-    unreachable: done.flatMap((d) => (typeof d === 'object' ? [d.unreachable] : [])),
+    frozen: done.filter((d) => d.r === 'stopped' || d.r === 'stopping').map((d) => d.nodeId),
+    stopping: done.filter((d) => d.r === 'stopping').map((d) => d.nodeId),
+    unreachable: done.filter((d) => d.r === 'unreachable').map((d) => d.nodeId),
   };
 }
 

@@ -73,9 +73,14 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
       (r) => ({ ok: true as const, killed: r.killed, attempts: r.attempts }),
       (err: unknown) => ({ ok: false as const, err }),
     );
+    // A primary the health check confirmed on ambiguous evidence (timeouts, stalled positions)
+    // has been silent for the whole confirmation window already: no head start then. The freeze
+    // and the VIP move begin with the SQL attempt, which still fences a node that answers after
+    // all, long before rpl_semi_sync_master_timeout could acknowledge a commit held meanwhile.
+    const headStartMs = ctx.reason?.evidence === 'ambiguous' ? 0 : FENCE_HEAD_START_MS;
     const headStart = await Promise.race([
       sqlFence,
-      new Promise<'slow'>((res) => setTimeout(() => res('slow'), FENCE_HEAD_START_MS)),
+      new Promise<'slow'>((res) => setTimeout(() => res('slow'), headStartMs)),
     ]);
     // The survivors stop receiving from the old primary (the freeze) only once it took the SQL
     // fence or lost the VIP, so that whatever it acknowledged until then reaches them: a crashed
@@ -95,7 +100,11 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
       const running = startFreeze();
       if (!running) return o;
       const f = await running.then(
-        (r) => ({ frozen: r.frozen, ...(r.unreachable.length ? { unreachable: r.unreachable } : {}) }),
+        (r) => ({
+          frozen: r.frozen,
+          ...(r.stopping.length ? { stopping: r.stopping } : {}),
+          ...(r.unreachable.length ? { unreachable: r.unreachable } : {}),
+        }),
         (err: unknown) => ({ error: describeError(err).message }),
       );
       return { ...o, detail: { ...o.detail, freeze: f } };

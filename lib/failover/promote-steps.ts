@@ -1,5 +1,7 @@
 import { type Inst, onInst } from '../adapters/mysql/admin.ts';
-import type { ClusterConfig } from '../config/schema.ts';
+import type { Login } from '../adapters/mysql/connection.ts';
+import type { OpsClock } from '../adapters/mysql/operations.ts';
+import type { ClusterConfig, NodeConfig } from '../config/schema.ts';
 import { describeError, PromotionFailedError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
 import { type FailoverContext, instClock, node, requireCandidate, sourceOf, timeouts } from './context.ts';
@@ -11,6 +13,7 @@ export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promi
   const candidate = requireCandidate(ctx);
   await step(rt, ctx, 'PromoteCandidate', async (c, logins) => {
     const n = node(c, candidate);
+    const clock = instClock(rt);
     // Never two writable nodes: the old primary is fenced (again) before this one can take writes.
     const lastFenceCheck = await confirmOldPrimaryFenced(rt, ctx, c, logins);
     const promote = async (inst: Inst): Promise<StepOutcome> => {
@@ -23,11 +26,20 @@ export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promi
       const semiSync = c.failover.semiSync && attachable.length > 0;
       // Irreversible: re-check the claim right before it (a cleanup may have revoked it meanwhile).
       await assertClaim(rt, ctx, 'PromoteCandidate:promote');
+      // The other replicas attach to the candidate while it waits for its own IO thread to stop
+      // (against a hung source the freeze's stops end 2 s after they began, all at about the same
+      // time): with semi-sync the first commit is acknowledged only once one of them is attached,
+      // and one after the other the two waits made the hang RTO. Its GTIDs are final (caught up,
+      // receiving nothing), and semi-sync is on before they connect, so each registers as a
+      // semi-sync replica. RepointReplicas then finds them pointed here and verifies them.
+      const attach =
+        attachable.length > 0 ? await preAttach(inst, c, n, attachable, semiSync, logins, clock) : undefined;
       await inst.promoteToPrimary({
         semiSync,
         semiSyncTimeoutMs: c.failover.semiSyncTimeoutMs,
         disableSemiSync: c.failover.semiSync && !semiSync,
       });
+      const attached = attach ? await attach.done : [];
       if (await inst.isReadOnly())
         throw new PromotionFailedError(`${candidate} is still read_only after promotion.`);
       const semi = await inst.readSemiSync();
@@ -45,6 +57,7 @@ export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promi
       return {
         detail: {
           gtidBinlogPos: gtid.binlog ?? gtid.executed,
+          ...(attached.length > 0 ? { attached } : {}),
           semiSync: {
             policy: c.failover.semiSync,
             enabled: semi.masterEnabled,
@@ -60,14 +73,40 @@ export async function promoteCandidate(rt: Runtime, ctx: FailoverContext): Promi
         },
       };
     };
-    return onInst(n.id, n, logins.admin, timeouts(c), 'PromoteCandidate', promote, instClock(rt)).then(
-      (o) => ({
-        ...o,
-        detail: { ...o.detail, lastFenceCheck },
-      }),
-    );
+    return onInst(n.id, n, logins.admin, timeouts(c), 'PromoteCandidate', promote, clock).then((o) => ({
+      ...o,
+      detail: { ...o.detail, lastFenceCheck },
+    }));
   });
   return ctx;
+}
+
+/**
+ * Starts attaching `ids` to the candidate behind `inst` (semi-sync on it first when `semiSync`)
+ * and hands back the pending outcome, one per replica; a failure is reported, never thrown
+ * (RepointReplicas tries again and reports).
+ */
+async function preAttach(
+  inst: Inst,
+  c: ClusterConfig,
+  candidate: NodeConfig,
+  ids: readonly string[],
+  semiSync: boolean,
+  logins: { admin: Login; replication: Login },
+  clock: OpsClock,
+): Promise<{ done: Promise<Array<{ nodeId: string; error?: string }>> }> {
+  if (semiSync) await inst.enableSemiSyncPrimary({ timeoutMs: c.failover.semiSyncTimeoutMs });
+  const gtid = await inst.readGtidPosition();
+  // Wrapped: an async function returning the promise itself would wait for it.
+  const done = Promise.all(
+    ids.map((id) =>
+      pointReplicaAt(c, node(c, id), candidate, gtid.executed, logins, 'PromoteCandidate', clock).then(
+        () => ({ nodeId: id }),
+        (err: unknown) => ({ nodeId: id, error: describeError(err, [logins.replication.password]).message }),
+      ),
+    ),
+  );
+  return { done };
 }
 
 /**
@@ -91,6 +130,52 @@ async function replicasToAttach(
   return c.nodes
     .map((n) => n.id)
     .filter((id) => id !== candidate && id !== ctx.failedPrimary && !rejoin.has(id) && !unreachable.has(id));
+}
+
+/**
+ * Makes replica `n` replicate from `primary` (idempotent: one already pointed there is only
+ * started if needed), read-only, and waits until both threads run. A replica not pointed there
+ * yet holding transactions the new primary lacks (`primaryGtid`) is refused: it would fail with 1236 or,
+ * later, 1950 (errant GTID, out of order), so it is reported for rejoin instead. A stop of its
+ * IO thread that a freeze left pending is waited for by the first STOP SLAVE.
+ */
+async function pointReplicaAt(
+  c: ClusterConfig,
+  n: NodeConfig,
+  primary: NodeConfig,
+  primaryGtid: string,
+  logins: { admin: Login; replication: Login },
+  operation: string,
+  clock: OpsClock,
+): Promise<void> {
+  await onInst(
+    n.id,
+    n,
+    logins.admin,
+    timeouts(c),
+    operation,
+    async (inst) => {
+      const r = await inst.readReplicaStatus();
+      const already = r && r.sourceHost === primary.host && r.sourcePort === primary.port;
+      // One attached already (PromoteCandidate) may be ahead of `primaryGtid` with the new
+      // primary's own writes; an errant one among those stops with 1236/1950 below.
+      const mine = already ? undefined : await inst.readGtidPosition();
+      const gtidOps = inst.dialect.gtid;
+      if (mine && gtidOps.countMissing(primaryGtid, mine.executed) > 0) {
+        throw new Error(
+          `has transactions the new primary ${primary.id} lacks (${gtidOps.describeMissing(primaryGtid, mine.executed)}): needs rejoin`,
+        );
+      }
+      if (!already)
+        await inst.followPrimary(sourceOf(primary, logins.replication), {
+          semiSync: c.failover.semiSync,
+        });
+      else if (r.ioState !== 'Yes' || !r.sqlRunning) await inst.startReplication();
+      await inst.setReadOnly(true);
+      await inst.waitReplicationRunning(5000, 100);
+    },
+    clock,
+  );
 }
 
 /** RepointReplicas: every other reachable replica replicates from the new primary. */
@@ -118,34 +203,7 @@ export async function repointReplicas(rt: Runtime, ctx: FailoverContext): Promis
           return { nodeId: n.id, ok: false as const, error: 'old primary that needs rejoin: left alone' };
         }
         try {
-          await onInst(
-            n.id,
-            n,
-            logins.admin,
-            t,
-            'RepointReplicas',
-            async (inst) => {
-              // A replica with transactions the new primary lacks would fail with 1236 or, later,
-              // 1950 (errant GTID, out of order): report it rather than point it and let it break.
-              const mine = await inst.readGtidPosition();
-              const gtidOps = inst.dialect.gtid;
-              if (gtidOps.countMissing(primaryGtid.executed, mine.executed) > 0) {
-                throw new Error(
-                  `has transactions the new primary ${candidate} lacks (${gtidOps.describeMissing(primaryGtid.executed, mine.executed)}): needs rejoin`,
-                );
-              }
-              const r = await inst.readReplicaStatus();
-              const already = r && r.sourceHost === primary.host && r.sourcePort === primary.port;
-              if (!already)
-                await inst.followPrimary(sourceOf(primary, logins.replication), {
-                  semiSync: c.failover.semiSync,
-                });
-              else if (r.ioState !== 'Yes' || !r.sqlRunning) await inst.startReplication();
-              await inst.setReadOnly(true);
-              await inst.waitReplicationRunning(5000, 100);
-            },
-            clock,
-          );
+          await pointReplicaAt(c, n, primary, primaryGtid.executed, logins, 'RepointReplicas', clock);
           return { nodeId: n.id, ok: true as const };
         } catch (err) {
           return { nodeId: n.id, ok: false as const, error: describeError(err).message };

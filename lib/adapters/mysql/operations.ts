@@ -97,6 +97,14 @@ export interface FenceResult {
   attempts: number;
 }
 
+/**
+ * How long a pending STOP of the IO thread must have run before it counts as in effect: its stop
+ * flag is its first act, microseconds in; the margin covers the stage being set just before.
+ */
+const IO_STOP_SETTLE_MS = 50;
+/** Bound for waiting on a pending IO stop (it takes 2 s against a hung source; see the dialect). */
+const IO_STOP_WAIT_MS = 10_000;
+
 /** Replica IO errors that no retry cures: waiting for the threads would only burn the timeout. */
 const FATAL_IO_ERRNOS = new Set([
   1236, // source purged what we need / not in its binlog
@@ -385,15 +393,97 @@ export class Inst {
   /**
    * A failover's freeze of one survivor: stops its IO thread and says whether this call stopped a
    * running one ('stopped'), found it stopped already ('already-stopped': by an operator, or by an
-   * earlier freeze) or found no replication ('no-replication'). Only 'stopped' nodes are restarted
-   * when the failover ends without a promotion. Against a hung source this takes ~2 s (the
-   * receiver sits in a socket read).
+   * earlier freeze) or found no replication ('no-replication'). Only 'stopped' (and 'stopping')
+   * nodes are restarted when the failover ends without a promotion.
+   *
+   * Against a hung source the stop takes 2 s (MariaDB signals the receiver, which sits in a socket
+   * read, and waits for it in 2 s rounds; measured 2.00 s whatever the source's phase). What makes
+   * the freeze safe is not that wait but its first instant: the stop flag, which the receiver
+   * checks after every read before it queues or acknowledges an event. So:
+   * - 'stopping': a stop of this thread is in effect already (an earlier freeze): nothing sent.
+   * - with `returnWithinMs`, 'pending' when the stop has not returned by then. The statement
+   *   keeps running on the server after this session closes; confirm it from another session
+   *   with {@link awaitIoFreeze}.
    */
-  async freezeReplicationIo(): Promise<'stopped' | 'already-stopped' | 'no-replication'> {
+  async freezeReplicationIo(
+    opts: { returnWithinMs?: number } = {},
+  ): Promise<'stopped' | 'already-stopped' | 'no-replication' | 'stopping' | 'pending'> {
     const r = await this.readReplicaStatus();
     if (!r) return 'no-replication';
-    await this.stopReplicationIo();
-    return r.ioState === 'No' ? 'already-stopped' : 'stopped';
+    if (r.ioState !== 'No' && (await this.ioStopInEffect())) return 'stopping';
+    const stop = this.stopReplicationIo();
+    const done = r.ioState === 'No' ? 'already-stopped' : 'stopped';
+    if (opts.returnWithinMs === undefined) {
+      await stop;
+      return done;
+    }
+    stop.catch(() => undefined);
+    const returned = await Promise.race([
+      stop.then(() => true),
+      this.clock.sleep(opts.returnWithinMs).then(() => false),
+    ]);
+    return returned ? done : 'pending';
+  }
+
+  /**
+   * True when a STOP of the IO thread is in effect although it has not returned: it has run for
+   * at least `settleMs` (its stop flag is set: the flag is the statement's first act) and the
+   * receiver is not queueing an event (one it read before the flag was set would be in the relay
+   * log, and in the received GTIDs, once it is done). From then on nothing more is queued or
+   * acknowledged: what the node received is final although the thread has not exited. False
+   * where the dialect cannot tell (callers wait for the stop then).
+   */
+  async ioStopInEffect(settleMs = IO_STOP_SETTLE_MS): Promise<boolean> {
+    const r = this.dialect.readIoStop?.();
+    if (!r) return false;
+    const st = await this.read('ioStopInEffect', r);
+    return (
+      st.stopMs !== undefined &&
+      st.stopMs >= settleMs &&
+      st.ioThread !== undefined &&
+      !/^queueing/i.test(st.ioThread)
+    );
+  }
+
+  /**
+   * After {@link freezeReplicationIo} answered 'pending' on another session: waits until the IO
+   * thread stopped ('stopped') or its stop is in effect ('stopping'), at most `timeoutMs`.
+   *
+   * @throws MysqlOperationError when neither happens in time.
+   */
+  async awaitIoFreeze(timeoutMs = IO_STOP_WAIT_MS): Promise<'stopped' | 'stopping'> {
+    const deadline = this.clock.now() + timeoutMs;
+    for (;;) {
+      const r = await this.readReplicaStatus();
+      if (!r || r.ioState === 'No') return 'stopped';
+      if (await this.ioStopInEffect()) return 'stopping';
+      if (this.clock.now() >= deadline)
+        throw new MysqlOperationError(
+          `The IO thread on ${this.nodeId} neither stopped nor showed a stop in effect within ${timeoutMs} ms.`,
+          { nodeId: this.nodeId, operation: 'awaitIoFreeze' },
+        );
+      await this.clock.sleep(20);
+    }
+  }
+
+  /**
+   * Waits until a pending stop of the IO thread has returned (the thread exited): what needs the
+   * thread gone (CHANGE MASTER, a restart) waits here rather than queue behind the stop.
+   *
+   * @throws MysqlOperationError when it still runs after `timeoutMs`.
+   */
+  async waitIoStopped(timeoutMs = IO_STOP_WAIT_MS): Promise<void> {
+    const deadline = this.clock.now() + timeoutMs;
+    for (;;) {
+      const r = await this.readReplicaStatus();
+      if (!r || r.ioState === 'No') return;
+      if (this.clock.now() >= deadline)
+        throw new MysqlOperationError(
+          `The IO thread on ${this.nodeId} still runs ${timeoutMs} ms after its stop was issued.`,
+          { nodeId: this.nodeId, operation: 'waitIoStopped' },
+        );
+      await this.clock.sleep(25);
+    }
   }
 
   /**
@@ -404,8 +494,14 @@ export class Inst {
   async restartReplicationIo(
     source: SourceSpec,
   ): Promise<'running' | 'restarted' | 'repointed' | 'no-replication'> {
-    const r = await this.readReplicaStatus();
+    let r = await this.readReplicaStatus();
     if (!r) return 'no-replication';
+    // A freeze's stop still pending reads as running, and would leave the thread stopped.
+    if (r.ioState !== 'No' && (await this.ioStopInEffect(0))) {
+      await this.waitIoStopped();
+      r = await this.readReplicaStatus();
+      if (!r) return 'no-replication';
+    }
     if (r.sourceHost !== source.host || r.sourcePort !== source.port) {
       // A catch-up's collection left it pointing at another replica (relay log reset).
       await this.followPrimary(source);
@@ -427,12 +523,15 @@ export class Inst {
 
   /**
    * Stops the IO thread (the source is gone) and makes sure the applier runs, so a following
-   * {@link applyRelayLog} drains what was received. An applier stopped by an error is left alone
-   * (the wait then times out and says so). Undefined when the node replicates from nobody.
+   * {@link applyRelayLog} drains what was received. A stop that a freeze issued and that is in
+   * effect ({@link ioStopInEffect}) is not waited for: what the node received is final already
+   * (its received GTIDs are read after). An applier stopped by an error is left alone (the wait
+   * then times out and says so). Undefined when the node replicates from nobody.
    */
   async freezeAndDrain(): Promise<(NormalizedReplicaStatus & { applier: ApplierResume }) | undefined> {
-    if ((await this.readReplicaStatus()) === undefined) return undefined;
-    await this.stopReplicationIo();
+    const before = await this.readReplicaStatus();
+    if (before === undefined) return undefined;
+    if (before.ioState === 'No' || !(await this.ioStopInEffect())) await this.stopReplicationIo();
     const after = await this.readReplicaStatus();
     if (!after) return undefined;
     // A stopped or delayed applier resumes with its relay log kept and no delay: the source is
@@ -453,11 +552,15 @@ export class Inst {
     const place = await this.applierPlace();
     if (place?.lastSqlErrno !== 0 || (place.sqlRunning && place.delay === 0))
       return { restarted: false, liftedDelaySeconds: 0 };
-    if (place.ioRunning)
-      throw new MysqlOperationError(`resumeApplier on ${this.nodeId} needs the IO thread stopped first`, {
-        nodeId: this.nodeId,
-        operation: 'resumeApplier',
-      });
+    if (place.ioRunning) {
+      // A pending stop (a freeze's) ends on its own: the applier is restarted once it did.
+      if (!(await this.ioStopInEffect(0)))
+        throw new MysqlOperationError(`resumeApplier on ${this.nodeId} needs the IO thread stopped first`, {
+          nodeId: this.nodeId,
+          operation: 'resumeApplier',
+        });
+      await this.waitIoStopped();
+    }
     const from = await this.restartApplier(0);
     return { restarted: true, liftedDelaySeconds: place.delay, ...(from ? { from } : {}) };
   }

@@ -12,6 +12,7 @@ import type {
   ClientSession,
   Dialect,
   FollowOptions,
+  IoStopState,
   NormalizedReplicaStatus,
   QuoteMode,
   Read,
@@ -101,6 +102,30 @@ class MariadbDialect implements Dialect {
   stopReplication = () => s('STOP SLAVE', [], STOP_TIMEOUT_MS);
   stopReplicationIo = () => s('STOP SLAVE IO_THREAD', [], STOP_TIMEOUT_MS);
   stopReplicationSql = () => s('STOP SLAVE SQL_THREAD', [], STOP_TIMEOUT_MS);
+  /**
+   * STOP SLAVE sets the stop flag first, then signals the IO thread and waits for it in 2 s
+   * rounds; the thread checks the flag after every read, before it queues (or acknowledges) an
+   * event. Its session shows 'Killing slave' meanwhile (measured: 10.11). Only an IO_THREAD stop
+   * counts: a full STOP SLAVE stops the applier first and sets the receiver's flag only after.
+   */
+  readIoStop(): Read<IoStopState> {
+    return {
+      sql:
+        'SELECT COMMAND AS command, STATE AS state, TIME_MS AS time_ms FROM information_schema.PROCESSLIST ' +
+        "WHERE COMMAND = 'Slave_IO' OR (COMMAND = 'Query' AND STATE = 'Killing slave' " +
+        "AND (INFO LIKE 'STOP SLAVE IO_THREAD%' OR INFO LIKE 'STOP REPLICA IO_THREAD%'))",
+      params: [],
+      parse: (rows: readonly Row[]) => {
+        const stops = rows.filter((r) => str(r.command) === 'Query').map((r) => Number(str(r.time_ms)) || 0);
+        const io = rows.find((r) => str(r.command) === 'Slave_IO');
+        return {
+          stopMs: stops.length > 0 ? Math.max(...stops) : undefined,
+          ioThread: io ? str(io.state) : undefined,
+        };
+      },
+    };
+  }
+
   resetReplica = () => s('RESET SLAVE');
   resetReplicaAll = () => s('RESET SLAVE ALL');
 

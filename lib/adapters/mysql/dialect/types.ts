@@ -176,6 +176,16 @@ export interface ServerSettings {
   filters: Record<string, string>;
 }
 
+/**
+ * A replica's IO thread while a STOP of it may be pending (see Dialect.readIoStop). `stopMs`:
+ * how long the oldest pending stop has run (undefined: none runs); `ioThread`: the IO thread's
+ * stage (undefined: no IO thread runs).
+ */
+export interface IoStopState {
+  stopMs: number | undefined;
+  ioThread: string | undefined;
+}
+
 /** A session we may end when fencing. */
 export interface ClientSession {
   id: number;
@@ -218,6 +228,11 @@ export interface Dialect {
   stopReplication(): Statement;
   stopReplicationIo(): Statement;
   stopReplicationSql(): Statement;
+  /**
+   * Where a pending stop of the IO thread stands, read from another session than the one that
+   * issued it. Optional: a dialect without it makes callers wait for the stop to return.
+   */
+  readIoStop?(): Read<IoStopState>;
   /** Drops relay logs, keeps the source configuration. */
   resetReplica(): Statement;
   /** Forgets the source entirely (promotion). */
