@@ -28,13 +28,17 @@ export async function plain(event: TaskEvent | PingEvent): Promise<unknown> {
     // table client, the secrets and the VIP provider client (no database is touched). Measured:
     // an import-only ping left ~0.45 s of first-use work to BeginFailover.
     const rt = getRuntime();
-    await Promise.all(
-      rt.config.clusters.map(async (c) => {
+    await Promise.all([
+      ...rt.config.clusters.map(async (c) => {
         await rt.store.getClusterState(c.name);
         await rt.logins(c);
         await rt.vipMover(c);
       }),
-    );
+      // Code that the bundle loads on first use (split into chunks, see serverless.yml) and that
+      // BeginFailover runs: compiled now rather than on the failover path.
+      import('../lib/adapters/sdk/sns.ts'),
+      import('../lib/adapters/sdk/eventbridge.ts'),
+    ]);
     return { pong: true, instanceAgeMs: Date.now() - startedAt };
   }
   const run = taskHandlers[event.task];
