@@ -34,6 +34,11 @@ export async function plain(
 ) {
   const shard = parseShard(event);
   const rt = getRuntime();
+  // The failover start and the alerts load on first use (chunks of the bundle, see serverless.yml):
+  // compile them now, in the background, rather than between a confirmed failure and StartExecution.
+  void Promise.all([import('../lib/adapters/sdk/sfn-start.ts'), import('../lib/adapters/sdk/sns.ts')]).catch(
+    () => undefined,
+  );
   const deadline = rt.now() + context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS;
   const env = process.env;
   // HEALTH_ROUND_LOG=1 (the bench's probe-round figure) logs each round's duration and phases.

@@ -26,6 +26,13 @@ export interface VipMoveOptions {
   deadline: number;
   /** Idempotency token for providers that take one (Alibaba ClientToken). */
   clientToken?: string;
+  /**
+   * The move is on the write path (the VIP is taken from an old primary that did not take the SQL
+   * fence, and nobody is promoted until it is verified): send the mutating call at once instead of
+   * reading the holder first. The verification after it is unchanged. Providers whose mutating
+   * call is not idempotent for the current holder ignore it.
+   */
+  mutateFirst?: boolean;
 }
 
 /**

@@ -39,6 +39,7 @@ export function createRuntime(
     throw new ConfigError('STATE_TABLE is not set (the DynamoDB state table name).');
   const secrets = overrides.secrets ?? new SecretResolver(env);
   const movers = new Map<string, Promise<VipMover | undefined>>();
+  let sfnStarter: SfnFailoverStarter | undefined;
   const log =
     overrides.log ??
     ((entry: Record<string, unknown>) => {
@@ -58,7 +59,9 @@ export function createRuntime(
           const arn = env.STATE_MACHINE_ARN;
           if (!arn)
             throw new ConfigError('STATE_MACHINE_ARN is not set: the health check cannot start a failover.');
-          return new SfnFailoverStarter(arn).start(name, input);
+          // One per container: its client (and connection) is reused by the next start.
+          sfnStarter ??= new SfnFailoverStarter(arn);
+          return sfnStarter.start(name, input);
         },
       } satisfies FailoverStarter),
     cluster: (name) => findCluster(config, name),

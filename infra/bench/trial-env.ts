@@ -194,7 +194,7 @@ export function percentile(values: number[], p: number): number | null {
  * Adds what the runtime cost the Task path to a trial: `coldStarts` and `initMs` (sum of the Init
  * Durations of the Task invocations), `startMs` (failover-started to the first step's code running:
  * StartExecution, the workflow's own latency and any init) and `stepsMs` (each step's own duration,
- * from the failover-step log entries).
+ * from the failover-step log entries), and `fenceVipMs` (the VIP move inside FenceOldPrimary).
  */
 function withRuntimeFigures<T>(result: T, cloud: LocalCloud, entries: Array<Record<string, unknown>>): T {
   if (typeof result !== 'object' || result === null || !('rtoMs' in result)) return result;
@@ -203,6 +203,9 @@ function withRuntimeFigures<T>(result: T, cloud: LocalCloud, entries: Array<Reco
   for (const e of entries)
     if (e.type === 'failover-step' && typeof e.name === 'string' && stepsMs[e.name] === undefined)
       stepsMs[e.name] = Number(e.endedAt) - Number(e.startedAt);
+  // FenceOldPrimary's own VIP move (the mover's figure), the largest part of that step.
+  const fence = entries.find((e) => e.type === 'failover-step' && e.name === 'FenceOldPrimary');
+  const fenceVip = (fence?.detail as { vipMs?: unknown } | undefined)?.vipMs;
   const started = entries.find((e) => e.type === 'failover-started');
   const firstStep = entries.find((e) => e.type === 'failover-step');
   return {
@@ -213,5 +216,6 @@ function withRuntimeFigures<T>(result: T, cloud: LocalCloud, entries: Array<Reco
       cloud.runtime === 'packaged' ? Math.round(reports.reduce((s, r) => s + (r.initMs ?? 0), 0)) : null,
     startMs: started && firstStep ? Number(firstStep.startedAt) - Number(started.detectedAt) : null,
     stepsMs,
+    ...(typeof fenceVip === 'number' ? { fenceVipMs: fenceVip } : {}),
   };
 }

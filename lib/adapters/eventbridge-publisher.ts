@@ -1,4 +1,4 @@
-import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 
 /** The detail-types we publish; rules in the account match on them. */
 export type FailoverEventType =
@@ -22,13 +22,13 @@ export const EVENT_SOURCE = 'mysql-failover';
 
 /** PutEvents to one bus (the default bus unless configured). */
 export class EventBridgePublisher implements EventPublisher {
-  private readonly client: EventBridgeClient;
+  private client: EventBridgeClient | undefined;
 
   constructor(
     private readonly busName: string,
     options: { client?: EventBridgeClient; log?: (entry: Record<string, unknown>) => void } = {},
   ) {
-    this.client = options.client ?? new EventBridgeClient({});
+    this.client = options.client;
     this.log = options.log ?? (() => {});
   }
 
@@ -36,8 +36,11 @@ export class EventBridgePublisher implements EventPublisher {
 
   async publish(event: FailoverEvent): Promise<void> {
     try {
+      // The SDK is loaded on the first event, not at import (cold start).
+      const sdk = await import('./sdk/eventbridge.ts');
+      this.client ??= new sdk.EventBridgeClient({});
       const r = await this.client.send(
-        new PutEventsCommand({
+        new sdk.PutEventsCommand({
           Entries: [
             {
               EventBusName: this.busName,

@@ -1,4 +1,4 @@
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
 
 export interface HookResult {
   ok: boolean;
@@ -15,17 +15,20 @@ export interface HookInvoker {
 
 /** Hook Lambdas called with RequestResponse, so a failure is seen (FunctionError) and counted. */
 export class LambdaHookInvoker implements HookInvoker {
-  private readonly client: LambdaClient;
+  private client: LambdaClient | undefined;
 
   constructor(options: { client?: LambdaClient } = {}) {
-    this.client = options.client ?? new LambdaClient({});
+    this.client = options.client;
   }
 
   async invoke(functionName: string, payload: Record<string, unknown>): Promise<HookResult> {
     const t0 = Date.now();
     try {
+      // The SDK is loaded on the first hook call, not at import (cold start).
+      const sdk = await import('./sdk/lambda.ts');
+      this.client ??= new sdk.LambdaClient({});
       const r = await this.client.send(
-        new InvokeCommand({
+        new sdk.InvokeCommand({
           FunctionName: functionName,
           InvocationType: 'RequestResponse',
           Payload: new TextEncoder().encode(JSON.stringify(payload)),

@@ -1,4 +1,4 @@
-import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import type { SNSClient } from '@aws-sdk/client-sns';
 
 export interface Notification {
   cluster: string;
@@ -14,13 +14,13 @@ export interface Notifier {
 
 /** Structured log line on stdout, always; SNS when a topic is configured. Never throws. */
 export class SnsNotifier implements Notifier {
-  private readonly client: SNSClient | undefined;
+  private client: SNSClient | undefined;
 
   constructor(
     private readonly topicArn: string | undefined,
     options: { client?: SNSClient; log?: (line: string) => void } = {},
   ) {
-    this.client = topicArn ? (options.client ?? new SNSClient({})) : undefined;
+    this.client = options.client;
     this.log = options.log ?? ((l) => console.log(l));
   }
 
@@ -28,10 +28,13 @@ export class SnsNotifier implements Notifier {
 
   async notify(n: Notification): Promise<void> {
     this.log(JSON.stringify({ level: n.severity, type: 'notification', ...n }));
-    if (!this.client || !this.topicArn) return;
+    if (!this.topicArn) return;
     try {
+      // The SDK is loaded on the first notification, not at import (cold start).
+      const sdk = await import('./sdk/sns.ts');
+      this.client ??= new sdk.SNSClient({});
       await this.client.send(
-        new PublishCommand({
+        new sdk.PublishCommand({
           TopicArn: this.topicArn,
           Subject: `[${n.severity}] ${n.cluster}: ${n.subject}`.slice(0, 99),
           Message: JSON.stringify(n, null, 2),

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SecretRef } from '../config/schema.ts';
 import { SecretNotFoundError } from '../errors.ts';
 
@@ -116,10 +116,13 @@ export class SecretResolver {
         );
       }
     }
-    this.client ??= new SecretsManagerClient({});
+    // Loaded on first use: env and file references (and the functions that never read a secret)
+    // do not pay for the Secrets Manager client at import (cold start).
+    const sdk = await import('./sdk/secrets-manager.ts');
+    this.client ??= new sdk.SecretsManagerClient({});
     let text: string | undefined;
     try {
-      const r = await this.client.send(new GetSecretValueCommand({ SecretId: ref.secretsManager }));
+      const r = await this.client.send(new sdk.GetSecretValueCommand({ SecretId: ref.secretsManager }));
       text = r.SecretString;
     } catch (err) {
       throw new SecretNotFoundError(

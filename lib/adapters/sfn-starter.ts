@@ -1,4 +1,6 @@
-import { DescribeExecutionCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import type { SFNClient } from '@aws-sdk/client-sfn';
+
+type Sdk = typeof import('./sdk/sfn-start.ts');
 
 export interface StartedExecution {
   executionArn: string;
@@ -30,13 +32,20 @@ export const MAX_START_ATTEMPTS = 20;
  * the name.
  */
 export class SfnFailoverStarter implements FailoverStarter {
-  private readonly client: SFNClient;
+  private client: SFNClient | undefined;
 
   constructor(
     private readonly stateMachineArn: string,
     options: { client?: SFNClient } = {},
   ) {
-    this.client = options.client ?? new SFNClient({});
+    this.client = options.client;
+  }
+
+  /** The SDK is loaded on the first start, not at import: the health check's cold start. */
+  private async sdk(): Promise<{ sdk: Sdk; client: SFNClient }> {
+    const sdk = await import('./sdk/sfn-start.ts');
+    this.client ??= new sdk.SFNClient({});
+    return { sdk, client: this.client };
   }
 
   async start(name: string, input: unknown): Promise<StartedExecution> {
@@ -53,8 +62,9 @@ export class SfnFailoverStarter implements FailoverStarter {
         if (status !== undefined) continue;
       }
       try {
-        const r = await this.client.send(
-          new StartExecutionCommand({
+        const { sdk, client } = await this.sdk();
+        const r = await client.send(
+          new sdk.StartExecutionCommand({
             stateMachineArn: this.stateMachineArn,
             name: executionName,
             input: JSON.stringify(withExecutionName(input, executionName)),
@@ -78,7 +88,8 @@ export class SfnFailoverStarter implements FailoverStarter {
   /** The execution's status, or undefined when there is no execution of that ARN. */
   private async status(executionArn: string): Promise<string | undefined> {
     try {
-      const d = await this.client.send(new DescribeExecutionCommand({ executionArn }));
+      const { sdk, client } = await this.sdk();
+      const d = await client.send(new sdk.DescribeExecutionCommand({ executionArn }));
       return d.status ?? 'RUNNING';
     } catch (err) {
       if ((err as Error).name === 'ExecutionDoesNotExist') return undefined;

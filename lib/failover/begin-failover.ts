@@ -19,23 +19,29 @@ export async function beginFailover(rt: Runtime, req: FailoverRequest): Promise<
     ignoreBlock: req.ignoreBlock === true,
   });
   const ctx: FailoverContext = { ...req, epoch: claim.epoch, startedAt: now };
-  await rt.store.appendStep(req.cluster, claim.epoch, {
-    name: 'BeginFailover',
-    startedAt: now,
-    endedAt: rt.now(),
-    result: claim.alreadyClaimed ? 'skipped' : 'ok',
-    detail: { epoch: claim.epoch, alreadyClaimed: claim.alreadyClaimed },
-  });
-  if (!claim.alreadyClaimed) {
-    await rt.notifier.notify({
-      cluster: req.cluster,
-      severity: 'critical',
-      subject: `${req.kind} started (epoch ${claim.epoch})`,
-      message: `Primary ${req.failedPrimary} is being replaced. Execution ${req.executionName}.`,
-      data: { epoch: claim.epoch, reason: req.reason },
-    });
-    await publishEvent(rt, 'MySQL Failover Started', ctx, { reason: req.reason });
-  }
+  // The audit entry, the notification and the event are independent of each other (the last two
+  // never throw), and every step after this waits for them: one round trip instead of three.
+  await Promise.all([
+    rt.store.appendStep(req.cluster, claim.epoch, {
+      name: 'BeginFailover',
+      startedAt: now,
+      endedAt: rt.now(),
+      result: claim.alreadyClaimed ? 'skipped' : 'ok',
+      detail: { epoch: claim.epoch, alreadyClaimed: claim.alreadyClaimed },
+    }),
+    ...(claim.alreadyClaimed
+      ? []
+      : [
+          rt.notifier.notify({
+            cluster: req.cluster,
+            severity: 'critical',
+            subject: `${req.kind} started (epoch ${claim.epoch})`,
+            message: `Primary ${req.failedPrimary} is being replaced. Execution ${req.executionName}.`,
+            data: { epoch: claim.epoch, reason: req.reason },
+          }),
+          publishEvent(rt, 'MySQL Failover Started', ctx, { reason: req.reason }),
+        ]),
+  ]);
   // Before anything changes on a server. A retried BeginFailover calls it again: hooks must
   // be idempotent (they get the epoch to tell).
   const pre = c.failover.hooks?.pre;

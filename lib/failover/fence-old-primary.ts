@@ -1,6 +1,5 @@
 import { onInst } from '../adapters/mysql/admin.ts';
 import type { Login } from '../adapters/mysql/connection.ts';
-import { createStonith } from '../adapters/stonith.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { describeError, NodeUnreachableError, PromotionFailedError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
@@ -57,6 +56,7 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
         oldHolderDead: true,
         deadline: t0 + verifyMs,
         clientToken: ctx.executionName.slice(0, 64),
+        mutateFirst: true,
       });
       vipFenced = true;
       return moved;
@@ -159,9 +159,10 @@ export async function fenceOldPrimary(rt: Runtime, ctx: FailoverContext): Promis
     // API before anyone is promoted, concurrently with the VIP move. A node that answered is fenced
     // by read_only and never stopped. A failed stop fails the step (StonithFailedError, terminal).
     const stonith = stonithOn
-      ? createStonith(c, rt.secrets, (e) => rt.log(e)).then((s) =>
-          s?.stop(ctx.failedPrimary, { deadline: rt.now() + c.failover.stonith.waitStoppedMs }),
-        )
+      ? // Loaded only here (STONITH is off by default): the cloud clients stay off the cold start.
+        import('../adapters/stonith.ts')
+          .then(({ createStonith }) => createStonith(c, rt.secrets, (e) => rt.log(e)))
+          .then((s) => s?.stop(ctx.failedPrimary, { deadline: rt.now() + c.failover.stonith.waitStoppedMs }))
       : undefined;
     stonith?.catch(() => undefined);
     const withStonith = async (o: StepOutcome): Promise<StepOutcome> => {

@@ -1,4 +1,3 @@
-import { EC2Client, ReplaceRouteCommand } from '@aws-sdk/client-ec2';
 import { classifyError, type Login, type Timeouts, withSession } from '../adapters/mysql/connection.ts';
 import { checkFlavorMix } from '../adapters/mysql/dialect/flavor.ts';
 import type { Dialect, Flavor } from '../adapters/mysql/dialect/types.ts';
@@ -7,7 +6,6 @@ import type { ClusterConfig, NodeConfig } from '../config/schema.ts';
 import type { ReplicationStatus } from '../core/types.ts';
 import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
-import { checkFailoverActions } from './check-failover-actions.ts';
 import { formatTable } from './common.ts';
 import { ADMIN_SCHEMA, missingGlobalGrants, parseGrants } from './grants.ts';
 
@@ -118,6 +116,8 @@ export async function checkCluster(rt: Runtime, c: ClusterConfig): Promise<Check
   }
 
   const vip = await checkVip(rt, c, primary, state?.failoverInProgress !== undefined, add, pass);
+  // The EC2 and Lambda clients of these checks load here, not at the function's import.
+  const { checkFailoverActions } = await import('./check-failover-actions.ts');
   await checkFailoverActions(c, add, pass);
 
   const errors = findings.filter((f) => f.severity === 'error').length;
@@ -750,6 +750,7 @@ async function dryRunReplaceRoute(
   if (c.vip.provider !== 'aws-route-table') return 'n/a';
   const eni = c.nodes.find((n) => n.id === holder)?.networkInterfaceId;
   if (!eni) return 'skipped: holder has no networkInterfaceId';
+  const { EC2Client, ReplaceRouteCommand } = await import('../adapters/sdk/ec2-route.ts');
   const client = new EC2Client(c.vip.region ? { region: c.vip.region, maxAttempts: 1 } : { maxAttempts: 1 });
   try {
     for (const rtb of c.vip.routeTableIds) {

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type Ec2Emulator, startEc2Emulator } from '../../infra/local-cloud/ec2-emulator.ts';
 import { AwsRouteTableVipMover } from '../../lib/adapters/vip/aws-route-table.ts';
 import { AwsSecondaryIpVipMover, createEc2Client } from '../../lib/adapters/vip/aws-secondary-ip.ts';
@@ -128,6 +128,33 @@ describe('AwsSecondaryIpVipMover', () => {
     expect(emu.faults.calls('AssignPrivateIpAddresses')).toBe(1);
     expect(result.apiCalls).toBe(emu.faults.calls('*'));
     expect(await mover.currentHolder()).toBe('db2');
+  });
+
+  it('with mutateFirst, sends the assignment before any read and still verifies the new holder', async () => {
+    const mover = secondaryIp();
+    // Every read hangs: only a move that does not read first gets its assignment out.
+    emu.faults.set('DescribeNetworkInterfaces', { hang: true });
+    const moving = mover.moveTo('db2', { deadline: soon(5000), fromNodeId: 'db1', mutateFirst: true });
+    await vi.waitFor(() => expect(emu.faults.calls('AssignPrivateIpAddresses')).toBe(1), { timeout: 2000 });
+    expect(emu.model.intendedHolder(VIP)?.eni).toBe(ENI_2);
+    emu.faults.clear('DescribeNetworkInterfaces');
+    const result = await moving;
+    expect(result).toMatchObject({ holder: 'db2', alreadyThere: false });
+    // Verified: the old holder has lost the address when the move returns.
+    expect(emu.model.holderOf(VIP)).toBe(ENI_2);
+  });
+
+  it('with mutateFirst, a refused assignment is a no-op only when the target holds the VIP already', async () => {
+    const mover = secondaryIp();
+    await mover.moveTo('db2', { deadline: soon(5000) });
+    emu.faults.set('AssignPrivateIpAddresses', {
+      permanentError: { code: 'InvalidParameterValue', message: 'The address is already assigned' },
+    });
+    const again = await mover.moveTo('db2', { deadline: soon(5000), mutateFirst: true });
+    expect(again).toMatchObject({ holder: 'db2', alreadyThere: true });
+    const err = await failure(mover.moveTo('db1', { deadline: soon(5000), mutateFirst: true }));
+    expect(err.name).toBe('VipMoveFailedError');
+    expect(emu.model.holderOf(VIP)).toBe(ENI_2);
   });
 
   it('reports alreadyThere without an Assign call when the target already holds the VIP', async () => {

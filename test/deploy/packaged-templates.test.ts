@@ -224,6 +224,33 @@ describe('500 clusters in one deployment', () => {
     }
   });
 
+  it("carries in each function's zip its own bundle and chunks and no other function's", () => {
+    const bundles = lambdaFunctions(pkg.template).map(
+      ([, fn]) => String(fn.Properties.Handler).split('.')[0]!,
+    );
+    let chunked = 0;
+    for (const [id, fn] of lambdaFunctions(pkg.template)) {
+      const root = extracted.get(join(pkg.dir, basename(String(fn.Properties.Code?.S3Key))))!;
+      const own = String(fn.Properties.Handler).split('.')[0]!;
+      const files = execFileSync('find', ['.', '-type', 'f'], { cwd: root, encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean)
+        .map((f) => f.slice(2));
+      expect(files, id).toContain(`${own}.mjs`);
+      for (const f of files) {
+        if (f === '.build/failover-config.json' || f === `${own}.mjs`) continue;
+        // Code split off behind import() (serverless.yml esbuild.splitting): <bundle>.chunks/.
+        expect(f, `${id}: ${f} is not one of its own chunks`).toMatch(
+          new RegExp(`^${own}\\.chunks/[^/]+\\.mjs$`),
+        );
+        chunked++;
+      }
+      for (const other of bundles.filter((b) => b !== own))
+        expect(existsSync(join(root, `${other}.mjs`)), `${id} carries ${other}.mjs`).toBe(false);
+    }
+    expect(chunked, 'chunks across all zips').toBeGreaterThan(0);
+  });
+
   it('the bundled status handler, run as Lambda runs it, knows all 500 clusters', async () => {
     const [, fn] = lambdaFunctions(pkg.template).find(([id]) => id === 'StatusLambdaFunction')!;
     const root = extracted.get(join(pkg.dir, basename(String(fn.Properties.Code?.S3Key))))!;

@@ -1,6 +1,6 @@
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MariaDbCluster, startCluster } from '../../infra/cluster/mariadb-cluster.ts';
@@ -64,14 +64,17 @@ describe('a broken bundle, end to end on the packaged runtime', () => {
     const unpacked = join(artifact, 'worker-unpacked');
     extractZip(readFileSync(join(source, 'failoverWorker.zip')), unpacked);
     const bundle = readFileSync(join(unpacked, 'functions', 'failover-worker.mjs'), 'utf8');
-    writeFileSync(
-      join(artifact, 'failoverWorker.zip'),
-      storedZip({
-        'functions/failover-worker.mjs': Buffer.from(
-          `throw new Error('deliberately broken bundle');\n${bundle}`,
-        ),
-      }),
+    // Every other file of the zip (its chunks, the config) as shipped: only the import throws.
+    const files: Record<string, Buffer> = {};
+    for (const f of readdirSync(unpacked, { recursive: true, withFileTypes: true }))
+      if (f.isFile()) {
+        const path = join(f.parentPath, f.name);
+        files[relative(unpacked, path)] = readFileSync(path);
+      }
+    files['functions/failover-worker.mjs'] = Buffer.from(
+      `throw new Error('deliberately broken bundle');\n${bundle}`,
     );
+    writeFileSync(join(artifact, 'failoverWorker.zip'), storedZip(files));
     cluster = await startCluster();
     cloud = await startLocalCloud({
       cluster,

@@ -28,6 +28,8 @@ const FIXTURES: Record<string, string> = {
   // A hung query keeps a socket open; an interval stands in for it.
   'hang.mjs': `export const handler = () => new Promise(() => setInterval(() => {}, 1000));`,
   'broken.mjs': `throw new Error('broken at import'); export const handler = async () => 1;`,
+  // A bundle whose split-off chunk is missing from the zip.
+  'lost-chunk.mjs': `import './lost-chunk.chunks/chunk-gone.mjs'; export const handler = async () => 1;`,
   'spin.mjs': `export const handler = async ({ ms }) => {
       const end = Date.now() + ms; let n = 0; while (Date.now() < end) n++; return { n };
     };`,
@@ -60,6 +62,7 @@ beforeAll(async () => {
       spec('hang', 'hang', { timeoutMs: 1000 }),
       spec('broken', 'broken'),
       spec('missing', 'no-such-file'),
+      spec('lostChunk', 'lost-chunk'),
       spec('spin128', 'spin', { memoryMb: 128 }),
       spec('spin1769', 'spin', { memoryMb: 1769 }),
       spec('reclaimed', 'echo'),
@@ -133,6 +136,10 @@ describe('the local Lambda runtime', () => {
     const m = await runtime.invoke('missing', {});
     expect(m.ok).toBe(false);
     if (!m.ok) expect(m.error.errorType).toBe('Runtime.ImportModuleError');
+    // The handler file is there but a module it imports is not: that module is named.
+    const c = await runtime.invoke('lostChunk', {});
+    expect(c.ok).toBe(false);
+    if (!c.ok) expect(c.error.errorMessage).toContain('lost-chunk.chunks/chunk-gone.mjs');
   });
 
   it('reclaims idle instances', async () => {

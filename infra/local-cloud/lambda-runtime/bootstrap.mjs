@@ -36,7 +36,9 @@ async function load() {
     try {
       mod = await import(pathToFileURL(path).href);
     } catch (err) {
-      if (err?.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes(path)) continue;
+      // Only the handler file itself missing means "try the next extension"; a module it imports
+      // that is missing (a chunk, a dependency) is the import error to report.
+      if (err?.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes(`'${path}'`)) continue;
       throw err;
     }
     const fn = mod[name] ?? mod.default?.[name];

@@ -30,7 +30,7 @@ export interface AwsVipMoverCommonOptions {
   region?: string;
   /** Longest wait for Describe* to show the move, within the move's deadline. Default 15000. */
   verifyTimeoutMs?: number;
-  /** Time between verification reads. Default 200. */
+  /** Time between verification reads. Default 50 (see DEFAULTS). */
   pollMs?: number;
   /** Longest single HTTP attempt, so a hung call leaves time for another. Default 5000. */
   attemptTimeoutMs?: number;
@@ -253,7 +253,11 @@ export async function verifyWithRedrive<T>(opts: {
 
 const DEFAULTS = {
   verifyTimeoutMs: 15_000,
-  pollMs: 200,
+  // The failover's first write waits for this verification (FenceOldPrimary), so the gap between
+  // the remap becoming visible and our seeing it is RTO: a read every pollMs + one round trip.
+  // EC2 throttles Describe* per account with a token bucket (non-mutating actions: a burst of 100,
+  // refilled at 20/s); ~10 reads over a 1 s remap stay far inside it.
+  pollMs: 50,
   attemptTimeoutMs: 5000,
   retryBaseMs: 100,
   retryMaxMs: 2000,
@@ -336,8 +340,13 @@ export class AwsSecondaryIpVipMover implements VipMover {
       ms: Date.now() - started,
     });
 
-    const before = await this.#readHolder(runner, options.deadline, { what, target });
-    if (before === target) {
+    // On the write path the read-before (one Describe round trip) is skipped: the assignment is
+    // sent at once. Should EC2 refuse it because the target holds the address already (a retried
+    // step), the read after the refusal finds it there.
+    const before = options.mutateFirst
+      ? undefined
+      : await this.#readHolder(runner, options.deadline, { what, target });
+    if (!options.mutateFirst && before === target) {
       this.#cfg.log?.({
         level: 'info',
         msg: 'VIP already on target',
@@ -367,7 +376,16 @@ export class AwsSecondaryIpVipMover implements VipMover {
             { abortSignal },
           ),
       );
-    await assign();
+    try {
+      await assign();
+    } catch (err) {
+      // Without the read-before, a refusal may only mean the address is on the target already
+      // (a retried step): that is the verified no-op of the contract.
+      if (!options.mutateFirst || !(err instanceof VipMoveFailedError)) throw err;
+      const holder = await this.#readHolder(runner, options.deadline, { what, target });
+      if (holder !== target) throw err;
+      return result(true);
+    }
     this.#cfg.log?.({
       level: 'info',
       msg: 'VIP assignment accepted',

@@ -1,10 +1,13 @@
 import type { ClusterConfig } from '../../config/schema.ts';
 import type { VipMover } from '../../ports.ts';
 import type { SecretResolver } from '../secrets.ts';
-import { AwsRouteTableVipMover } from './aws-route-table.ts';
-import { AwsSecondaryIpVipMover, createEc2Client } from './aws-secondary-ip.ts';
 
-/** Builds the cluster's VIP mover from its config (undefined for provider "none"). */
+/**
+ * Builds the cluster's VIP mover from its config (undefined for provider "none"). Each provider's
+ * module (and its SDK) is loaded here, on first use, not when a function is imported: the cold
+ * start of a function pays only for what its first path runs, and the failover worker's warm-up
+ * ping builds the mover off the failover path.
+ */
 export async function createVipMover(
   c: ClusterConfig,
   secrets: SecretResolver,
@@ -16,7 +19,8 @@ export async function createVipMover(
   switch (vip.provider) {
     case 'none':
       return undefined;
-    case 'aws-secondary-ip':
+    case 'aws-secondary-ip': {
+      const { AwsSecondaryIpVipMover, createEc2Client } = await import('./aws-secondary-ip.ts');
       return new AwsSecondaryIpVipMover({
         address: vip.address,
         nodes: byNode('networkInterfaceId'),
@@ -24,7 +28,12 @@ export async function createVipMover(
         verifyTimeoutMs: vip.verifyTimeoutMs,
         log,
       });
-    case 'aws-route-table':
+    }
+    case 'aws-route-table': {
+      const [{ AwsRouteTableVipMover }, { createEc2Client }] = await Promise.all([
+        import('./aws-route-table.ts'),
+        import('./aws-secondary-ip.ts'),
+      ]);
       return new AwsRouteTableVipMover({
         address: vip.address,
         routeTableIds: vip.routeTableIds,
@@ -33,6 +42,7 @@ export async function createVipMover(
         verifyTimeoutMs: vip.verifyTimeoutMs,
         log,
       });
+    }
     case 'aliyun-havip': {
       const { AliyunHaVipVipMover } = await import('./aliyun-havip.ts');
       return new AliyunHaVipVipMover({
