@@ -45,6 +45,13 @@ export const DeploySettingsSchema = z
      * one rule without a shard: every cluster in one invocation.
      */
     healthCheckShards: z.number().int().min(1).max(MAX_SHARDS).default(1),
+    /**
+     * healthCheck's MemorySize, and so its CPU share (1769 MB = 1 vCPU). It runs all the time, so
+     * it is most of a small deployment's bill: 128 MB ($4.75 a month a shard) holds about 4
+     * clusters a shard within half its CPU, 256 MB about 10; the cost per cluster is about the same
+     * at any size (infra/bench/cost-model.ts), larger sizes only need fewer shards.
+     */
+    healthCheckMemoryMb: z.number().int().min(128).max(10_240).default(128),
     /** X-Ray tracing of the functions and both state machines. */
     tracing: z.boolean().default(false),
   })
