@@ -42,7 +42,8 @@ const DEFAULT_HEALTH_MB = 256;
 /** Where each run's measured point is kept, so the 500-cluster model fits every count measured. */
 /** The share of its CPU limit a shard is planned to use (the model's shards-needed rule). */
 const CPU_UTILISATION = 0.5;
-const POINTS_FILE = join(tmpdir(), 'smf-scale-points.json');
+/** One file per health-check size: points measured at another CPU share would skew the fit. */
+const pointsFile = (memoryMb: number) => join(tmpdir(), `smf-scale-points-${memoryMb}mb.json`);
 
 const clusterName = (i: number) => `c${String(i + 1).padStart(3, '0')}`;
 
@@ -186,9 +187,9 @@ interface ScalePoint {
   cpuUsedShare: number;
 }
 
-function loadPoints(): ScalePoint[] {
+function loadPoints(memoryMb: number): ScalePoint[] {
   try {
-    return JSON.parse(readFileSync(POINTS_FILE, 'utf8')) as ScalePoint[];
+    return JSON.parse(readFileSync(pointsFile(memoryMb), 'utf8')) as ScalePoint[];
   } catch {
     return [];
   }
@@ -349,10 +350,12 @@ async function runScale(n: number, shards: number, log: (line: string) => void):
       roundP99Ms: percentile(roundMs, 99) ?? 0,
       cpuUsedShare,
     };
-    const points = [...loadPoints().filter((p) => p.clusters !== point.clusters), point].sort(
+    const points = [...loadPoints(memoryMb).filter((p) => p.clusters !== point.clusters), point].sort(
       (a, b) => a.clusters - b.clusters,
     );
-    writeFileSync(POINTS_FILE, `${JSON.stringify(points)}\n`);
+    // A starved run (too few rounds: the machine, not the limit) would skew every later fit.
+    if (roundMs.length >= (n * OBSERVE_MS) / 2000)
+      writeFileSync(pointsFile(memoryMb), `${JSON.stringify(points)}\n`);
     // Shards for 500: each shard may use half its CPU limit (headroom for a failover's quick
     // rounds and hand-overs), by a line fitted through the measured CPU per cluster count.
     // A point whose shard used (nearly) its whole limit is saturated: its CPU says nothing about
