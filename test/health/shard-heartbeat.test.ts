@@ -4,8 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../infra/local-cloud/local-cloud.ts';
 import { DynamoStateStore } from '../../lib/adapters/dynamodb-state-store.ts';
 import { ClusterLease, LEASE_TTL_MS, ShardHeartbeat } from '../../lib/health/lease.ts';
-import { WATCH_LATER_GRACE_MS } from '../../lib/health/monitor.ts';
+import { runHealthCheck, WATCH_LATER_GRACE_MS } from '../../lib/health/monitor.ts';
 import { clustersOfShard, secondWatchedShard, shardOf, watchedShard } from '../../lib/health/shards.ts';
+import type { ClusterConfig } from '../../lib/config/schema.ts';
 import type { StateStore } from '../../lib/ports.ts';
 import type { Runtime } from '../../lib/runtime.ts';
 import { InMemoryStateStore } from '../support/in-memory-state-store.ts';
@@ -219,5 +220,43 @@ describe('two neighbouring shards dying at once', () => {
     expect((await store.readLease('of-shard-0')).owner).toBe('shard2-inv#guest');
     expect((await store.readLease('of-shard-1')).owner).toBe('shard2-inv#guest');
     console.log(`two dead neighbours: both clusters taken over ${farAt} ms after they died`);
+  });
+});
+
+describe('an invocation that only watches', () => {
+  it('ends by its deadline while the watched shards (near and two back) stay alive', async () => {
+    const store = new InMemoryStateStore();
+    const logs: Array<Record<string, unknown>> = [];
+    const rt = {
+      store,
+      now: () => Date.now(),
+      log: (e: Record<string, unknown>) => logs.push(e),
+    } as unknown as Runtime;
+    const cluster = (name: string) => ({ name, detection: { intervalMs: 200 } }) as unknown as ClusterConfig;
+    // The watched clusters' holder renews its heartbeat throughout.
+    const holderHb = new ShardHeartbeat(rt, 'holder', Date.now() + 10_000);
+    for (const name of ['near', 'far'])
+      await new ClusterLease(rt, name, 'holder', Date.now() + 10_000, holderHb).acquire(
+        200,
+        () => true,
+        async () => {},
+      );
+    const renewals = setInterval(() => void holderHb.renewIfDue(Date.now()), 100);
+    try {
+      const started = Date.now();
+      const results = await runHealthCheck(rt, {
+        owner: 'watcher',
+        deadline: started + 1500,
+        clusters: [],
+        watch: [cluster('near')],
+        watchLater: [cluster('far')],
+      });
+      expect(Date.now() - started).toBeLessThan(1500 + 500);
+      expect(results.map((r) => r.outcome)).toEqual(['watched', 'watched']);
+      expect((await store.readLease('near')).owner).toBe('holder');
+      expect((await store.readLease('far')).owner).toBe('holder');
+    } finally {
+      clearInterval(renewals);
+    }
   });
 });
