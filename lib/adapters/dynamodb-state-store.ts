@@ -13,6 +13,8 @@ const pk = (cluster: string) => `CLUSTER#${cluster}`;
 /** An invocation's heartbeat item (one per health-check invocation, for all the leases it holds). */
 const heartbeatPk = (key: string) => `HEARTBEAT#${key}`;
 /** Heartbeat items are removed by the table's TTL a day after their last write (epoch seconds). */
+/** How long readLease shares one read of a heartbeat among the watchers of its clusters. */
+const HEARTBEAT_READ_SHARE_MS = 250;
 const heartbeatItemTtl = (now: number) => Math.floor(now / 1000) + 24 * 3600;
 const failoverSk = (epoch: number) => `FAILOVER#${String(epoch).padStart(8, '0')}`;
 
@@ -231,11 +233,33 @@ export class DynamoStateStore implements StateStore {
     }
   }
 
+  /**
+   * Heartbeat reads for readLease, shared for HEARTBEAT_READ_SHARE_MS: the watchers of one
+   * holder's clusters all wake at its heartbeat's expiry, so one read serves them all instead of
+   * one per cluster. Only waits are decided on it; a take-over reads again (acquireLease).
+   */
+  private readonly sharedHeartbeatReads = new Map<
+    string,
+    { at: number; read: Promise<{ expiresAt: number; revoked: boolean } | undefined> }
+  >();
+
+  private readHeartbeatShared(key: string): Promise<{ expiresAt: number; revoked: boolean } | undefined> {
+    const now = Date.now();
+    const hit = this.sharedHeartbeatReads.get(key);
+    if (hit && now - hit.at < HEARTBEAT_READ_SHARE_MS) return hit.read;
+    for (const [k, v] of this.sharedHeartbeatReads)
+      if (now - v.at >= HEARTBEAT_READ_SHARE_MS) this.sharedHeartbeatReads.delete(k);
+    const read = this.readHeartbeat(key);
+    read.catch(() => this.sharedHeartbeatReads.delete(key));
+    this.sharedHeartbeatReads.set(key, { at: now, read });
+    return read;
+  }
+
   async readLease(cluster: string): Promise<{ owner?: string; expiresAt: number }> {
     const seen = await this.readLeaseItem(cluster);
     let expiresAt = seen.leaseExpiresAt;
     if (seen.heartbeat !== undefined && expiresAt > 0) {
-      const hb = await this.readHeartbeat(seen.heartbeat);
+      const hb = await this.readHeartbeatShared(seen.heartbeat);
       expiresAt = Math.min(expiresAt, hb && !hb.revoked ? hb.expiresAt : 1);
     }
     return { ...(seen.owner !== undefined ? { owner: seen.owner } : {}), expiresAt };

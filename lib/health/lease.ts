@@ -229,7 +229,10 @@ export class ClusterLease {
         this.heldUntil = taken.expiresAt;
         return true;
       }
+      // Someone else was faster, or the holder renewed after all (a read may be shared and a
+      // little old: the store's readLease): look again after a poll period, not in a tight loop.
       freeSince = undefined;
+      await sleep(Math.min(LEASE_POLL_MS, Math.max(10, last)));
     }
   }
 

@@ -28,6 +28,7 @@ function simulated(store: StateStore) {
 describe('leases linked to an invocation heartbeat, in DynamoDB', () => {
   let server: ReturnType<typeof dynalite>;
   let store: DynamoStateStore;
+  let heartbeatGets = 0;
 
   beforeAll(async () => {
     server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
@@ -51,6 +52,15 @@ describe('leases linked to an invocation heartbeat, in DynamoDB', () => {
         ],
         BillingMode: 'PAY_PER_REQUEST',
       }),
+    );
+    // Counts GetItem requests for heartbeat items (the watchers' reads).
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const input = (args as { input?: { Key?: { pk?: { S?: string } } } }).input;
+        if (input?.Key?.pk?.S?.startsWith('HEARTBEAT#')) heartbeatGets++;
+        return next(args);
+      },
+      { step: 'build', name: 'countHeartbeatReads' },
     );
     store = new DynamoStateStore('state', { client });
   });
@@ -99,6 +109,17 @@ describe('leases linked to an invocation heartbeat, in DynamoDB', () => {
     await store.releaseLease('h1', 'inv-B');
     expect(await store.readLease('h1')).toEqual({ owner: 'inv-B', expiresAt: 0 });
     expect((await store.acquireLease('h1', 'inv-D', t2 + 2000, 65_000, 'inv-D')).held).toBe(true);
+  });
+
+  it("reads a holder's heartbeat once for all the clusters its watchers look at together", async () => {
+    const now = Date.now();
+    await store.renewHeartbeat('inv-W', now, 15_000);
+    const names = ['w1', 'w2', 'w3', 'w4'];
+    for (const c of names) await store.acquireLease(c, 'inv-W', now, 65_000, 'inv-W');
+    heartbeatGets = 0;
+    const seen = await Promise.all(names.map((c) => store.readLease(c)));
+    expect(seen.every((l) => l.owner === 'inv-W' && l.expiresAt === now + 15_000)).toBe(true);
+    expect(heartbeatGets).toBe(1);
   });
 
   it('treats a lease linked to a heartbeat that was never written as lapsed', async () => {
