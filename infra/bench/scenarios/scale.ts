@@ -226,6 +226,9 @@ async function runScale(n: number, shards: number, log: (line: string) => void):
           HEALTH_ROUND_LOG: '1',
           // The comparison run: HEALTH_PERSISTENT_PROBES=0 npm run bench -- --scenario scale ...
           ...(process.env.HEALTH_PERSISTENT_PROBES === '0' ? { HEALTH_PERSISTENT_PROBES: '0' } : {}),
+          // SCALE_NODE_OPTIONS='--max-old-space-size=115': the heap cap Lambda's Node runtime
+          // derives from the memory size, so healthCheckRssMb shows what would fit.
+          ...(process.env.SCALE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SCALE_NODE_OPTIONS } : {}),
         },
       },
       cluster: clusters[0]!,
