@@ -53,7 +53,8 @@ export async function plain(
     deadline,
     clusters,
     // The previous shard's clusters: taken over when their lease lapses (a dead or hung shard).
-    // One watcher per cluster keeps the lease reads at ~0.1/s per cluster whatever K is.
+    // One (or, with 3 shards or more, two) watchers per cluster keep the lease reads at about
+    // 0.1/s per cluster and watcher whatever K is.
     watch: shard.of > 1 ? clustersOfShard(rt.config.clusters, watchedShard(shard)) : [],
     // And the one before it, a little later: two neighbouring shards dying at once lose nothing.
     watchLater: second ? clustersOfShard(rt.config.clusters, second) : [],
