@@ -2,7 +2,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { METRIC_DETAILS, type MetricDetail } from '../lib/health/metrics.ts';
 import { runHealthCheck } from '../lib/health/monitor.ts';
-import { clustersOfShard, parseShard, watchedShard } from '../lib/health/shards.ts';
+import { clustersOfShard, parseShard, secondWatchedShard, watchedShard } from '../lib/health/shards.ts';
 import { getRuntime } from '../lib/runtime.ts';
 import { logContext } from './middleware.ts';
 
@@ -12,7 +12,7 @@ const SAFETY_MARGIN_MS = 4000;
 /** FAILOVER_METRICS=1 turns the EMF metrics on; FAILOVER_METRICS_DETAIL picks how many per cluster. */
 function metricsSetting(env: NodeJS.ProcessEnv): MetricDetail | 'off' {
   if (env.FAILOVER_METRICS !== '1') return 'off';
-  const detail = env.FAILOVER_METRICS_DETAIL ?? 'cluster';
+  const detail = env.FAILOVER_METRICS_DETAIL ?? 'deployment';
   const known = METRIC_DETAILS.find((d) => d === detail);
   if (!known)
     throw new Error(
@@ -44,6 +44,7 @@ export async function plain(
   // HEALTH_ROUND_LOG=1 (the bench's probe-round figure) logs each round's duration and phases.
   const roundLog = env.HEALTH_ROUND_LOG === '1';
   const clusters = clustersOfShard(rt.config.clusters, shard);
+  const second = secondWatchedShard(shard);
   rt.log({
     level: 'info',
     type: 'health-check-start',
@@ -57,8 +58,11 @@ export async function plain(
     deadline,
     clusters,
     // The previous shard's clusters: taken over when their lease lapses (a dead or hung shard).
-    // One watcher per cluster keeps the lease reads at ~0.1/s per cluster whatever K is.
+    // One (or, with 3 shards or more, two) watchers per cluster keep the lease reads at about
+    // 0.1/s per cluster and watcher whatever K is.
     watch: shard.of > 1 ? clustersOfShard(rt.config.clusters, watchedShard(shard)) : [],
+    // And the one before it, a little later: two neighbouring shards dying at once lose nothing.
+    watchLater: second ? clustersOfShard(rt.config.clusters, second) : [],
     metrics: metricsSetting(env),
     // HEALTH_PERSISTENT_PROBES=0: a fresh connection per node per round (the bench's comparison).
     persistentConnections: env.HEALTH_PERSISTENT_PROBES !== '0',

@@ -53,6 +53,9 @@ function stackShape() {
   };
 }
 
+// Serverless resolves the file once per reference: print the warnings once.
+let warned = false;
+
 module.exports = async ({ resolveVariable }) => {
   const stage = await resolveVariable('sls:stage');
   const service = await resolveVariable('self:service');
@@ -66,6 +69,8 @@ module.exports = async ({ resolveVariable }) => {
         ? { configDir: path.resolve(process.env.FAILOVER_CONFIG_DIR) }
         : {}),
     });
+    if (!warned) for (const w of settings.warnings) console.warn(`WARNING: ${w}`);
+    warned = true;
     return { ...settings, dashboardBody: buildDashboard({ prefix: `${service}-${stage}`, ...stackShape() }) };
   } catch (err) {
     // Serverless prints the message; the name tells ConfigError from a bug.

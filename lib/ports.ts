@@ -138,19 +138,34 @@ export interface StateStore {
     cluster: string,
     health: Pick<ClusterState, 'analysis' | 'description' | 'topology' | 'counters' | 'updatedAt'>,
   ): Promise<void>;
-  /** Lease for one prober per cluster; true when `owner` holds it until `now + ttlMs`. */
+  /**
+   * Lease for one prober per cluster; true when `owner` holds it until `now + ttlMs`.
+   *
+   * With `heartbeat`, the lease is linked to that invocation heartbeat (renewHeartbeat): it is
+   * held only while the heartbeat is, so the holder renews one heartbeat for all its clusters
+   * instead of each lease. A lease whose heartbeat lapsed is taken by revoking that heartbeat
+   * first (for good: its invocation can never renew it again), then the lease, both conditional.
+   * The returned expiresAt is then the earlier of the lease's and its heartbeat's.
+   */
   acquireLease(
     cluster: string,
     owner: string,
     now: number,
     ttlMs: number,
+    heartbeat?: string,
   ): Promise<{ held: boolean; expiresAt: number }>;
   releaseLease(cluster: string, owner: string): Promise<void>;
   /**
-   * Reads a cluster's lease (consistent): its holder and expiry; expiresAt 0 when released,
-   * undefined owner when no invocation ever held it.
+   * Reads a cluster's lease (consistent): its holder and effective expiry (the earlier of the
+   * lease's and its linked heartbeat's; a revoked or missing heartbeat counts as lapsed);
+   * expiresAt 0 when released, undefined owner when no invocation ever held it.
    */
   readLease(cluster: string): Promise<{ owner?: string; expiresAt: number }>;
+  /**
+   * Renews an invocation's heartbeat (created on the first call) until `now + ttlMs`; held false
+   * once another invocation revoked it after it lapsed (its leases are then gone).
+   */
+  renewHeartbeat(key: string, now: number, ttlMs: number): Promise<{ held: boolean; expiresAt: number }>;
   /**
    * Claims epoch `expectedEpoch + 1` for a failover, when the stored epoch is `expectedEpoch`
    * and no failover is in progress. Idempotent for the same execution name.

@@ -10,12 +10,19 @@ import { FailoverBlockedError, StaleEpochError, StateStoreUnavailableError } fro
 import type { ClusterEvent, ClusterState, FailoverRecord, FailoverStep, StateStore } from '../ports.ts';
 
 const pk = (cluster: string) => `CLUSTER#${cluster}`;
+/** An invocation's heartbeat item (one per health-check invocation, for all the leases it holds). */
+const heartbeatPk = (key: string) => `HEARTBEAT#${key}`;
+/** Heartbeat items are removed by the table's TTL a day after their last write (epoch seconds). */
+/** How long readLease shares one read of a heartbeat among the watchers of its clusters. */
+const HEARTBEAT_READ_SHARE_MS = 250;
+const heartbeatItemTtl = (now: number) => Math.floor(now / 1000) + 24 * 3600;
 const failoverSk = (epoch: number) => `FAILOVER#${String(epoch).padStart(8, '0')}`;
 
 /**
  * The state table on DynamoDB (one table, pk/sk):
  *   CLUSTER#c / STATE            the cluster's state (epoch, primary, analysis, block, ...)
- *   CLUSTER#c / LEASE            the prober lease
+ *   CLUSTER#c / LEASE            the prober lease (linked to its holder's heartbeat)
+ *   HEARTBEAT#<invocation> / HEARTBEAT  a health-check invocation's heartbeat, for all its leases
  *   CLUSTER#c / FAILOVER#<epoch> one audit record per failover, steps appended
  *   CLUSTER#c / EVENT#<ts>#<n>   state changes, expiring through the `expiresAt` TTL attribute
  */
@@ -92,38 +99,62 @@ export class DynamoStateStore implements StateStore {
     owner: string,
     now: number,
     ttlMs: number,
+    heartbeat?: string,
   ): Promise<{ held: boolean; expiresAt: number }> {
     const expiresAt = now + ttlMs;
-    try {
-      await guard(
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { pk: pk(cluster), sk: 'LEASE' },
-            UpdateExpression: 'SET #o = :o, leaseExpiresAt = :e',
-            ConditionExpression: 'attribute_not_exists(pk) OR leaseExpiresAt < :now OR #o = :o',
-            ExpressionAttributeNames: { '#o': 'owner' },
-            ExpressionAttributeValues: { ':o': owner, ':e': expiresAt, ':now': now },
-          }),
-        ),
-      );
+    // Takes the lease when `condition` holds; links it to our heartbeat (or unlinks it).
+    const take = async (
+      condition: string,
+      values: Record<string, unknown>,
+      names: Record<string, string>,
+    ) => {
+      try {
+        await guard(
+          this.doc.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: { pk: pk(cluster), sk: 'LEASE' },
+              UpdateExpression: heartbeat
+                ? 'SET #o = :o, leaseExpiresAt = :e, hb = :hb'
+                : 'SET #o = :o, leaseExpiresAt = :e REMOVE hb',
+              ConditionExpression: condition,
+              ExpressionAttributeNames: { '#o': 'owner', ...names },
+              ExpressionAttributeValues: {
+                ':o': owner,
+                ':e': expiresAt,
+                ...(heartbeat ? { ':hb': heartbeat } : {}),
+                ...values,
+              },
+            }),
+          ),
+        );
+        return true;
+      } catch (err) {
+        if (!(err instanceof ConditionalCheckFailedException)) throw err;
+        return false;
+      }
+    };
+    if (await take('attribute_not_exists(pk) OR leaseExpiresAt < :now OR #o = :o', { ':now': now }, {}))
       return { held: true, expiresAt };
-    } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-      const r = await guard(
-        this.doc.send(
-          new GetCommand({
-            TableName: this.tableName,
-            Key: { pk: pk(cluster), sk: 'LEASE' },
-            ConsistentRead: true,
-          }),
-        ),
-      );
-      return { held: false, expiresAt: Number(r.Item?.leaseExpiresAt ?? 0) };
+    const seen = await this.readLeaseItem(cluster);
+    if (seen.heartbeat !== undefined && seen.owner !== undefined && seen.leaseExpiresAt > 0) {
+      const hb = await this.readHeartbeat(seen.heartbeat);
+      const lapsed = !hb || hb.revoked || hb.expiresAt < now;
+      // Revoked for good first (its invocation can never renew it again, so it stops probing
+      // everything it held through it), then this lease, only while still linked to it: two
+      // conditional writes, safe in this order without a transaction.
+      if (lapsed && (hb?.revoked || (await this.revokeHeartbeat(seen.heartbeat, now)))) {
+        const linked = await take('#o = :x AND hb = :h', { ':x': seen.owner, ':h': seen.heartbeat }, {});
+        if (linked) return { held: true, expiresAt };
+      }
+      return { held: false, expiresAt: Math.min(seen.leaseExpiresAt, hb && !hb.revoked ? hb.expiresAt : 1) };
     }
+    return { held: false, expiresAt: seen.leaseExpiresAt };
   }
 
-  async readLease(cluster: string): Promise<{ owner?: string; expiresAt: number }> {
+  private async readLeaseItem(
+    cluster: string,
+  ): Promise<{ owner?: string; leaseExpiresAt: number; heartbeat?: string }> {
     const r = await guard(
       this.doc.send(
         new GetCommand({
@@ -134,10 +165,104 @@ export class DynamoStateStore implements StateStore {
       ),
     );
     const owner = r.Item?.owner;
+    const hb = r.Item?.hb;
     return {
       ...(typeof owner === 'string' ? { owner } : {}),
-      expiresAt: Number(r.Item?.leaseExpiresAt ?? 0),
+      leaseExpiresAt: Number(r.Item?.leaseExpiresAt ?? 0),
+      ...(typeof hb === 'string' ? { heartbeat: hb } : {}),
     };
+  }
+
+  private async readHeartbeat(key: string): Promise<{ expiresAt: number; revoked: boolean } | undefined> {
+    const r = await guard(
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: heartbeatPk(key), sk: 'HEARTBEAT' },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    if (!r.Item) return undefined;
+    return { expiresAt: Number(r.Item.hbExpiresAt ?? 0), revoked: r.Item.revoked === true };
+  }
+
+  /** Marks a lapsed (or never written) heartbeat revoked; false when it was renewed meanwhile. */
+  private async revokeHeartbeat(key: string, now: number): Promise<boolean> {
+    try {
+      await guard(
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: heartbeatPk(key), sk: 'HEARTBEAT' },
+            UpdateExpression: 'SET revoked = :t, expiresAt = :ttl',
+            ConditionExpression: 'attribute_not_exists(pk) OR hbExpiresAt < :now OR revoked = :t',
+            ExpressionAttributeValues: { ':t': true, ':now': now, ':ttl': heartbeatItemTtl(now) },
+          }),
+        ),
+      );
+      return true;
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      return false;
+    }
+  }
+
+  async renewHeartbeat(
+    key: string,
+    now: number,
+    ttlMs: number,
+  ): Promise<{ held: boolean; expiresAt: number }> {
+    const expiresAt = now + ttlMs;
+    try {
+      await guard(
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: heartbeatPk(key), sk: 'HEARTBEAT' },
+            UpdateExpression: 'SET hbExpiresAt = :e, expiresAt = :ttl',
+            ConditionExpression: 'attribute_not_exists(revoked)',
+            ExpressionAttributeValues: { ':e': expiresAt, ':ttl': heartbeatItemTtl(now) },
+          }),
+        ),
+      );
+      return { held: true, expiresAt };
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      return { held: false, expiresAt: 0 };
+    }
+  }
+
+  /**
+   * Heartbeat reads for readLease, shared for HEARTBEAT_READ_SHARE_MS: the watchers of one
+   * holder's clusters all wake at its heartbeat's expiry, so one read serves them all instead of
+   * one per cluster. Only waits are decided on it; a take-over reads again (acquireLease).
+   */
+  private readonly sharedHeartbeatReads = new Map<
+    string,
+    { at: number; read: Promise<{ expiresAt: number; revoked: boolean } | undefined> }
+  >();
+
+  private readHeartbeatShared(key: string): Promise<{ expiresAt: number; revoked: boolean } | undefined> {
+    const now = Date.now();
+    const hit = this.sharedHeartbeatReads.get(key);
+    if (hit && now - hit.at < HEARTBEAT_READ_SHARE_MS) return hit.read;
+    for (const [k, v] of this.sharedHeartbeatReads)
+      if (now - v.at >= HEARTBEAT_READ_SHARE_MS) this.sharedHeartbeatReads.delete(k);
+    const read = this.readHeartbeat(key);
+    read.catch(() => this.sharedHeartbeatReads.delete(key));
+    this.sharedHeartbeatReads.set(key, { at: now, read });
+    return read;
+  }
+
+  async readLease(cluster: string): Promise<{ owner?: string; expiresAt: number }> {
+    const seen = await this.readLeaseItem(cluster);
+    let expiresAt = seen.leaseExpiresAt;
+    if (seen.heartbeat !== undefined && expiresAt > 0) {
+      const hb = await this.readHeartbeatShared(seen.heartbeat);
+      expiresAt = Math.min(expiresAt, hb && !hb.revoked ? hb.expiresAt : 1);
+    }
+    return { ...(seen.owner !== undefined ? { owner: seen.owner } : {}), expiresAt };
   }
 
   async releaseLease(cluster: string, owner: string): Promise<void> {

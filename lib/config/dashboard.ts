@@ -10,14 +10,14 @@ export interface DashboardInput {
   stateMachines: readonly string[];
 }
 
-const NS = 'ServerlessMysqlFailover';
 /** Resolved by Fn::Sub. */
 const REGION = `\${AWS::Region}`;
 
 /**
  * The CloudWatch dashboard of a deployment, as a DashboardBody `Fn::Sub` (region, alarm ARNs and
  * state machine ARNs resolved by CloudFormation): per-cluster health state and probe round time
- * (SEARCH over the EMF metrics, so 500 clusters need no widget each), failovers and switchovers
+ * (Logs Insights over the EMF log lines, so 500 clusters need neither a widget nor a metric each),
+ * failovers and switchovers
  * (Step Functions metrics), every failover step with its timing (the `failover-step` log lines),
  * the alarms, and the errors of every function.
  */
@@ -36,35 +36,25 @@ export function buildDashboard(d: DashboardInput): { 'Fn::Sub': string } {
     type: 'alarm',
     properties: { title: 'Alarms', alarms: d.alarms.map((a) => `\${${a}.Arn}`) },
   });
+  // Per cluster from the EMF log lines (every value is there with its Cluster property, whatever
+  // FAILOVER_METRICS_DETAIL is), not from per-cluster metrics at $0.30 each a month.
+  const healthLog = `SOURCE '/aws/lambda/${d.prefix}-healthCheck'`;
   at(0, 5, 12, 6, {
-    type: 'metric',
+    type: 'log',
     properties: {
-      title: 'Cluster health state per cluster (1 = NoProblem)',
+      title: 'Cluster health per cluster, worst first (1 = NoProblem throughout)',
       region: REGION,
-      view: 'timeSeries',
-      stat: 'Minimum',
-      period: 60,
-      yAxis: { left: { min: 0, max: 1 } },
-      metrics: [
-        [
-          {
-            expression: `SEARCH('{${NS},Cluster} MetricName="ClusterHealthy"', 'Minimum', 60)`,
-            id: 'health',
-          },
-        ],
-      ],
+      view: 'table',
+      query: `${healthLog} | filter ispresent(ClusterHealthy) | stats min(ClusterHealthy) as healthy, max(ProbeRoundMs) as worstRoundMs, max(StateChanges) as changes by Cluster | sort healthy asc, worstRoundMs desc | limit 1000`,
     },
   });
   at(12, 5, 12, 6, {
-    type: 'metric',
+    type: 'log',
     properties: {
-      title: 'Probe round time per cluster (ms, max per minute)',
+      title: 'Probe round time, worst cluster (ms, max per minute)',
       region: REGION,
       view: 'timeSeries',
-      period: 60,
-      metrics: [
-        [{ expression: `SEARCH('{${NS},Cluster} MetricName="ProbeRoundMs"', 'Maximum', 60)`, id: 'round' }],
-      ],
+      query: `${healthLog} | filter ispresent(ProbeRoundMs) | stats max(ProbeRoundMs) as worstRoundMs by bin(1m)`,
     },
   });
   const machineMetrics = d.stateMachines.flatMap((m) =>

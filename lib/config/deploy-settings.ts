@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
-import { MAX_SHARDS } from '../health/shards.ts';
+import { clustersOfShard, MAX_SHARDS } from '../health/shards.ts';
 import { formatIssues, parseConfig } from './load-config.ts';
 import type { FailoverConfig } from './schema.ts';
 
@@ -45,6 +45,13 @@ export const DeploySettingsSchema = z
      * one rule without a shard: every cluster in one invocation.
      */
     healthCheckShards: z.number().int().min(1).max(MAX_SHARDS).default(1),
+    /**
+     * healthCheck's MemorySize, and so its CPU share (1769 MB = 1 vCPU). It runs all the time, so
+     * it is most of a small deployment's bill: 128 MB ($4.75 a month a shard) holds about 4
+     * clusters a shard within half its CPU, 256 MB about 10; the cost per cluster is about the same
+     * at any size (infra/bench/cost-model.ts), larger sizes only need fewer shards.
+     */
+    healthCheckMemoryMb: z.number().int().min(128).max(10_240).default(128),
     /** X-Ray tracing of the functions and both state machines. */
     tracing: z.boolean().default(false),
   })
@@ -78,6 +85,8 @@ export interface ResolvedSettings extends Omit<DeploySettings, 'healthCheckReser
   healthCheckEvents: Array<{ schedule: { rate: string; input?: { shard: number; of: number } } }>;
   /** Whether the example files stand in (package only). */
   usingExamples: boolean;
+  /** Things that package but should be changed, each with what to set (printed at package time). */
+  warnings: string[];
   /** IAM statements that depend on the config (route tables, secrets, keys, bus). */
   iam: { failover: object[]; readOnly: object[]; check: object[] };
 }
@@ -138,8 +147,36 @@ export function resolveDeploySettings(opts: ResolveOptions): ResolvedSettings {
     clustersFile: rel(clusters.file),
     deployFile: rel(deploy.file),
     usingExamples: clusters.example || deploy.example,
+    warnings: [healthCheckSizingWarning(config.clusters, settings)].flatMap((w) => (w ? [w] : [])),
     iam: buildIamStatements(config, settings),
   };
+}
+
+/**
+ * Clusters one health-check shard holds per 128 MB of healthCheckMemoryMb. Measured with the
+ * scale bench at 128 MB: 10 clusters used 61 % of the CPU limit (round p99 488 ms) and 118 MB RSS
+ * with Lambda's heap cap, too close to the 128 MB a sandbox may use before Lambda kills it; 6 keeps
+ * the shard within about half its CPU and well inside its memory.
+ */
+export const CLUSTERS_PER_SHARD_PER_128MB = 6;
+
+/**
+ * A warning when the busiest shard holds more clusters than its size is measured to hold: its
+ * rounds slow down (detection too) and it may run out of memory, which Lambda answers with a kill.
+ */
+export function healthCheckSizingWarning(
+  clusters: readonly { name: string }[],
+  settings: Pick<DeploySettings, 'healthCheckShards' | 'healthCheckMemoryMb'>,
+): string | undefined {
+  const of = settings.healthCheckShards;
+  const busiest = Math.max(
+    0,
+    ...Array.from({ length: of }, (_, shard) => clustersOfShard(clusters, { shard, of }).length),
+  );
+  const holds = Math.floor((CLUSTERS_PER_SHARD_PER_128MB * settings.healthCheckMemoryMb) / 128);
+  if (busiest <= holds) return undefined;
+  const shardsNeeded = Math.min(MAX_SHARDS, Math.ceil((clusters.length * 1.3) / holds));
+  return `healthCheck: a shard watches up to ${busiest} clusters, but ${settings.healthCheckMemoryMb} MB holds about ${holds} (${CLUSTERS_PER_SHARD_PER_128MB} per 128 MB). Its rounds slow down and it may run out of memory. Set "healthCheckShards" to about ${shardsNeeded} or "healthCheckMemoryMb" to ${128 * Math.ceil(busiest / CLUSTERS_PER_SHARD_PER_128MB)} in the deploy settings.`;
 }
 
 function healthCheckEvents(shards: number): ResolvedSettings['healthCheckEvents'] {

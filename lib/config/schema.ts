@@ -114,8 +114,13 @@ export const DetectionSchema = z
     crashReprobeMs: z.number().int().min(0).max(10_000).default(150),
     replicaLagAlertSeconds: z.number().min(0).default(5),
     longTransactionAlertSeconds: z.number().min(0).default(60),
-    /** The state item is rewritten at least this often even when nothing changes. */
-    stateHeartbeatMs: z.number().int().min(1000).default(60_000),
+    /**
+     * The state item is rewritten at least this often even when nothing changes. It is written at
+     * once on every change of the analysis, the primary or a node's reachability (so the dead
+     * primary's last-seen position is fresh); the heartbeat only refreshes counters and lag for
+     * `status`, and its writes scale with clusters.
+     */
+    stateHeartbeatMs: z.number().int().min(1000).default(300_000),
   })
   .strict();
 

@@ -11,7 +11,7 @@ import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
 import { loadActiveAlerts, reportChange, startOrBlockFailover } from './act.ts';
 import { type ActiveAlert, evaluateAlertRules } from './alert-rules.ts';
-import { ClusterLease, GUEST_OWNER_SUFFIX, SELF_FENCE_MS } from './lease.ts';
+import { ClusterLease, GUEST_OWNER_SUFFIX, SELF_FENCE_MS, ShardHeartbeat } from './lease.ts';
 import { type MetricDetail, MetricsWindow } from './metrics.ts';
 import { initialState, type LastSeen, probeCluster, rememberSeen, summarize } from './round.ts';
 
@@ -35,6 +35,17 @@ export interface MonitorOptions {
    * invocation, waiting for the lease, takes it back (lease.ts `takeLapsed`). Default none.
    */
   watch?: readonly ClusterConfig[];
+  /**
+   * Clusters of the shard before the watched one (two back in the ring): taken over like `watch`,
+   * WATCH_LATER_GRACE_MS later, so that two neighbouring shards dying at once still lose no
+   * cluster. Default none.
+   */
+  watchLater?: readonly ClusterConfig[];
+  /**
+   * The invocation's heartbeat every lease is linked to (lease.ts); default one per
+   * runHealthCheck call, keyed by `owner`.
+   */
+  heartbeat?: ShardHeartbeat;
   /** EMF metrics and their detail (metrics.ts); default off. */
   metrics?: MetricDetail | 'off';
   /**
@@ -124,11 +135,16 @@ function abortableSleep(signal: AbortSignal | undefined) {
  * @returns one result per cluster: rounds probed, or that another invocation holds the lease.
  */
 export async function runHealthCheck(rt: Runtime, opts: MonitorOptions): Promise<ClusterMonitorResult[]> {
+  const o = { ...opts, heartbeat: opts.heartbeat ?? new ShardHeartbeat(rt, opts.owner, opts.deadline) };
   return Promise.all([
-    ...(opts.clusters ?? rt.config.clusters).map((c) => monitorClusterIsolated(rt, c, opts)),
-    ...(opts.watch ?? []).map((c) => watchCluster(rt, c, opts)),
+    ...(o.clusters ?? rt.config.clusters).map((c) => monitorClusterIsolated(rt, c, o)),
+    ...(o.watch ?? []).map((c) => watchCluster(rt, c, o)),
+    ...(o.watchLater ?? []).map((c) => watchCluster(rt, c, o, WATCH_LATER_GRACE_MS)),
   ]);
 }
+
+/** How much later than its nearer watcher a cluster's second watcher takes it over. */
+export const WATCH_LATER_GRACE_MS = 1500;
 
 /**
  * A cluster of another shard: waits for its lease to lapse (its prober died or hung), then
@@ -139,6 +155,7 @@ async function watchCluster(
   rt: Runtime,
   c: ClusterConfig,
   opts: MonitorOptions,
+  laterMs = 0,
 ): Promise<ClusterMonitorResult> {
   const sleep = opts.sleep ?? abortableSleep(opts.signal);
   const live = () => !opts.signal?.aborted;
@@ -150,9 +167,15 @@ async function watchCluster(
     blocked: 0,
   };
   while (live() && rt.now() + c.detection.intervalMs < opts.deadline) {
-    const lease = new ClusterLease(rt, c.name, `${opts.owner}${GUEST_OWNER_SUFFIX}`, opts.deadline);
+    const lease = new ClusterLease(
+      rt,
+      c.name,
+      `${opts.owner}${GUEST_OWNER_SUFFIX}`,
+      opts.deadline,
+      opts.heartbeat,
+    );
     try {
-      if (!(await lease.takeLapsed(c.detection.intervalMs, live, sleep))) break;
+      if (!(await lease.takeLapsed(c.detection.intervalMs, live, sleep, laterMs))) break;
     } catch (err) {
       rt.log({ level: 'error', type: 'cluster-watch-failed', cluster: c.name, error: describeError(err) });
       await sleep(CLUSTER_RETRY_MS);
@@ -174,6 +197,14 @@ async function watchCluster(
     }
   }
   return result;
+}
+
+/** Which nodes were reached, as a comparable string (node order does not matter). */
+function reachability(nodes: ReadonlyArray<{ nodeId: string; reachable: boolean }>): string {
+  return nodes
+    .map((n) => `${n.nodeId}:${n.reachable ? 1 : 0}`)
+    .sort()
+    .join(',');
 }
 
 /** Pause before probing a cluster again after its loop failed (a store error, a lost secret). */
@@ -226,7 +257,7 @@ async function monitorCluster(
     failoversStarted: [],
     blocked: 0,
   };
-  const lease = taken ?? new ClusterLease(rt, c.name, opts.owner, opts.deadline);
+  const lease = taken ?? new ClusterLease(rt, c.name, opts.owner, opts.deadline, opts.heartbeat);
   if (!taken && !(await lease.acquire(c.detection.intervalMs, live, sleep))) {
     result.outcome = 'lease-held-elsewhere';
     return result;
@@ -247,6 +278,7 @@ async function monitorCluster(
   let lastWrittenAt = state.updatedAt;
   let lastCode = state.analysis;
   let lastPrimary = state.primaryId;
+  let lastReach = reachability(state.topology);
   let activeAlerts = await loadActiveAlerts(rt, c.name);
   const lastSeen: LastSeen = new Map();
   for (const t of state.topology) {
@@ -420,7 +452,11 @@ async function monitorCluster(
         activeAlerts = alerts;
         lastPrimary = primaryId;
       }
-      if (codeChanged || now - lastWrittenAt >= c.detection.stateHeartbeatMs) {
+      // A node reached or lost writes too, whatever the analysis says: the stored last-seen
+      // position and time of a primary that just went silent is what the failover measures lag
+      // against (issue 11, T4), so it must not wait for the heartbeat.
+      const reach = reachability(snapshot.nodes);
+      if (codeChanged || reach !== lastReach || now - lastWrittenAt >= c.detection.stateHeartbeatMs) {
         await rt.store.putHealth(c.name, {
           analysis: analysis.code,
           description: analysis.description,
@@ -431,6 +467,7 @@ async function monitorCluster(
         });
         lastWrittenAt = now;
         lastCode = analysis.code;
+        lastReach = reach;
       }
       if (metricsOn) {
         metrics.add(snapshot, analysis, alerts, codeChanged || roleChanged ? 1 : 0, now - roundStart);

@@ -3,6 +3,7 @@
  * with `{ shard: i, of: K }`; a cluster belongs to the shard its name hashes to, so adding a
  * cluster moves no other cluster, and each cluster's own lease still guarantees one prober at a
  * time while K changes (the new owner waits for the old one's lease, as at every hand-over).
+ * The leases of one invocation are held through one heartbeat (lease.ts ShardHeartbeat).
  */
 
 /** One health-check invocation's share of the clusters. */
@@ -40,10 +41,20 @@ export function clustersOfShard<T extends { name: string }>(all: readonly T[], a
 /**
  * The shard whose clusters shard `a` watches for a lapsed lease (a dead or hung invocation):
  * the previous one, in a ring. One watcher per cluster, not K - 1: the lease reads stay at about
- * one per cluster every 10 s whatever K is; both neighbours dying at once is not covered.
+ * one per cluster every 10 s whatever K is.
  */
 export function watchedShard(a: ShardAssignment): ShardAssignment {
   return { shard: (a.shard + a.of - 1) % a.of, of: a.of };
+}
+
+/**
+ * The shard two back in the ring, watched too (with 3 shards or more) and taken over a little
+ * later than its nearer watcher would (monitor.ts WATCH_LATER_GRACE_MS): when two neighbouring
+ * shards die at once, the one behind them still takes both over. Three in a row dying at once is
+ * not covered (the third's clusters wait for their own shard's next invocation).
+ */
+export function secondWatchedShard(a: ShardAssignment): ShardAssignment | undefined {
+  return a.of > 2 ? { shard: (a.shard + a.of - 2) % a.of, of: a.of } : undefined;
 }
 
 /**

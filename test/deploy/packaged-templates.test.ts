@@ -139,8 +139,8 @@ describe('the packaged templates', () => {
     );
     expect(JSON.parse(body).widgets.length).toBeGreaterThan(5);
     for (const want of [
-      'MetricName=\\"ClusterHealthy\\"',
-      'MetricName=\\"ProbeRoundMs\\"',
+      'stats min(ClusterHealthy)',
+      'max(ProbeRoundMs)',
       'ExecutionsFailed',
       'failover-step',
     ])

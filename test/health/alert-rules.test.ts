@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { analyzeTopology } from '../../lib/core/analyze-topology.ts';
 import type { ClusterSnapshot, NodeProbe, ReplicationStatus } from '../../lib/core/types.ts';
 import { countIndicators, evaluateAlertRules } from '../../lib/health/alert-rules.ts';
-import { ALARM_METRICS, METRIC_DETAILS, MetricsWindow } from '../../lib/health/metrics.ts';
+import { ALARM_METRICS, METRIC_DETAILS, METRICS_WINDOW_MS, MetricsWindow } from '../../lib/health/metrics.ts';
 
 const T = { replicaLagAlertSeconds: 5, longTransactionAlertSeconds: 60 };
 
@@ -117,8 +117,10 @@ describe('MetricsWindow', () => {
     w.add(bad, analyzeTopology(bad, []), evaluateAlertRules(bad, analyzeTopology(bad, []), T), 1);
     const good = snapshot({}, {}, {});
     w.add(good, analyzeTopology(good, []), [], 1);
-    expect(w.due(1_000 + 9_999)).toBe(false);
-    expect(w.due(1_000 + 10_000)).toBe(true);
+    // Under the alarms' 60 s period: every minute gets a datapoint.
+    expect(METRICS_WINDOW_MS).toBeLessThan(60_000);
+    expect(w.due(1_000 + METRICS_WINDOW_MS - 1)).toBe(false);
+    expect(w.due(1_000 + METRICS_WINDOW_MS)).toBe(true);
     const lines = w.flush(20_000);
     const cluster = lines.find((l) => l.Node === undefined)!;
     expect(cluster).toMatchObject({ ReplicasIoStopped: 1, StateChanges: 2, ClusterHealthy: 0 });

@@ -55,6 +55,18 @@ describe('cost model', () => {
     expect(() => shardsNeeded(5, fit, 0.01)).toThrow(/exceeds the budget/);
   });
 
+  it('prices the lease heartbeat per shard, so it does not grow with the clusters of a shard', () => {
+    // One heartbeat write per 5 s per invocation (lease.ts ShardHeartbeat) instead of per cluster.
+    const perShard = { ...base, writeUnitsPerClusterSecond: 0.01, writeUnitsPerShardSecond: 0.2 };
+    const one = monthlyCost({ ...perShard, clusters: 1, shards: 1 }).lines.dynamoWrites ?? 0;
+    const ten = monthlyCost({ ...perShard, clusters: 10, shards: 1 }).lines.dynamoWrites ?? 0;
+    // 0.2 x 2,592,000 x $0.625/M = $0.32 a shard; 0.01 x 2,592,000 x $0.625/M = $0.016 a cluster.
+    expect(one).toBe(0.34);
+    expect(ten).toBe(0.49);
+    const perCluster = monthlyCost({ ...base, clusters: 10, shards: 1 }).lines.dynamoWrites ?? 0;
+    expect(perCluster).toBe(3.24);
+  });
+
   it('splits the bill into the first cluster and what each further one adds', () => {
     const r = firstAndAdditional(base, 30, (c) => Math.ceil(c / 10));
     const first = monthlyCost({ ...base, clusters: 1, shards: 1 }).totalUsd;

@@ -91,13 +91,17 @@ describe('health check duties', () => {
     // No change, no event item.
     expect(calls.putEvent ?? 0).toBe(0);
     expect((await env.store.listEvents(env.name, 100)).length).toBe(eventsBefore);
-    // The lease: taken once, renewed every 5 s, released once.
-    expect(calls.acquireLease ?? 0).toBeLessThanOrEqual(4);
+    // The lease: taken once and released once; the invocation's heartbeat (not the lease) is
+    // renewed every 5 s, one write for all its clusters.
+    expect(calls.acquireLease ?? 0).toBe(1);
     expect(calls.releaseLease).toBe(1);
+    expect(calls.renewHeartbeat ?? 0).toBeGreaterThanOrEqual(2);
+    expect(calls.renewHeartbeat ?? 0).toBeLessThanOrEqual(4);
     const writes =
       (calls.putHealth ?? 0) +
       (calls.acquireLease ?? 0) +
       (calls.releaseLease ?? 0) +
+      (calls.renewHeartbeat ?? 0) +
       (calls.initClusterState ?? 0);
     expect(writes).toBeLessThan(rounds);
   });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../infra/local-cloud/packaged-functions.ts';
-import { resolveDeploySettings } from '../../lib/config/deploy-settings.ts';
+import { healthCheckSizingWarning, resolveDeploySettings } from '../../lib/config/deploy-settings.ts';
 import {
   clustersOfShard,
   MAX_SHARDS,
@@ -16,6 +16,17 @@ import {
 const clusters = Array.from({ length: 500 }, (_, i) => ({ name: `orders-${i}` }));
 
 describe('health-check shards', () => {
+  it('warns when the busiest shard holds more clusters than its size is measured to hold, naming the fix', () => {
+    const few = clusters.slice(0, 6);
+    expect(healthCheckSizingWarning(few, { healthCheckShards: 1, healthCheckMemoryMb: 128 })).toBeUndefined();
+    const ten = clusters.slice(0, 10);
+    const w = healthCheckSizingWarning(ten, { healthCheckShards: 1, healthCheckMemoryMb: 128 });
+    expect(w).toMatch(/up to 10 clusters, but 128 MB holds about 6/);
+    expect(w).toMatch(/"healthCheckShards" to about 3 or "healthCheckMemoryMb" to 256/);
+    expect(healthCheckSizingWarning(ten, { healthCheckShards: 1, healthCheckMemoryMb: 256 })).toBeUndefined();
+    expect(healthCheckSizingWarning(ten, { healthCheckShards: 3, healthCheckMemoryMb: 128 })).toBeUndefined();
+  });
+
   it('has every shard watched by exactly one other shard (a ring), and none when there is one', () => {
     for (const of of [2, 3, 7]) {
       const watched = Array.from({ length: of }, (_, shard) => watchedShard({ shard, of }).shard);

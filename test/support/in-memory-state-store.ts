@@ -19,7 +19,8 @@ export class InMemoryStateStore implements StateStore {
   readonly failovers = new Map<string, FailoverRecord>();
   readonly events: ClusterEvent[] = [];
   readonly calls: Method[] = [];
-  private readonly leases = new Map<string, { owner: string; expiresAt: number }>();
+  private readonly leases = new Map<string, { owner: string; expiresAt: number; heartbeat?: string }>();
+  private readonly heartbeats = new Map<string, { expiresAt: number; revoked: boolean }>();
   private readonly faults: Array<{ method: Method; error: () => Error; remaining: number }> = [];
 
   /** The next `count` calls of `method` throw `error()` before touching anything. */
@@ -59,26 +60,48 @@ export class InMemoryStateStore implements StateStore {
     Object.assign(s, structuredClone(h));
   }
 
-  async acquireLease(cluster: string, owner: string, now: number, ttlMs: number) {
+  async acquireLease(cluster: string, owner: string, now: number, ttlMs: number, heartbeat?: string) {
     this.enter('acquireLease');
-    const l = this.leases.get(cluster);
-    if (!l || l.expiresAt < now || l.owner === owner) {
-      this.leases.set(cluster, { owner, expiresAt: now + ttlMs });
+    const take = () => {
+      this.leases.set(cluster, { owner, expiresAt: now + ttlMs, ...(heartbeat ? { heartbeat } : {}) });
       return { held: true, expiresAt: now + ttlMs };
+    };
+    const l = this.leases.get(cluster);
+    if (!l || l.expiresAt < now || l.owner === owner) return take();
+    if (l.heartbeat !== undefined) {
+      const hb = this.heartbeats.get(l.heartbeat);
+      if (!hb || hb.revoked || hb.expiresAt < now) {
+        this.heartbeats.set(l.heartbeat, { expiresAt: hb?.expiresAt ?? 0, revoked: true });
+        return take();
+      }
     }
-    return { held: false, expiresAt: l.expiresAt };
+    return { held: false, expiresAt: this.effectiveExpiry(l) };
+  }
+
+  private effectiveExpiry(l: { expiresAt: number; heartbeat?: string }): number {
+    if (l.heartbeat === undefined || l.expiresAt === 0) return l.expiresAt;
+    const hb = this.heartbeats.get(l.heartbeat);
+    return Math.min(l.expiresAt, hb ? hb.expiresAt : 1);
   }
 
   async readLease(cluster: string): Promise<{ owner?: string; expiresAt: number }> {
     this.enter('readLease');
     const l = this.leases.get(cluster);
-    return l ? { owner: l.owner, expiresAt: l.expiresAt } : { expiresAt: 0 };
+    return l ? { owner: l.owner, expiresAt: this.effectiveExpiry(l) } : { expiresAt: 0 };
   }
 
   async releaseLease(cluster: string, owner: string): Promise<void> {
     this.enter('releaseLease');
     const l = this.leases.get(cluster);
     if (l?.owner === owner) l.expiresAt = 0;
+  }
+
+  async renewHeartbeat(key: string, now: number, ttlMs: number) {
+    this.enter('renewHeartbeat');
+    const hb = this.heartbeats.get(key);
+    if (hb?.revoked) return { held: false, expiresAt: hb.expiresAt };
+    this.heartbeats.set(key, { expiresAt: now + ttlMs, revoked: false });
+    return { held: true, expiresAt: now + ttlMs };
   }
 
   async beginFailover(input: Parameters<StateStore['beginFailover']>[0]) {

@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoStateStore } from '../../../lib/adapters/dynamodb-state-store.ts';
 import { type MariaDbCluster, startCluster } from '../../cluster/mariadb-cluster.ts';
+import { readPackagedFunctions } from '../../local-cloud/lambda-runtime/artifact.ts';
 import { MB_PER_VCPU } from '../../local-cloud/lambda-runtime/runtime.ts';
 import { type LocalCloud, startLocalCloud } from '../../local-cloud/local-cloud.ts';
+import { ensurePackagedTemplate } from '../../local-cloud/packaged-functions.ts';
 import {
   firstAndAdditional,
   fitRounds,
@@ -40,7 +42,8 @@ const DEFAULT_HEALTH_MB = 256;
 /** Where each run's measured point is kept, so the 500-cluster model fits every count measured. */
 /** The share of its CPU limit a shard is planned to use (the model's shards-needed rule). */
 const CPU_UTILISATION = 0.5;
-const POINTS_FILE = join(tmpdir(), 'smf-scale-points.json');
+/** One file per health-check size: points measured at another CPU share would skew the fit. */
+const pointsFile = (memoryMb: number) => join(tmpdir(), `smf-scale-points-${memoryMb}mb.json`);
 
 const clusterName = (i: number) => `c${String(i + 1).padStart(3, '0')}`;
 
@@ -126,6 +129,8 @@ function writeConfig(cloud: LocalCloud, clusters: MariaDbCluster[]): void {
 
 interface DynamoCount {
   writeUnits: number;
+  /** Of writeUnits, the invocations' heartbeats (one per shard, whatever its clusters). */
+  shardWriteUnits: number;
   readUnits: number;
   requests: Record<string, number>;
 }
@@ -138,11 +143,15 @@ const READ_OPS = new Set(['GetItem', 'Query']);
  * write units from the request size (1 KB each, rounded up), one read unit per read (items < 4 KB).
  */
 function countDynamo(cloud: LocalCloud): DynamoCount {
-  const count: DynamoCount = { writeUnits: 0, readUnits: 0, requests: {} };
+  const count: DynamoCount = { writeUnits: 0, shardWriteUnits: 0, readUnits: 0, requests: {} };
   cloud.dynamoFaults.failAll((op, body) => {
     count.requests[op] = (count.requests[op] ?? 0) + 1;
-    if (WRITE_OPS.has(op)) count.writeUnits += Math.max(1, Math.ceil(JSON.stringify(body).length / 1024));
-    else if (READ_OPS.has(op)) count.readUnits += 1;
+    if (WRITE_OPS.has(op)) {
+      const units = Math.max(1, Math.ceil(JSON.stringify(body).length / 1024));
+      count.writeUnits += units;
+      const key = (body as { Key?: { pk?: { S?: string } } } | undefined)?.Key?.pk?.S;
+      if (key?.startsWith('HEARTBEAT#')) count.shardWriteUnits += units;
+    } else if (READ_OPS.has(op)) count.readUnits += 1;
     return false;
   });
   return count;
@@ -178,9 +187,9 @@ interface ScalePoint {
   cpuUsedShare: number;
 }
 
-function loadPoints(): ScalePoint[] {
+function loadPoints(memoryMb: number): ScalePoint[] {
   try {
-    return JSON.parse(readFileSync(POINTS_FILE, 'utf8')) as ScalePoint[];
+    return JSON.parse(readFileSync(pointsFile(memoryMb), 'utf8')) as ScalePoint[];
   } catch {
     return [];
   }
@@ -193,6 +202,12 @@ function loadPoints(): ScalePoint[] {
  * primary at a random phase of the round (detection, and the other clusters' rounds meanwhile).
  */
 async function runScale(n: number, shards: number, log: (line: string) => void): Promise<Trial> {
+  // SCALE_HEALTH_MB=128 npm run bench -- --scenario scale ...: the health check at another size;
+  // by default its packaged MemorySize (serverless.yml), as deployed.
+  const packaged = readPackagedFunctions(await ensurePackagedTemplate(log)).find((f) => f.id === HEALTH_ID);
+  const healthMb = Number(process.env.SCALE_HEALTH_MB) || packaged?.memoryMb || DEFAULT_HEALTH_MB;
+  Number(process.env.SCALE_HEALTH_MB) ||
+    (trialCloudDefaults().lambda?.memoryMb?.[HEALTH_ID] ?? DEFAULT_HEALTH_MB);
   const startedAt = Date.now();
   const clusters = await startClusters(n, log);
   const startSeconds = Math.round((Date.now() - startedAt) / 1000);
@@ -206,10 +221,14 @@ async function runScale(n: number, shards: number, log: (line: string) => void):
       ...defaults,
       lambda: {
         ...defaults.lambda,
+        memoryMb: { ...defaults.lambda?.memoryMb, [HEALTH_ID]: healthMb },
         env: {
           HEALTH_ROUND_LOG: '1',
           // The comparison run: HEALTH_PERSISTENT_PROBES=0 npm run bench -- --scenario scale ...
           ...(process.env.HEALTH_PERSISTENT_PROBES === '0' ? { HEALTH_PERSISTENT_PROBES: '0' } : {}),
+          // SCALE_NODE_OPTIONS='--max-old-space-size=115': the heap cap Lambda's Node runtime
+          // derives from the memory size, so healthCheckRssMb shows what would fit.
+          ...(process.env.SCALE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.SCALE_NODE_OPTIONS } : {}),
         },
       },
       cluster: clusters[0]!,
@@ -253,7 +272,7 @@ async function runScale(n: number, shards: number, log: (line: string) => void):
     await sleep(2000);
 
     // Phase 1: steady state.
-    const memoryMb = defaults.lambda?.memoryMb?.[HEALTH_ID] ?? DEFAULT_HEALTH_MB;
+    const memoryMb = healthMb;
     const cpuShare = cloud.lambdaRuntime?.cpuLimit.applied ? memoryMb / MB_PER_VCPU : null;
     const dynamo = countDynamo(cloud);
     const from = entries.length;
@@ -315,9 +334,10 @@ async function runScale(n: number, shards: number, log: (line: string) => void):
       // rate(1 minute), each invocation probing until 4 s before its 70 s timeout, so ~66 s
       // billed per 60 s (the overlap is the hand-over).
       billedSecondsPerSecond: 66 / 60,
-      writeUnitsPerClusterSecond: dynamo.writeUnits / n / seconds,
+      writeUnitsPerClusterSecond: (dynamo.writeUnits - dynamo.shardWriteUnits) / n / seconds,
       readUnitsPerClusterSecond: dynamo.readUnits / n / seconds,
-      writeUnitsPerShardSecond: 0,
+      // The lease heartbeat: one per invocation, so per shard (lease.ts ShardHeartbeat).
+      writeUnitsPerShardSecond: dynamo.shardWriteUnits / shards / seconds,
       logBytesPerClusterSecond: logBytes / n / seconds,
       customMetricsPerCluster: metrics.withCluster / n,
       deploymentMetrics: metrics.dimensionless,
@@ -333,10 +353,12 @@ async function runScale(n: number, shards: number, log: (line: string) => void):
       roundP99Ms: percentile(roundMs, 99) ?? 0,
       cpuUsedShare,
     };
-    const points = [...loadPoints().filter((p) => p.clusters !== point.clusters), point].sort(
+    const points = [...loadPoints(memoryMb).filter((p) => p.clusters !== point.clusters), point].sort(
       (a, b) => a.clusters - b.clusters,
     );
-    writeFileSync(POINTS_FILE, `${JSON.stringify(points)}\n`);
+    // A starved run (too few rounds: the machine, not the limit) would skew every later fit.
+    if (roundMs.length >= (n * OBSERVE_MS) / 2000)
+      writeFileSync(pointsFile(memoryMb), `${JSON.stringify(points)}\n`);
     // Shards for 500: each shard may use half its CPU limit (headroom for a failover's quick
     // rounds and hand-overs), by a line fitted through the measured CPU per cluster count.
     // A point whose shard used (nearly) its whole limit is saturated: its CPU says nothing about
@@ -408,6 +430,7 @@ async function runScale(n: number, shards: number, log: (line: string) => void):
       mariadbProcesses,
       dynamoPerClusterSecond: {
         writeUnits: Number(profileBase.writeUnitsPerClusterSecond.toFixed(3)),
+        heartbeatWriteUnitsPerShardSecond: Number(profileBase.writeUnitsPerShardSecond.toFixed(3)),
         readUnits: Number(profileBase.readUnitsPerClusterSecond.toFixed(3)),
         requests: Object.fromEntries(
           Object.entries(dynamo.requests).map(([k, v]) => [k, Number((v / n / seconds).toFixed(3))]),
