@@ -38,9 +38,15 @@ export interface ReplicationStatus {
   lastSqlErrno: number;
   lastSqlError: string;
   secondsBehindMaster: number | null;
-  /** Gtid_IO_Pos: what this replica has RECEIVED from its source (per-domain positions). */
+  /**
+   * What this replica has RECEIVED from its source: MariaDB Gtid_IO_Pos (per-domain positions);
+   * MySQL Retrieved_Gtid_Set ∪ Executed_Gtid_Set (a GTID set, canonical one-line form).
+   */
   gtidIoPos: string;
-  /** Slave_received_heartbeats from SHOW ALL SLAVES STATUS; grows while the source is alive. */
+  /**
+   * Slave_received_heartbeats from SHOW ALL SLAVES STATUS (MySQL: COUNT_RECEIVED_HEARTBEATS of
+   * performance_schema.replication_connection_status); grows while the source is alive.
+   */
   heartbeatsReceived: number | null;
   /**
    * Slave_heartbeat_period in seconds (SHOW ALL SLAVES STATUS): how long a quiet source may send
@@ -70,17 +76,28 @@ export interface NodeProbe {
   error?: ProbeError;
   /** Round trip of the probe in milliseconds. */
   probeMs: number;
+  /**
+   * The server family, detected per node (@@version): it says how to read the GTID fields
+   * (MariaDB domain-server-seq positions; MySQL GTID sets). Absent in probes recorded before
+   * the prober spoke MySQL: read those as MariaDB.
+   */
+  flavor?: 'mariadb' | 'mysql';
   serverId?: number;
   version?: string;
   readOnly?: boolean;
+  /** MySQL super_read_only (read_only for accounts with SUPER / CONNECTION_ADMIN too); absent on MariaDB. */
+  superReadOnly?: boolean;
   /** The primary probe writes a heartbeat row; true when that write committed. */
   writable?: boolean;
   /** Lag measured from the heartbeat table (pt-heartbeat style), in ms, replicas only. */
   heartbeatLagMs?: number | null;
   logBin?: boolean;
   logSlaveUpdates?: boolean;
+  /** MariaDB @@gtid_binlog_pos; MySQL @@gtid_executed (a GTID set, canonical one-line form). */
   gtidBinlogPos?: string;
+  /** MariaDB @@gtid_current_pos; MySQL @@gtid_executed (a GTID set, canonical one-line form). */
   gtidCurrentPos?: string;
+  /** MariaDB @@gtid_slave_pos; '' on MySQL. */
   gtidSlavePos?: string;
   /** Undefined when the node is not configured as a replica. */
   replication?: ReplicationStatus;

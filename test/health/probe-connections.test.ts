@@ -66,6 +66,13 @@ describe('persistent probe connections', () => {
     const replica = await conns.probe(target('db2'), admin, TIMEOUTS);
     expect(replica.reachable).toBe(true);
     expect(replica.replication?.ioState).toBe('Yes');
+    // Everything of the replica came back from one multi-statement batch in its dialect,
+    // the heartbeat lag (its last statement) included.
+    expect(replica.flavor).toBe('mariadb');
+    expect(replica.gtidCurrentPos).toBeTruthy();
+    expect(replica.replication?.heartbeatsReceived).toEqual(expect.any(Number));
+    expect(replica.heartbeatLagMs).toEqual(expect.any(Number));
+    expect(replica.semiSync?.slaveEnabled).toBe(true);
     expect(before.length).toBe(1);
     expect(await adminSessions('db1')).toEqual(before);
     expect(conns.size()).toBe(2);
