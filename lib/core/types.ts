@@ -54,6 +54,14 @@ export interface ReplicationStatus {
    */
   heartbeatPeriodSeconds?: number | null;
   usingGtid: string;
+  /**
+   * MySQL Retrieved_Gtid_Set (canonical): what the receiver fetched, never a local write. On
+   * MySQL `gtidIoPos` is Retrieved ∪ Executed, so the errant check needs this one; without it
+   * the election notes that it could not check. MariaDB probes leave it out (Gtid_IO_Pos is it).
+   */
+  retrievedGtid?: string;
+  /** Flavor of the server that reported this status, when the dialect's parser filled it. */
+  flavor?: 'mariadb' | 'mysql';
 }
 
 export interface SemiSyncStatus {

@@ -274,6 +274,9 @@ describe('the prober on MySQL, result level', () => {
         heartbeatsReceived: 17,
         heartbeatPeriodSeconds: 30,
         usingGtid: 'Auto_Position',
+        // What the receiver fetched apart from local writes: the election's errant check.
+        retrievedGtid: '73f86016-978b-11ee-ade5-8d2a2a562feb:1-3',
+        flavor: 'mysql',
       },
       heartbeatLagMs: 412,
     });
@@ -380,6 +383,8 @@ describe('the prober on MySQL, result level', () => {
         heartbeatsReceived: 342,
         heartbeatPeriodSeconds: 1,
         usingGtid: 'Auto_Position',
+        retrievedGtid: '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5',
+        flavor: 'mysql',
       },
     });
   });

@@ -114,6 +114,8 @@ describe('persistent probe connections', () => {
     expect(replica.replication?.heartbeatsReceived).toEqual(expect.any(Number));
     expect(replica.heartbeatLagMs).toEqual(expect.any(Number));
     expect(replica.semiSync?.slaveEnabled).toBe(true);
+    // A MariaDB probe's replica status is as it always was (Gtid_IO_Pos is what it received).
+    expect(replica.replication?.retrievedGtid).toBeUndefined();
     expect(before.length).toBe(1);
     expect(await adminSessions('db1')).toEqual(before);
     expect(conns.size()).toBe(2);

@@ -254,9 +254,13 @@ function mysqlBatch(dialect: Dialect, opts: ProbeBatchOptions): ProbeBatch {
   };
 }
 
-/** The decision core's ReplicationStatus out of a normalised one (no flavor-specific extras). */
+/**
+ * The decision core's ReplicationStatus out of a normalised one. MySQL keeps Retrieved_Gtid_Set
+ * and the flavor (the election's errant check needs what the receiver fetched apart from local
+ * writes); a MariaDB probe stays as it always was (Gtid_IO_Pos is what it received).
+ */
 export function toReplicationStatus(r: NormalizedReplicaStatus): ReplicationStatus {
-  return {
+  const core: ReplicationStatus = {
     sourceHost: r.sourceHost,
     sourcePort: r.sourcePort,
     ioState: r.ioState,
@@ -271,4 +275,5 @@ export function toReplicationStatus(r: NormalizedReplicaStatus): ReplicationStat
     heartbeatPeriodSeconds: r.heartbeatPeriodSeconds ?? null,
     usingGtid: r.usingGtid,
   };
+  return r.flavor === 'mysql' ? { ...core, retrievedGtid: r.retrievedGtid, flavor: 'mysql' } : core;
 }
