@@ -28,19 +28,16 @@ export class AdminSession {
     private readonly conn: mysql.Connection,
     readonly label: string,
     private readonly queryTimeoutMs: number,
-    private readonly batches: boolean,
   ) {}
 
-  /**
-   * Opens a session; a hung server (TCP accepted, no greeting) fails after connectTimeoutMs.
-   * `batches` allows {@link queryBatch} (mysql2 `multipleStatements`): only for sessions that
-   * never send text from outside the code (the prober's own connections).
-   */
+  /** Opens a session; a hung server (TCP accepted, no greeting) fails after connectTimeoutMs. */
   static async open(
     endpoint: Endpoint,
     login: Login,
     timeouts: Timeouts,
     label: string,
+    // batches: allow queryBatch (mysql2 multipleStatements). Only for sessions that never send
+    // text from outside the code: the prober's own connections.
     opts: { batches?: boolean } = {},
   ): Promise<AdminSession> {
     const conn = await mysql.createConnection({
@@ -57,38 +54,7 @@ export class AdminSession {
     // mysql2 emits 'error' on the connection for fatal errors after connect; without a
     // listener a server dying under an idle session would crash the Lambda.
     conn.on('error', () => {});
-    return new AdminSession(conn, label, timeouts.queryTimeoutMs, opts.batches === true);
-  }
-
-  /** Whether {@link queryBatch} sends one multi-statement query (else one query per statement). */
-  get batched(): boolean {
-    return this.batches;
-  }
-
-  /**
-   * Runs constant statements (no parameters) and returns one row list per statement. On a
-   * session opened with `batches` they go as ONE multi-statement query, one round trip, bounded
-   * as a whole by the timeout; otherwise one by one. A statement that returns no rows gives [].
-   * The server stops at the first failing statement; the error is thrown, nothing is returned.
-   */
-  async queryBatch(statements: readonly string[], timeoutMs?: number): Promise<Record<string, unknown>[][]> {
-    const asRows = (r: unknown) => (Array.isArray(r) ? (r as Record<string, unknown>[]) : []);
-    if (!this.batches || statements.length === 1) {
-      const out: Record<string, unknown>[][] = [];
-      for (const sql of statements) out.push(asRows(await this.query(sql, [], timeoutMs)));
-      return out;
-    }
-    try {
-      const [results] = await this.conn.query({
-        sql: statements.join(';\n'),
-        timeout: timeoutMs ?? this.queryTimeoutMs,
-      });
-      // More than one statement: mysql2 answers one entry per statement.
-      return (results as unknown[]).map(asRows);
-    } catch (err) {
-      this.clean = false;
-      throw scrubDriverError(err);
-    }
+    return new AdminSession(conn, label, timeouts.queryTimeoutMs);
   }
 
   /** Runs one statement; `timeoutMs` overrides the session default (long waits like MASTER_GTID_WAIT). */
@@ -114,6 +80,32 @@ export class AdminSession {
     try {
       const [res] = await this.conn.query({ sql, values: params, timeout: timeoutMs ?? this.queryTimeoutMs });
       return res as { affectedRows: number };
+    } catch (err) {
+      this.clean = false;
+      throw scrubDriverError(err);
+    }
+  }
+
+  /**
+   * Runs constant statements (no parameters) and returns one row list per statement. On a
+   * session opened with `batches` they go as ONE multi-statement query, one round trip, bounded
+   * as a whole by the timeout; otherwise one by one. A statement that returns no rows gives [].
+   * The server stops at the first failing statement; the error is thrown, nothing is returned.
+   */
+  async queryBatch(statements: readonly string[], timeoutMs?: number): Promise<Record<string, unknown>[][]> {
+    const asRows = (r: unknown) => (Array.isArray(r) ? (r as Record<string, unknown>[]) : []);
+    if (this.conn.config.multipleStatements !== true || statements.length === 1) {
+      const out: Record<string, unknown>[][] = [];
+      for (const sql of statements) out.push(asRows(await this.query(sql, [], timeoutMs)));
+      return out;
+    }
+    try {
+      const [results] = await this.conn.query({
+        sql: statements.join(';\n'),
+        timeout: timeoutMs ?? this.queryTimeoutMs,
+      });
+      // More than one statement: mysql2 answers one entry per statement.
+      return (results as unknown[]).map(asRows);
     } catch (err) {
       this.clean = false;
       throw scrubDriverError(err);
