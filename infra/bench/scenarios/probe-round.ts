@@ -14,9 +14,13 @@ export const probeRound: BenchScenario = {
     withTrialEnv({ cloud: { lambda: { env: { HEALTH_ROUND_LOG: '1' } } } }, async ({ cloud, entries }) => {
       const from = entries.length;
       await sleep(OBSERVE_MS);
-      const rounds = entries
-        .slice(from)
-        .flatMap((e) => (e.type === 'probe-round' && typeof e.ms === 'number' ? [e.ms] : []));
+      const logged = entries.slice(from).filter((e) => e.type === 'probe-round' && typeof e.ms === 'number');
+      const rounds = logged.map((e) => Number(e.ms));
+      // The probe phase alone (every node's statements and the heartbeat's state check).
+      const probes = logged.flatMap((e) => {
+        const ms = (e.phases as { probeMs?: unknown } | undefined)?.probeMs;
+        return typeof ms === 'number' ? [Math.round(ms)] : [];
+      });
       const failovers = cloud.sfn.executions().length;
       const trial: Trial = {
         detectMs: null,
@@ -32,12 +36,20 @@ export const probeRound: BenchScenario = {
         roundP99Ms: percentile(rounds, 99),
         roundMaxMs: rounds.length ? Math.max(...rounds) : null,
         roundMs: rounds,
+        probePhaseMs: probes,
       };
       return trial;
     }),
   summarize: (trials) => {
     const all = trials.flatMap((t) => (t.roundMs ?? []) as number[]);
-    return { rounds: all.length, roundP50Ms: percentile(all, 50), roundP99Ms: percentile(all, 99) };
+    const probes = trials.flatMap((t) => (t.probePhaseMs ?? []) as number[]);
+    return {
+      rounds: all.length,
+      roundP50Ms: percentile(all, 50),
+      roundP99Ms: percentile(all, 99),
+      probePhaseP50Ms: percentile(probes, 50),
+      probePhaseP99Ms: percentile(probes, 99),
+    };
   },
 };
 

@@ -36,6 +36,9 @@ export class AdminSession {
     login: Login,
     timeouts: Timeouts,
     label: string,
+    // batches: allow queryBatch (mysql2 multipleStatements). Only for sessions that never send
+    // text from outside the code: the prober's own connections.
+    opts: { batches?: boolean } = {},
   ): Promise<AdminSession> {
     const conn = await mysql.createConnection({
       host: endpoint.host,
@@ -43,7 +46,7 @@ export class AdminSession {
       user: login.user,
       password: login.password,
       connectTimeout: timeouts.connectTimeoutMs,
-      multipleStatements: false,
+      multipleStatements: opts.batches === true,
       supportBigNumbers: true,
       bigNumberStrings: true,
       dateStrings: true,
@@ -77,6 +80,32 @@ export class AdminSession {
     try {
       const [res] = await this.conn.query({ sql, values: params, timeout: timeoutMs ?? this.queryTimeoutMs });
       return res as { affectedRows: number };
+    } catch (err) {
+      this.clean = false;
+      throw scrubDriverError(err);
+    }
+  }
+
+  /**
+   * Runs constant statements (no parameters) and returns one row list per statement. On a
+   * session opened with `batches` they go as ONE multi-statement query, one round trip, bounded
+   * as a whole by the timeout; otherwise one by one. A statement that returns no rows gives [].
+   * The server stops at the first failing statement; the error is thrown, nothing is returned.
+   */
+  async queryBatch(statements: readonly string[], timeoutMs?: number): Promise<Record<string, unknown>[][]> {
+    const asRows = (r: unknown) => (Array.isArray(r) ? (r as Record<string, unknown>[]) : []);
+    if (this.conn.config.multipleStatements !== true || statements.length === 1) {
+      const out: Record<string, unknown>[][] = [];
+      for (const sql of statements) out.push(asRows(await this.query(sql, [], timeoutMs)));
+      return out;
+    }
+    try {
+      const [results] = await this.conn.query({
+        sql: statements.join(';\n'),
+        timeout: timeoutMs ?? this.queryTimeoutMs,
+      });
+      // More than one statement: mysql2 answers one entry per statement.
+      return (results as unknown[]).map(asRows);
     } catch (err) {
       this.clean = false;
       throw scrubDriverError(err);

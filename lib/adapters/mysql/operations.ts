@@ -9,7 +9,6 @@
  *   if ((await inst.applyRelayLog(received, 30)) === 'timeout') throw new RelayLogTimeoutError(...);
  */
 
-import type { NodeProbe } from '../../core/types.ts';
 import {
   FailoverError,
   MissingPrivilegeError,
@@ -22,6 +21,7 @@ import {
 } from '../../errors.ts';
 import { classifyError } from './connection.ts';
 import { detectFlavor } from './dialect/flavor.ts';
+import { type ProbeReading, probeBatch, runProbeBatch } from './dialect/probe-batch.ts';
 import { sqlStringLiteral } from './dialect/sql-text.ts';
 import type {
   BinlogStatus,
@@ -43,6 +43,8 @@ import type {
 /** What the operations need from a connection; AdminSession (./connection.ts) is one. */
 export interface SqlSession {
   query<T = Row>(sql: string, params?: unknown[], timeoutMs?: number): Promise<T[]>;
+  /** Constant statements as one round trip, one row list each (AdminSession.queryBatch). */
+  queryBatch?(statements: readonly string[], timeoutMs?: number): Promise<Row[][]>;
 }
 
 /** Time for polling waits; the default is the real clock. */
@@ -62,26 +64,7 @@ export interface FollowPrimaryOptions extends Partial<FollowOptions> {
 }
 
 /** What {@link Inst.readProbeFacts} returns: the probe's NodeProbe fields, plus the server's clock. */
-export interface ProbeFacts
-  extends Required<
-    Pick<
-      NodeProbe,
-      | 'serverId'
-      | 'version'
-      | 'readOnly'
-      | 'logBin'
-      | 'logSlaveUpdates'
-      | 'gtidBinlogPos'
-      | 'gtidCurrentPos'
-      | 'gtidSlavePos'
-      | 'semiSync'
-      | 'longestTrxSeconds'
-    >
-  > {
-  replication?: NormalizedReplicaStatus;
-  /** UNIX_TIMESTAMP(SYSDATE(6)) when the settings were read: bounds the heartbeat write. */
-  serverNow: number;
-}
+export type ProbeFacts = ProbeReading;
 
 /** What {@link Inst.resumeApplier} did: whether it restarted the applier, the delay it lifted. */
 export interface ApplierResume {
@@ -661,38 +644,38 @@ export class Inst {
 
   /**
    * Everything a probe round reads from one node, in the decision core's shape (NodeProbe
-   * without nodeId, probeMs and the heartbeat write/lag, which stay the prober's), for either
+   * without nodeId, probeMs and the heartbeat write, which stay the prober's), for either
    * flavor: settings, GTID positions (MySQL: gtidBinlogPos = gtidCurrentPos = gtid_executed,
-   * gtidSlavePos = ''), semi-sync under the node's names, replica status (heartbeat period from
-   * performance_schema on MySQL), plus the server clock for the heartbeat write's deadline.
+   * gtidSlavePos = ''), semi-sync under the node's names, replica status (heartbeat period and
+   * counter from performance_schema on MySQL), plus the server clock for the heartbeat write's
+   * deadline. The statements are the prober's batch (dialect/probe-batch.ts): one round trip on
+   * a session that sends batches, one statement at a time otherwise.
    */
-  async readProbeFacts(): Promise<ProbeFacts> {
-    const v = await this.readServerSettings();
-    const clock = await this.read('readProbeFacts', this.dialect.readClockAndLongestTrx());
-    const gtid = await this.readGtidPosition();
-    const semi = await this.readSemiSync();
-    const repl = await this.readReplicaStatus();
-    const period = repl === undefined ? null : await this.readHeartbeatPeriod(repl);
-    return {
-      serverNow: clock.serverNow,
-      serverId: v.serverId,
-      version: v.version,
-      readOnly: v.readOnly,
-      logBin: v.logBin,
-      logSlaveUpdates: v.logReplicaUpdates,
-      gtidBinlogPos: gtid.binlog ?? gtid.executed,
-      gtidCurrentPos: gtid.executed,
-      gtidSlavePos: gtid.slave ?? '',
-      semiSync: {
-        masterEnabled: semi.masterEnabled,
-        masterActive: semi.masterActive,
-        masterClients: semi.masterClients,
-        slaveEnabled: semi.slaveEnabled,
-        slaveActive: semi.slaveActive,
-      },
-      longestTrxSeconds: clock.longestTrxSeconds,
-      ...(repl === undefined ? {} : { replication: { ...repl, heartbeatPeriodSeconds: period } }),
+  async readProbeFacts(opts: { heartbeatLag?: boolean } = {}): Promise<ProbeFacts> {
+    const batch = probeBatch(this.dialect, { heartbeatLag: opts.heartbeatLag === true });
+    const run = async (statements: readonly string[]) => {
+      if (this.session.queryBatch) return this.session.queryBatch(statements);
+      const out: Row[][] = [];
+      for (const sql of statements) {
+        const rows = await this.session.query<Row>(sql);
+        out.push(Array.isArray(rows) ? rows : []);
+      }
+      return out;
     };
+    let results: Row[][];
+    try {
+      results = await runProbeBatch(batch, run);
+    } catch (err) {
+      throw translate(err, this.nodeId, 'readProbeFacts', []);
+    }
+    try {
+      return batch.parse(results);
+    } catch (err) {
+      throw new MysqlOperationError(
+        `readProbeFacts on ${this.nodeId}: unexpected result: ${(err as Error).message}`,
+        { nodeId: this.nodeId, operation: 'readProbeFacts' },
+      );
+    }
   }
 
   // ---------------------------------------------------------------- semi-sync

@@ -1,9 +1,15 @@
 import type { NodeProbe } from '../../core/types.ts';
 import { AdminSession, classifyError, type Login, type Timeouts } from './connection.ts';
-import { type ProbeTarget, readNode } from './probe.ts';
+import type { Dialect } from './dialect/types.ts';
+import { detectDialect, type ProbeTarget, readNode } from './probe.ts';
 
 interface Held {
   session: AdminSession;
+  /**
+   * The node's dialect, detected on this connection's first probe (@@version) and kept as long
+   * as the connection lives: a server can change version only by restarting, which ends it.
+   */
+  dialect?: Dialect;
   /** Endpoint and login the session was opened with: any change opens a new one. */
   key: string;
   /** False once the server closed it or it failed: never used again. */
@@ -14,7 +20,11 @@ interface Held {
 
 /**
  * One persistent, health-checked probe connection per node, for the rounds of one invocation:
- * a round costs the status queries only, not a TCP and authentication handshake per node.
+ * a round costs the status queries only, not a TCP and authentication handshake per node. The
+ * queries go as one multi-statement batch in the node's dialect (MariaDB, MySQL 8.0.23+/8.4,
+ * MySQL 5.7/8.0): one round trip per node per round, two on the primary (its heartbeat write
+ * follows the state store's check). Only this class's connections allow multi-statement
+ * queries, and they only ever send the constant statements of dialect/probe-batch.ts.
  *
  * The evidence stays what a fresh connection per round gives:
  * - a query on a held connection is bounded by the same query timeout, so a frozen server is a
@@ -44,7 +54,8 @@ export class ProbeConnections {
     const reuse = this.held.get(target.nodeId);
     if (reuse) {
       try {
-        const probe = await readNode(reuse.session, target);
+        reuse.dialect ??= await detectDialect(reuse.session);
+        const probe = await readNode(reuse.session, target, reuse.dialect);
         probe.probeMs = Math.round(performance.now() - started);
         if (!reuse.session.clean) void this.drop(target.nodeId);
         return probe;
@@ -63,7 +74,7 @@ export class ProbeConnections {
     }
     let session: AdminSession;
     try {
-      session = await AdminSession.open(target, login, timeouts, target.nodeId);
+      session = await AdminSession.open(target, login, timeouts, target.nodeId, { batches: true });
     } catch (err) {
       return {
         nodeId: target.nodeId,
@@ -79,7 +90,8 @@ export class ProbeConnections {
     });
     this.held.set(target.nodeId, entry);
     try {
-      const probe = await readNode(session, target);
+      entry.dialect = await detectDialect(session);
+      const probe = await readNode(session, target, entry.dialect);
       probe.probeMs = Math.round(performance.now() - started);
       // A statement failed inside (a heartbeat write that timed out, a missing table): reconnect.
       if (!session.clean) void this.drop(target.nodeId);

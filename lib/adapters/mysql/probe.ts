@@ -1,12 +1,10 @@
-import type { NodeProbe, ReplicationStatus, SemiSyncStatus } from '../../core/types.ts';
-import {
-  type AdminSession,
-  classifyError,
-  type Endpoint,
-  type Login,
-  type Timeouts,
-  withSession,
-} from './connection.ts';
+import type { NodeProbe } from '../../core/types.ts';
+import { UnsupportedServerError } from '../../errors.ts';
+import { AdminSession, classifyError, type Endpoint, type Login, type Timeouts } from './connection.ts';
+import { detectFlavor } from './dialect/flavor.ts';
+import { mariadbDialect } from './dialect/mariadb.ts';
+import { probeBatch, runProbeBatch, toReplicationStatus } from './dialect/probe-batch.ts';
+import type { Dialect } from './dialect/types.ts';
 
 export interface ProbeTarget extends Endpoint {
   nodeId: string;
@@ -20,6 +18,9 @@ export interface ProbeTarget extends Endpoint {
   beforeHeartbeat?: () => Promise<boolean>;
 }
 
+/** What the prober needs of a session: AdminSession is one (tests script one). */
+export type ProbeSession = Pick<AdminSession, 'query' | 'queryBatch' | 'execute'>;
+
 /**
  * The heartbeat row is written only within this long after the caller's last check that the node
  * is the recorded primary of the current epoch. A failover needs longer than this from claiming
@@ -29,49 +30,47 @@ export interface ProbeTarget extends Endpoint {
  */
 export const HEARTBEAT_BOUND_MS = 250;
 
-type Row = Record<string, unknown>;
-
-const str = (v: unknown): string => (v === null || v === undefined ? '' : String(v));
-const num = (v: unknown): number => (v === null || v === undefined || v === '' ? 0 : Number(v));
-const bool = (v: unknown): boolean => v === 1 || v === '1' || v === 'ON' || v === true || v === 'Yes';
-
-/** Parses one row of SHOW ALL SLAVES STATUS (MariaDB column names). */
-export function parseReplicaRow(r: Row): ReplicationStatus {
-  const sbm = r.Seconds_Behind_Master;
-  const io = str(r.Slave_IO_Running);
-  return {
-    sourceHost: str(r.Master_Host),
-    sourcePort: num(r.Master_Port),
-    ioState: io === 'Yes' || io === 'Connecting' || io === 'Preparing' ? io : 'No',
-    sqlRunning: str(r.Slave_SQL_Running) === 'Yes',
-    lastIoErrno: num(r.Last_IO_Errno),
-    lastIoError: str(r.Last_IO_Error),
-    lastSqlErrno: num(r.Last_SQL_Errno),
-    lastSqlError: str(r.Last_SQL_Error),
-    secondsBehindMaster: sbm === null || sbm === undefined || sbm === '' ? null : Number(sbm),
-    gtidIoPos: str(r.Gtid_IO_Pos),
-    heartbeatsReceived: r.Slave_received_heartbeats === undefined ? null : num(r.Slave_received_heartbeats),
-    heartbeatPeriodSeconds:
-      r.Slave_heartbeat_period === undefined || r.Slave_heartbeat_period === null
-        ? null
-        : Number(r.Slave_heartbeat_period),
-    usingGtid: str(r.Using_Gtid),
-  };
+/**
+ * The dialect that speaks to the server on `s`, from @@version and @@version_comment: one
+ * round trip, once per connection (the prober caches it on the held connection). Throws the
+ * driver's error as it came (a timeout stays a timeout for the evidence).
+ */
+export async function detectDialect(s: Pick<ProbeSession, 'query'>): Promise<Dialect> {
+  const [row] = await s.query('SELECT @@version AS version, @@version_comment AS comment');
+  const version = String(row?.version ?? '');
+  const comment = String(row?.comment ?? '');
+  try {
+    return detectFlavor(version, comment).dialect;
+  } catch (err) {
+    // A MariaDB older than the dialects cover still answers the statements the prober has
+    // always sent (`check` refuses it with the reason): probing it keeps its evidence.
+    if (err instanceof UnsupportedServerError && /mariadb/i.test(`${version} ${comment}`)) {
+      const m = /^(?:5\.5\.5-)?(\d+)\.(\d+)\.(\d+)/.exec(version);
+      return mariadbDialect({
+        flavor: 'mariadb',
+        major: Number(m?.[1] ?? 0),
+        minor: Number(m?.[2] ?? 0),
+        patch: Number(m?.[3] ?? 0),
+      });
+    }
+    throw err;
+  }
 }
 
 /**
- * Probes one node with short timeouts. Never throws: an unreachable node is a fact for the
- * analysis, not an exception. The primary gets a heartbeat write guarded by read_only, so a
- * probe can never create an errant transaction on a node that is in fact a replica.
+ * Probes one node with short timeouts on a fresh connection. Never throws: an unreachable node
+ * is a fact for the analysis, not an exception. The primary gets a heartbeat write guarded by
+ * read_only, so a probe can never create an errant transaction on a node that is in fact a
+ * replica.
  */
 export async function probeNode(target: ProbeTarget, login: Login, timeouts: Timeouts): Promise<NodeProbe> {
   const started = performance.now();
+  let session: AdminSession | undefined;
   try {
-    return await withSession(target, login, timeouts, target.nodeId, async (s) => {
-      const probe = await readNode(s, target);
-      probe.probeMs = Math.round(performance.now() - started);
-      return probe;
-    });
+    session = await AdminSession.open(target, login, timeouts, target.nodeId, { batches: true });
+    const probe = await readNode(session, target, await detectDialect(session));
+    probe.probeMs = Math.round(performance.now() - started);
+    return probe;
   } catch (err) {
     return {
       nodeId: target.nodeId,
@@ -79,53 +78,41 @@ export async function probeNode(target: ProbeTarget, login: Login, timeouts: Tim
       error: classifyError(err),
       probeMs: Math.round(performance.now() - started),
     };
+  } finally {
+    await session?.close();
   }
 }
 
-/** Reads one node on an open session (the probe's queries and heartbeat); throws on any failure. */
-export async function readNode(s: AdminSession, target: ProbeTarget): Promise<NodeProbe> {
-  const [v] = await s.query(
-    `SELECT @@server_id AS server_id, @@version AS version, @@read_only AS read_only, @@log_bin AS log_bin,
-            @@log_slave_updates AS log_slave_updates, @@gtid_binlog_pos AS gtid_binlog_pos,
-            @@gtid_current_pos AS gtid_current_pos, @@gtid_slave_pos AS gtid_slave_pos,
-            @@rpl_semi_sync_master_enabled AS sm_enabled, @@rpl_semi_sync_slave_enabled AS ss_enabled,
-            UNIX_TIMESTAMP(SYSDATE(6)) AS server_now,
-            (SELECT COALESCE(MAX(TIMESTAMPDIFF(SECOND, trx_started, NOW())), 0) FROM information_schema.innodb_trx) AS longest_trx`,
-  );
-  if (!v) throw new Error('empty variables row');
+/**
+ * Reads one node on an open session in its dialect: one batch (settings, GTIDs, semi-sync,
+ * replica status and, on replicas, the heartbeat lag: one round trip on a batching session),
+ * then on the primary the heartbeat write. Throws on any failure of the batch.
+ */
+export async function readNode(s: ProbeSession, target: ProbeTarget, dialect: Dialect): Promise<NodeProbe> {
+  const batch = probeBatch(dialect, { heartbeatLag: !target.isPrimary });
+  const results = await runProbeBatch(batch, (statements) => s.queryBatch(statements));
+  const r = batch.parse(results);
   // The server's clock when this answer left it: bounds the heartbeat write below.
-  const serverNow = Number(v.server_now);
+  const serverNow = r.serverNow;
   const readAt = performance.now();
-  const status = await s.query<{ Variable_name: string; Value: string }>(
-    `SHOW GLOBAL STATUS WHERE Variable_name IN
-       ('Rpl_semi_sync_master_status','Rpl_semi_sync_master_clients','Rpl_semi_sync_slave_status')`,
-  );
-  const st = Object.fromEntries(status.map((r) => [r.Variable_name, r.Value]));
-  const replicaRows = await s.query<Row>('SHOW ALL SLAVES STATUS');
-  const semiSync: SemiSyncStatus = {
-    masterEnabled: bool(v.sm_enabled),
-    masterActive: bool(st.Rpl_semi_sync_master_status),
-    masterClients: num(st.Rpl_semi_sync_master_clients),
-    slaveEnabled: bool(v.ss_enabled),
-    slaveActive: bool(st.Rpl_semi_sync_slave_status),
-  };
   const probe: NodeProbe = {
     nodeId: target.nodeId,
     reachable: true,
     probeMs: 0,
-    serverId: num(v.server_id),
-    version: str(v.version),
-    readOnly: bool(v.read_only),
-    logBin: bool(v.log_bin),
-    logSlaveUpdates: bool(v.log_slave_updates),
-    gtidBinlogPos: str(v.gtid_binlog_pos),
-    gtidCurrentPos: str(v.gtid_current_pos),
-    gtidSlavePos: str(v.gtid_slave_pos),
-    semiSync,
-    longestTrxSeconds: num(v.longest_trx),
+    flavor: r.flavor,
+    serverId: r.serverId,
+    version: r.version,
+    readOnly: r.readOnly,
+    ...(r.superReadOnly === undefined ? {} : { superReadOnly: r.superReadOnly }),
+    logBin: r.logBin,
+    logSlaveUpdates: r.logSlaveUpdates,
+    gtidBinlogPos: r.gtidBinlogPos,
+    gtidCurrentPos: r.gtidCurrentPos,
+    gtidSlavePos: r.gtidSlavePos,
+    semiSync: r.semiSync,
+    longestTrxSeconds: r.longestTrxSeconds,
   };
-  const first = replicaRows[0];
-  if (first) probe.replication = parseReplicaRow(first);
+  if (r.replication) probe.replication = toReplicationStatus(r.replication);
   if (target.isPrimary) {
     const checkAt = performance.now();
     const mayWrite = target.beforeHeartbeat ? await target.beforeHeartbeat().catch(() => false) : true;
@@ -136,7 +123,7 @@ export async function readNode(s: AdminSession, target: ProbeTarget): Promise<No
       const deadline = serverNow + (checkAt - readAt + HEARTBEAT_BOUND_MS) / 1000;
       probe.writable = await writeHeartbeat(s, deadline);
     }
-  } else probe.heartbeatLagMs = await readHeartbeatLag(s);
+  } else probe.heartbeatLagMs = r.heartbeatLagMs ?? null;
   return probe;
 }
 
@@ -148,7 +135,7 @@ export async function readNode(s: AdminSession, target: ProbeTarget): Promise<No
  * A timeout here means the primary answers but cannot commit (e.g. waiting for semi-sync acks):
  * not writable, yet reachable.
  */
-async function writeHeartbeat(s: AdminSession, deadline: number): Promise<boolean> {
+async function writeHeartbeat(s: ProbeSession, deadline: number): Promise<boolean> {
   const sql = `INSERT INTO failover_meta.heartbeat (id, ts, server_id)
                SELECT 1, NOW(6), @@server_id FROM DUAL
                 WHERE @@global.read_only = 0 AND UNIX_TIMESTAMP(SYSDATE(6)) < ${deadline.toFixed(6)}
@@ -168,21 +155,10 @@ async function writeHeartbeat(s: AdminSession, deadline: number): Promise<boolea
 }
 
 /** Creates failover_meta.heartbeat on the primary (replicated to the replicas). */
-export async function ensureHeartbeatTable(s: AdminSession): Promise<void> {
+export async function ensureHeartbeatTable(s: Pick<AdminSession, 'execute'>): Promise<void> {
   await s.execute('CREATE DATABASE IF NOT EXISTS failover_meta');
   await s.execute(
     `CREATE TABLE IF NOT EXISTS failover_meta.heartbeat (
        id INT PRIMARY KEY, ts DATETIME(6) NOT NULL, server_id INT NOT NULL) ENGINE=InnoDB`,
   );
-}
-
-async function readHeartbeatLag(s: AdminSession): Promise<number | null> {
-  try {
-    const [row] = await s.query<{ lag_us: string | number | null }>(
-      'SELECT TIMESTAMPDIFF(MICROSECOND, ts, NOW(6)) AS lag_us FROM failover_meta.heartbeat WHERE id = 1',
-    );
-    return row?.lag_us === null || row?.lag_us === undefined ? null : Math.round(Number(row.lag_us) / 1000);
-  } catch {
-    return null;
-  }
 }
