@@ -142,28 +142,33 @@ describe('Inst on MySQL 8.4 (scripted)', () => {
     expect(s.sqls().filter((q) => q.includes('WAIT')).length).toBe(1);
   });
 
-  it('fence: super_read_only that never waits, then KILL every listed client session', async () => {
+  it('fence: super_read_only that never waits, then KILL every listed client session, the commits waiting for a semi-sync ACK last', async () => {
     const s = scripted([
       VERSION_84,
       [
         /information_schema\.PROCESSLIST/,
         [
-          { ID: '31', USER: 'app', COMMAND: 'Sleep' },
-          { ID: '32', USER: 'app', COMMAND: 'Query' },
+          { ID: '31', USER: 'app', COMMAND: 'Sleep', STATE: '' },
+          { ID: '32', USER: 'app', COMMAND: 'Query', STATE: 'Waiting for semi-sync ACK from replica' },
+          { ID: '33', USER: 'app', COMMAND: 'Query', STATE: 'waiting for handler commit' },
         ],
       ],
       [
-        /^KILL CONNECTION 32$/,
-        Object.assign(new Error('Unknown thread id: 32'), { code: 'ER_NO_SUCH_THREAD', errno: 1094 }),
+        /^KILL CONNECTION 33$/,
+        Object.assign(new Error('Unknown thread id: 33'), { code: 'ER_NO_SUCH_THREAD', errno: 1094 }),
       ],
     ]);
     const inst = await openInst(s.session, 'db1');
-    expect(await inst.fence()).toEqual({ killed: 1, attempts: 1 });
+    expect(await inst.fence()).toEqual({ killed: 2, attempts: 1 });
     expect(s.sqls().slice(1)).toEqual([
       'SET SESSION lock_wait_timeout = 0',
       'SET GLOBAL super_read_only = ON',
-      expect.stringMatching(/^SELECT ID, USER, COMMAND FROM information_schema\.PROCESSLIST/),
+      expect.stringMatching(/^SELECT ID, USER, COMMAND, STATE FROM information_schema\.PROCESSLIST/),
       'KILL CONNECTION 31',
+      'KILL CONNECTION 33',
+      // Listed again: clients reconnect. Only then the group leader waiting for the ACK: killing it
+      // acknowledges its group's followers that are still connected.
+      expect.stringMatching(/information_schema\.PROCESSLIST/),
       'KILL CONNECTION 32',
     ]);
   });
@@ -297,9 +302,11 @@ describe('the failover moves on MySQL (scripted)', () => {
       'SET GLOBAL super_read_only = ON',
       expect.stringMatching(/information_schema\.PROCESSLIST/),
       'KILL CONNECTION 41',
+      expect.stringMatching(/information_schema\.PROCESSLIST/),
       'SET GLOBAL super_read_only = ON',
       expect.stringMatching(/information_schema\.PROCESSLIST/),
       'KILL CONNECTION 41',
+      expect.stringMatching(/information_schema\.PROCESSLIST/),
     ]);
   });
 
