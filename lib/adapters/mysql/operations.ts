@@ -485,9 +485,10 @@ export class Inst {
   }
 
   /**
-   * Fences a node that must not take writes: {@link applyReadOnly} (never waits, kills client
-   * sessions while it cannot apply, bounded by `budgetMs`), then every remaining client session
-   * ended. Idempotent.
+   * Fences a node that must not take writes: {@link applyReadOnly} (new writes held back behind
+   * the waiting read_only, the sessions in flight killed until it applies, the commits waiting for
+   * a semi-sync ACK last; bounded by `budgetMs`), then every remaining client session ended.
+   * No commit held at the call is acknowledged. Idempotent.
    */
   async fencePrimary(opts: { graceMs?: number; budgetMs?: number } = {}): Promise<FenceResult> {
     const r = await this.applyReadOnly(opts);
