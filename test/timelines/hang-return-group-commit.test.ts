@@ -2,7 +2,8 @@
  * T1 · hang, then return (issue 11), the fence itself against real MariaDB: the commits a frozen
  * old primary held are killed by `Inst.fencePrimary` after SIGCONT, and none of them is
  * acknowledged. The replicas stopped receiving during the freeze (the failover's freeze), so
- * every acknowledgement here would be a write that exists on the old primary only.
+ * every acknowledgement here would be a write that exists on the old primary only (one that a
+ * replica holds is allowed: db1 ran it in the moment before SIGSTOP took effect).
  *
  *   db1    |SIGSTOP  (8 INSERTs arrive, unread) .......|SIGCONT  one group: leader waits for the ACK,
  *   db2/3        |STOP SLAVE IO_THREAD|                          7 followers in "Commit"
@@ -60,6 +61,9 @@ describe('T1 fence of a resumed old primary', () => {
       conns.push(...clients);
       for (const c of clients) c.on('error', () => {});
       cluster.hang('db1');
+      // SIGSTOP takes effect a moment after the signal (measured: a commit sent right after it ran
+      // and was acknowledged by a replica): send the writes once db1 is surely frozen.
+      await new Promise((res) => setTimeout(res, 100));
       const outcomes: Array<'pending' | 'acknowledged' | 'failed'> = clients.map(() => 'pending');
       const ids = clients.map((_, i) => 1000 * (round + 1) + i);
       clients.forEach((c, i) => {
@@ -86,12 +90,21 @@ describe('T1 fence of a resumed old primary', () => {
             'db1',
             "SELECT STATE AS s FROM information_schema.PROCESSLIST WHERE USER = 'app' AND COMMAND <> 'Killed' AND INFO LIKE 'INSERT%'",
           );
-          seen = rows.map((r) => r.s).join('; ');
-          return rows.length >= CLIENTS && rows.some((r) => /semi-sync ACK/.test(r.s));
+          const [st] = await cluster.query<{ v: string }>(
+            'db1',
+            "SELECT VARIABLE_VALUE AS v FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS'",
+          );
+          seen = `${rows.map((r) => r.s).join('; ')}; clients saw ${outcomes.join(',')}; semi-sync ${st?.v}`;
+          // SIGSTOP takes effect a moment after the signal: a commit db1 ran just before it may
+          // have been acknowledged by a replica, hence ended (checked below: it is preserved).
+          const held = outcomes.filter((o) => o === 'pending').length;
+          return rows.length >= held && rows.some((r) => /semi-sync ACK/.test(r.s));
         },
         5000,
-        `round ${round + 1}: the held commits waiting for a semi-sync ACK on db1 (seen: ${seen})`,
-      );
+        `round ${round + 1}: the held commits waiting for a semi-sync ACK on db1`,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message} (last seen: ${seen})`);
+      });
 
       // Clients that write on db1 from now on: with no replica receiving, any acknowledgement
       // they get is a write on db1 only.
@@ -136,18 +149,27 @@ describe('T1 fence of a resumed old primary', () => {
         through.flatMap((w) => w.acked),
         `round ${round + 1}: acknowledgements to clients that reconnected through the fence`,
       ).toEqual([]);
-      expect(r.killed).toBeGreaterThanOrEqual(CLIENTS);
-      expect(outcomes, `round ${round + 1}: what the clients of the held commits saw`).toEqual(
-        outcomes.map(() => 'failed'),
-      );
+      const held = outcomes.filter((o) => o !== 'acknowledged').length;
+      expect(r.killed).toBeGreaterThanOrEqual(held);
       const [ro] = await cluster.query<{ ro: number }>('db1', 'SELECT @@GLOBAL.read_only AS ro');
       expect(Number(ro?.ro)).toBe(1);
-      // What an acknowledgement would have cost: the held commits exist on db1 only.
-      const onDb2 = await cluster.query<{ id: number }>(
-        'db2',
-        `SELECT id FROM app.writes WHERE id IN (${ids.join(',')})`,
+      // An acknowledgement is allowed only for a write a replica holds (db1 ran it before the
+      // freeze took effect and a replica acknowledged it): anything else exists on db1 only.
+      const onReplicas = new Set<number>();
+      for (const id of ['db2', 'db3'])
+        for (const row of await cluster.query<{ id: number }>(
+          id,
+          `SELECT id FROM app.writes WHERE id IN (${ids.join(',')})`,
+        ))
+          onReplicas.add(Number(row.id));
+      const ackedOnDb1Only = ids.filter((id, i) => outcomes[i] === 'acknowledged' && !onReplicas.has(id));
+      expect(
+        ackedOnDb1Only,
+        `round ${round + 1}: held commits acknowledged that no replica holds (clients saw ${outcomes.join(',')})`,
+      ).toEqual([]);
+      expect(held, `round ${round + 1}: commits that db1 held until the fence`).toBeGreaterThanOrEqual(
+        CLIENTS / 2,
       );
-      expect(onDb2).toEqual([]);
 
       // Back to the start for the next round: db1 writable, the replicas receiving again.
       await cluster.query('db1', 'SET GLOBAL read_only = OFF');

@@ -37,6 +37,11 @@ import {
 const NAME = 't1';
 /** rpl_semi_sync_master_timeout of the harness cluster (its default, the server's default). */
 const SEMI_SYNC_TIMEOUT_MS = 10_000;
+/**
+ * SIGSTOP takes effect a moment after the signal: a write sent within this much after it may still
+ * have run on db1 and been acknowledged by a replica (measured in hang-return-group-commit).
+ */
+const FREEZE_TAKES_EFFECT_MS = 100;
 /** Clients connected straight to db1 besides the one of startWriters (each its own id range). */
 const MORE_DIRECT_CLIENTS = 3;
 
@@ -134,7 +139,7 @@ describe('T1 hang, then return', () => {
     await Promise.all(moreDirect.map((d) => d.stop()));
 
     // An acknowledgement from db1 after the promotion is allowed only for a commit sent before
-    // the freeze that the new primary holds (its ACK had reached db1 before SIGSTOP).
+    // the freeze took effect that the new primary holds (its ACK had reached db1 before SIGSTOP).
     const newPrimaryHas = async (acks: Ack[], table: string) => {
       const missing = new Set(await missingAcked(env.cluster, newPrimary, acks, table));
       return (a: Ack) => !missing.has(a.id);
@@ -142,7 +147,9 @@ describe('T1 hang, then return', () => {
     const late = (acks: Ack[]) => acks.filter((a) => a.serverId === db1 && a.at >= writableFrom);
     const splitBrain = async (acks: Ack[], table: string) => {
       const held = await newPrimaryHas(acks, table);
-      return late(acks).filter((a) => !(a.sentAt !== undefined && a.sentAt < hungAt && held(a)));
+      return late(acks).filter(
+        (a) => !(a.sentAt !== undefined && a.sentAt < hungAt + FREEZE_TAKES_EFFECT_MS && held(a)),
+      );
     };
     const since = `resumed +${resumedAt - writableFrom} ms after the promotion began`;
     // Through the VIP: its connections were cut when the VIP moved.
