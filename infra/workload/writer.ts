@@ -5,6 +5,8 @@ export interface Ack {
   serverId: number;
   /** Epoch ms at which the commit was acknowledged to the client. */
   at: number;
+  /** Epoch ms at which the INSERT was sent. */
+  sentAt?: number;
 }
 
 export interface WriterOptions {
@@ -56,12 +58,13 @@ export function startWriter(opts: WriterOptions): Writer {
         const serverId = Number((rows as Array<{ s: number }>)[0]?.s);
         while (!stopped) {
           const id = nextId++;
+          const sentAt = Date.now();
           await conn.query({
             sql: `INSERT INTO ${table} (id, at, payload) VALUES (?, ?, ?)`,
-            values: [id, Date.now(), 'x'.repeat(32)],
+            values: [id, sentAt, 'x'.repeat(32)],
             timeout: opts.queryTimeoutMs ?? 3000,
           });
-          acked.push({ id, serverId, at: Date.now() });
+          acked.push({ id, serverId, at: Date.now(), sentAt });
           if (opts.paceMs) await sleep(opts.paceMs);
         }
       } catch {
@@ -146,13 +149,14 @@ export function startDirectWriter(opts: DirectWriterOptions): Writer {
         const serverId = Number((rows as Array<{ s: number }>)[0]?.s);
         while (!stopped) {
           const id = nextId++;
+          const sentAt = Date.now();
           try {
             await conn.query({
               sql: `INSERT INTO ${table} (id, at, payload) VALUES (?, ?, ?)`,
-              values: [id, Date.now(), 'x'.repeat(32)],
+              values: [id, sentAt, 'x'.repeat(32)],
               timeout: opts.queryTimeoutMs ?? 60_000,
             });
-            acked.push({ id, serverId, at: Date.now() });
+            acked.push({ id, serverId, at: Date.now(), sentAt });
           } catch (err) {
             if ((err as { errno?: number }).errno !== READ_ONLY_ERRNO) throw err;
             errors++;

@@ -9,7 +9,7 @@ import { type StepOutcome, step } from './step-runner.ts';
 
 /** How long the SQL fence may take before the VIP is taken away concurrently. */
 const FENCE_HEAD_START_MS = 150;
-/** The SQL fence's own bound: read_only that never waits, sessions killed while it cannot apply. */
+/** The SQL fence's own bound: read_only holding new writes back while the sessions in flight are killed. */
 const FENCE_BUDGET_MS = 2000;
 
 /**

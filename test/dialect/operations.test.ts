@@ -142,28 +142,33 @@ describe('Inst on MySQL 8.4 (scripted)', () => {
     expect(s.sqls().filter((q) => q.includes('WAIT')).length).toBe(1);
   });
 
-  it('fence: super_read_only that never waits, then KILL every listed client session', async () => {
+  it('fence: super_read_only that never waits, then KILL every listed client session, the commits waiting for a semi-sync ACK last', async () => {
     const s = scripted([
       VERSION_84,
       [
         /information_schema\.PROCESSLIST/,
         [
-          { ID: '31', USER: 'app', COMMAND: 'Sleep' },
-          { ID: '32', USER: 'app', COMMAND: 'Query' },
+          { ID: '31', USER: 'app', COMMAND: 'Sleep', STATE: '' },
+          { ID: '32', USER: 'app', COMMAND: 'Query', STATE: 'Waiting for semi-sync ACK from replica' },
+          { ID: '33', USER: 'app', COMMAND: 'Query', STATE: 'waiting for handler commit' },
         ],
       ],
       [
-        /^KILL CONNECTION 32$/,
-        Object.assign(new Error('Unknown thread id: 32'), { code: 'ER_NO_SUCH_THREAD', errno: 1094 }),
+        /^KILL CONNECTION 33$/,
+        Object.assign(new Error('Unknown thread id: 33'), { code: 'ER_NO_SUCH_THREAD', errno: 1094 }),
       ],
     ]);
     const inst = await openInst(s.session, 'db1');
-    expect(await inst.fence()).toEqual({ killed: 1, attempts: 1 });
+    expect(await inst.fence()).toEqual({ killed: 2, attempts: 1 });
     expect(s.sqls().slice(1)).toEqual([
       'SET SESSION lock_wait_timeout = 0',
       'SET GLOBAL super_read_only = ON',
-      expect.stringMatching(/^SELECT ID, USER, COMMAND FROM information_schema\.PROCESSLIST/),
+      expect.stringMatching(/^SELECT ID, USER, COMMAND, STATE FROM information_schema\.PROCESSLIST/),
       'KILL CONNECTION 31',
+      'KILL CONNECTION 33',
+      // Listed again: clients reconnect. Only then the group leader waiting for the ACK: killing it
+      // acknowledges its group's followers that are still connected.
+      expect.stringMatching(/information_schema\.PROCESSLIST/),
       'KILL CONNECTION 32',
     ]);
   });
@@ -297,9 +302,85 @@ describe('the failover moves on MySQL (scripted)', () => {
       'SET GLOBAL super_read_only = ON',
       expect.stringMatching(/information_schema\.PROCESSLIST/),
       'KILL CONNECTION 41',
+      expect.stringMatching(/information_schema\.PROCESSLIST/),
       'SET GLOBAL super_read_only = ON',
       expect.stringMatching(/information_schema\.PROCESSLIST/),
       'KILL CONNECTION 41',
+      expect.stringMatching(/information_schema\.PROCESSLIST/),
+    ]);
+  });
+
+  it('fencePrimary with a second connection: super_read_only waits (holding new writes back) while the sibling kills, the ACK waiter last and never the waiting statement itself', async () => {
+    const dialect = (await openInst(scripted([VERSION_84]).session, 'db1')).dialect;
+    let releaseDoor: (() => void) | undefined;
+    let readOnlyCalls = 0;
+    const main = scripted([
+      [/^SELECT CONNECTION_ID\(\)/, [{ id: '7' }]],
+      [/^SET GLOBAL super_read_only = ON$/, () => (++readOnlyCalls === 1 ? lockWait() : [])],
+      [/information_schema\.PROCESSLIST/, []],
+    ]);
+    // The waiting statement: answered once the sibling killed the ACK waiter (session 52).
+    const session: SqlSession = {
+      async query<T>(sql: string, params: unknown[] = [], timeoutMs?: number) {
+        if (/^SET GLOBAL super_read_only = ON$/.test(sql) && readOnlyCalls === 1) {
+          main.sent.push({ sql, params });
+          readOnlyCalls++;
+          await new Promise<void>((r) => {
+            releaseDoor = r;
+          });
+          return [] as T[];
+        }
+        return main.session.query<T>(sql, params, timeoutMs);
+      },
+      async openSibling() {
+        const sib = scripted([
+          [
+            /information_schema\.PROCESSLIST/,
+            () =>
+              sibKills.includes(52)
+                ? []
+                : [
+                    { ID: '7', USER: 'failover', COMMAND: 'Query', STATE: 'Waiting for global read lock' },
+                    {
+                      ID: '52',
+                      USER: 'app',
+                      COMMAND: 'Query',
+                      STATE: 'Waiting for semi-sync ACK from replica',
+                    },
+                    { ID: '51', USER: 'app', COMMAND: 'Query', STATE: 'waiting for handler commit' },
+                  ],
+          ],
+          [
+            /^KILL CONNECTION (\d+)$/,
+            () => {
+              const id = Number(/(\d+)$/.exec(sib.sent.at(-1)!.sql)![1]);
+              sibKills.push(id);
+              if (id === 52) releaseDoor?.();
+              return [];
+            },
+          ],
+        ]);
+        sibling = sib;
+        return { ...sib.session, close: async () => {} };
+      },
+    };
+    const sibKills: number[] = [];
+    let sibling: ReturnType<typeof scripted> | undefined;
+    const inst = new Inst(session, 'db1', dialect, PLAIN_QUOTE);
+    expect(await inst.fencePrimary({ graceMs: 0, budgetMs: 2000 })).toEqual({ killed: 2, attempts: 2 });
+    expect(sibKills).toEqual([51, 52]);
+    expect(main.sqls()).toEqual([
+      'SET SESSION lock_wait_timeout = 0',
+      'SET GLOBAL super_read_only = ON',
+      'SELECT CONNECTION_ID() AS id',
+      'SET SESSION lock_wait_timeout = 2',
+      'SET GLOBAL super_read_only = ON',
+      'SET SESSION lock_wait_timeout = 0',
+      expect.stringMatching(/information_schema\.PROCESSLIST/),
+    ]);
+    expect(sibling?.sqls().filter((q) => q.startsWith('KILL'))).toEqual([
+      'KILL CONNECTION 51',
+      'KILL CONNECTION 52',
     ]);
   });
 

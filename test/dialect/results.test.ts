@@ -170,9 +170,36 @@ describe('read_only and sessions', () => {
     expect(MY57.readReadOnly().parse([{ ro: 0, sro: 0 }])).toEqual({ readOnly: false, superReadOnly: false });
   });
 
-  it('reads PROCESSLIST rows into session ids', () => {
-    expect(MY84.listClientSessions().parse([{ ID: '12', USER: 'app', COMMAND: 'Sleep' }])).toEqual([
-      { id: 12, user: 'app', command: 'Sleep' },
+  it('reads PROCESSLIST rows into session ids, and which commits wait for a semi-sync ACK', () => {
+    expect(
+      MY84.listClientSessions().parse([
+        { ID: '12', USER: 'app', COMMAND: 'Sleep', STATE: '' },
+        { ID: '13', USER: 'app', COMMAND: 'Query', STATE: 'Waiting for semi-sync ACK from replica' },
+        { ID: '14', USER: 'app', COMMAND: 'Query', STATE: 'Commit' },
+      ]),
+    ).toEqual([
+      { id: 12, user: 'app', command: 'Sleep', awaitingReplicaAck: false, state: '' },
+      {
+        id: 13,
+        user: 'app',
+        command: 'Query',
+        awaitingReplicaAck: true,
+        state: 'Waiting for semi-sync ACK from replica',
+      },
+      { id: 14, user: 'app', command: 'Query', awaitingReplicaAck: false, state: 'Commit' },
+    ]);
+    expect(
+      MARIADB.listClientSessions().parse([
+        { ID: '30', USER: 'app', COMMAND: 'Query', STATE: 'Waiting for semi-sync ACK from slave' },
+      ]),
+    ).toEqual([
+      {
+        id: 30,
+        user: 'app',
+        command: 'Query',
+        awaitingReplicaAck: true,
+        state: 'Waiting for semi-sync ACK from slave',
+      },
     ]);
   });
 });

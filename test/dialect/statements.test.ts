@@ -247,7 +247,7 @@ describe('fence', () => {
   it('lists client sessions without replication threads (our own account included), and kills by id', () => {
     expect(MY84.listClientSessions()).toMatchObject({
       sql:
-        'SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() ' +
+        'SELECT ID, USER, COMMAND, STATE FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() ' +
         "AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN (?, ?, ?)",
       params: ['Binlog Dump', 'Binlog Dump GTID', 'Daemon'],
     });

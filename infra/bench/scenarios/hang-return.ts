@@ -15,6 +15,11 @@ const WATCH_AFTER_RESUME_MS = 15_000;
  * directly and through the VIP. Must hold: no acknowledgement from the old primary after the new
  * one is writable, no acknowledged write lost, our prober commits nothing on it after the
  * promotion (`proberWritesOnOldPrimaryAfterPromotion`), the state table lets go of the failover.
+ *
+ * With BENCH_KEEP_LOGS_DIR set, each trial leaves `<dir>/trial-<faultAt>/`: every node's binlog
+ * and relay logs (read them with mysqlbinlog), and times.json (fault, promotion and SIGCONT
+ * times, every writer's acknowledgements from 3 s before the fault, the functions' log entries,
+ * the figures). `lostAcks` in the figures names each lost acknowledgement.
  */
 export const hangReturn: BenchScenario = {
   name: 'hang-return',
@@ -52,6 +57,35 @@ export const hangReturn: BenchScenario = {
       }
       const f = await tl.figures();
       const promotedAt = tl.promoted()?.at;
+      const keep = process.env.BENCH_KEEP_LOGS_DIR;
+      if (keep) {
+        const { cpSync, mkdirSync, readdirSync, writeFileSync } = await import('node:fs');
+        const dir = `${keep}/trial-${faultAt}`;
+        mkdirSync(dir, { recursive: true });
+        for (const n of cluster.nodes) {
+          for (const file of readdirSync(n.datadir))
+            if (/^(binlog|relay-bin)\.\d+$/.test(file))
+              cpSync(`${n.datadir}/${file}`, `${dir}/${n.id}-${file}`);
+          cpSync(cluster.errorLogPath(n.id), `${dir}/${n.id}-error.log`);
+        }
+        writeFileSync(
+          `${dir}/times.json`,
+          JSON.stringify(
+            {
+              faultAt,
+              promoted: tl.promoted(),
+              resumedAt,
+              acks: Object.fromEntries(
+                Object.entries(tl.acks()).map(([k, v]) => [k, v.filter((a) => a.at > faultAt - 3000)]),
+              ),
+              entries: env.entries,
+              figures: f,
+            },
+            null,
+            1,
+          ),
+        );
+      }
       return timelineTrial(f, {
         resumedAtMs: resumedAt - faultAt,
         resumedAfterPromotionMs: promotedAt === undefined ? null : resumedAt - promotedAt,

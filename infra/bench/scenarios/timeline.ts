@@ -56,6 +56,8 @@ export interface TimelineFigures {
   rtoMs: number | null;
   ackedWrites: number;
   ackedLost: number | null;
+  /** Each lost acknowledgement: writer, server, and its time after the fault and the promotion. */
+  lostAcks: string[];
   oldPrimaryAcksAfterPromotion: number;
   oldPrimaryAcksAfterPromotionDirect: number;
   oldPrimaryAcksAfterPromotionViaVip: number;
@@ -102,6 +104,8 @@ export interface Timeline {
   waitFirstWriteOnNewPrimary(timeoutMs: number): Promise<boolean>;
   /** Stops writers and pollers, waits for the executions to settle, and measures. */
   figures(): Promise<TimelineFigures>;
+  /** Every writer's acknowledgements, by writer name (vip0, db1-direct0, db2-direct, ...). */
+  acks(): Record<string, Ack[]>;
 }
 
 interface Poller {
@@ -226,7 +230,14 @@ export function startTimeline(env: TrialEnv, opts: TimelineOptions = {}): Timeli
       return ex.length > 0 && ex.every((e) => e.status !== 'RUNNING');
     }, timeoutMs);
 
+  const writerNames = () =>
+    new Map<Writer, string>([
+      ...vipWriters.map((w, i) => [w, `vip${i}`] as const),
+      ...oldDirect.map((w, i) => [w, `${old}-direct${i}`] as const),
+      ...[...direct].map(([id, w]) => [w, `${id}-direct`] as const),
+    ]);
   return {
+    acks: () => Object.fromEntries([...writerNames()].map(([w, name]) => [name, w.acked])),
     markFault() {
       faultAt = Date.now();
       return faultAt;
@@ -282,10 +293,19 @@ export function startTimeline(env: TrialEnv, opts: TimelineOptions = {}): Timeli
       const statePrimary = state?.primaryId ?? null;
       // Lost relative to the node that ends as primary: the promoted one, else the recorded one.
       const reference = newPrimary ?? statePrimary;
-      const ackedLost =
+      const lostIds =
         reference !== null && cluster.isRunning(reference)
-          ? (await missingAcked(cluster, reference, allAcks)).length
+          ? new Set(await missingAcked(cluster, reference, allAcks))
           : null;
+      const ackedLost = lostIds === null ? null : lostIds.size;
+      const lostAcks = [...writerNames()].flatMap(([w, name]) =>
+        w.acked
+          .filter((a) => lostIds?.has(a.id))
+          .map(
+            (a) =>
+              `${name} id ${a.id} on server ${a.serverId} sent +${(a.sentAt ?? Number.NaN) - faultAt} ms, acked +${a.at - faultAt} ms after the fault${p ? `, ${a.at - p.at} ms after the promotion` : ''}`,
+          ),
+      );
 
       let oldPrimaryErrant: number | null = null;
       let proberWritesOnOldPrimaryAfterPromotion: number | null = null;
@@ -332,6 +352,7 @@ export function startTimeline(env: TrialEnv, opts: TimelineOptions = {}): Timeli
         rtoMs: firstVip ? firstVip.at - faultAt : null,
         ackedWrites: allAcks.length,
         ackedLost,
+        lostAcks,
         oldPrimaryAcksAfterPromotion: viaVip + directAfter,
         oldPrimaryAcksAfterPromotionDirect: directAfter,
         oldPrimaryAcksAfterPromotionViaVip: viaVip,

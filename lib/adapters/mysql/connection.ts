@@ -28,7 +28,13 @@ export class AdminSession {
     private readonly conn: mysql.Connection,
     readonly label: string,
     private readonly queryTimeoutMs: number,
+    private readonly reopen: () => Promise<AdminSession>,
   ) {}
+
+  /** A second session to the same server with the same login and timeouts (the caller closes it). */
+  openSibling(): Promise<AdminSession> {
+    return this.reopen();
+  }
 
   /** Opens a session; a hung server (TCP accepted, no greeting) fails after connectTimeoutMs. */
   static async open(
@@ -54,7 +60,9 @@ export class AdminSession {
     // mysql2 emits 'error' on the connection for fatal errors after connect; without a
     // listener a server dying under an idle session would crash the Lambda.
     conn.on('error', () => {});
-    return new AdminSession(conn, label, timeouts.queryTimeoutMs);
+    return new AdminSession(conn, label, timeouts.queryTimeoutMs, () =>
+      AdminSession.open(endpoint, login, timeouts, label),
+    );
   }
 
   /** Runs one statement; `timeoutMs` overrides the session default (long waits like MASTER_GTID_WAIT). */

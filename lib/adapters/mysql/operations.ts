@@ -25,6 +25,7 @@ import { type ProbeReading, probeBatch, runProbeBatch } from './dialect/probe-ba
 import { sqlStringLiteral } from './dialect/sql-text.ts';
 import type {
   BinlogStatus,
+  ClientSession,
   Dialect,
   FollowOptions,
   GtidPositions,
@@ -45,6 +46,12 @@ export interface SqlSession {
   query<T = Row>(sql: string, params?: unknown[], timeoutMs?: number): Promise<T[]>;
   /** Constant statements as one round trip, one row list each (AdminSession.queryBatch). */
   queryBatch?(statements: readonly string[], timeoutMs?: number): Promise<Row[][]>;
+  /**
+   * A second connection to the same server with the same login, for an operation that must act
+   * while this one waits (the fence kills sessions while its read_only waits). Optional: without
+   * it such operations fall back to one connection.
+   */
+  openSibling?(): Promise<SqlSession & { close(): Promise<void> }>;
 }
 
 /** Time for polling waits; the default is the real clock. */
@@ -96,6 +103,20 @@ const FATAL_IO_ERRNOS = new Set([
 ]);
 
 /** The named operations on one node. Build it with {@link openInst} (detects the dialect) or directly. */
+/** How long the fence waits to see its read_only statement waiting before it kills anyway. */
+const DOOR_GATE_MS = 200;
+
+/** The server answered and refused to wait for a metadata lock (lock_wait_timeout). */
+function isLockWait(err: unknown): boolean {
+  return err instanceof FailoverError && err.details.code === 'ER_LOCK_WAIT_TIMEOUT';
+}
+
+/**
+ * How often {@link Inst.killClientSessions} lists the sessions again before it ends the commits
+ * waiting for a semi-sync ACK: clients whose connection was killed reconnect within milliseconds.
+ */
+const KILL_PASSES = 4;
+
 export class Inst {
   constructor(
     private readonly session: SqlSession,
@@ -294,11 +315,22 @@ export class Inst {
    * acknowledgement), except replication, system threads and this session. Sessions of our own
    * admin account are no exception: it bypasses read_only, and a probe's heartbeat that a frozen
    * server held waits for a semi-sync ACK like any commit, keeping read_only from applying.
+   *
+   * The order matters: commits waiting for a replica's semi-sync ACK are killed LAST. With binlog
+   * group commit only the group's leader waits for the ACK ("Waiting for semi-sync ACK"); the
+   * other commits of its group sit in "Commit". Killing the leader ends the wait for the whole
+   * group, and every follower whose connection is still open is acknowledged at once (measured
+   * on MariaDB 10.11: 6 commits held by a resumed old primary, the waiter killed, the 4 others
+   * answered OK within 2 ms; a write acknowledged on the old primary only, lost). A killed
+   * follower's socket is shut at once, so it never sees the OK its group's commit sends later.
+   * So: every other session first, listed again until none is left (clients reconnect), then
+   * the waiters.
    */
-  async killClientSessions(): Promise<{ killed: number }> {
-    const sessions = await this.read('killClientSessions', this.dialect.listClientSessions());
+  async killClientSessions(opts: { except?: readonly number[] } = {}): Promise<{ killed: number }> {
+    const ended = new Set<number>(opts.except ?? []);
     let killed = 0;
-    for (const s of sessions) {
+    const kill = async (s: ClientSession) => {
+      ended.add(s.id);
       try {
         await this.send('killClientSessions', this.dialect.killSession(s.id));
         killed++;
@@ -306,15 +338,26 @@ export class Inst {
         // Ended on its own between the SELECT and the KILL (ER_NO_SUCH_THREAD): fine. Anything else is not.
         if (!(err instanceof MysqlOperationError && err.details.code === 'ER_NO_SUCH_THREAD')) throw err;
       }
+    };
+    let waiting: ClientSession[] = [];
+    for (let pass = 0; pass < KILL_PASSES; pass++) {
+      const open = (await this.read('killClientSessions', this.dialect.listClientSessions())).filter(
+        // A killed session that lingers (its commit finishing) has no client to answer any more.
+        (s) => !ended.has(s.id) && s.command !== 'Killed',
+      );
+      waiting = open.filter((s) => s.awaitingReplicaAck);
+      const others = open.filter((s) => !s.awaitingReplicaAck);
+      if (others.length === 0) break;
+      for (const s of others) await kill(s);
     }
+    for (const s of waiting) await kill(s);
     return { killed };
   }
 
   /**
-   * `read_only=ON` (super_read_only on MySQL) that never waits: each attempt fails at once
-   * (lock_wait_timeout=0) while a commit or lock is in flight; after `graceMs` the client
-   * sessions are killed between attempts so that it can apply. The first half of
-   * {@link fencePrimary}, for callers that end the sessions later themselves (a switchover's grace).
+   * `read_only=ON` (super_read_only on MySQL) that holds new writes back while the commits in
+   * flight are killed, bounded by `budgetMs`. The first half of {@link fencePrimary}, for callers
+   * that end the sessions later themselves (a switchover's grace).
    *
    * Why not a plain read_only=ON: it waits for the backup lock behind every commit in flight, and
    * on an old primary whose replicas left (frozen by a failover, repointed) those commits wait
@@ -322,6 +365,23 @@ export class Inst {
    * are ACKNOWLEDGED, and only then does read_only apply (measured on MariaDB: the statement sat
    * in "Waiting for backup lock" behind "Waiting for semi-sync ACK from slave" for the whole
    * 10 s). Killing the connection ends that wait at once without an acknowledgement.
+   *
+   * Why killing alone is not enough: a killed commit that later leads a binlog group skips the
+   * semi-sync wait, and its group commits at once, acknowledging every member still connected,
+   * also one a client sent after the kill on a new connection (measured in the hang-return bench:
+   * a client killed, reconnected, and acknowledged 39 ms after its INSERT, a write on the old
+   * primary only). So the door is shut first: `read_only=ON` is sent on this connection and WAITS
+   * (lock_wait_timeout = the budget), which makes every new write statement wait behind it
+   * ("Waiting for backup lock"), and a second connection ({@link SqlSession.openSibling}) kills
+   * the sessions in flight ({@link killClientSessions}: the semi-sync waiters last) until it
+   * applies. The held-back writes then fail on read_only. Without a second connection: attempts
+   * that never wait (lock_wait_timeout=0), with kills in between.
+   *
+   * Timeline (fence of an old primary that resumed with commits held):
+   *
+   *   this conn   SET GLOBAL read_only=ON ......waits for the commits in flight......| applied
+   *   new writes        |INSERT -> "Waiting for backup lock" ..........................| refused
+   *   sibling            |list, KILL followers, list again, KILL ACK waiters|
    *
    * @param opts.graceMs how long commits in flight may finish on their own before their sessions
    *   are killed (0 for a failover: nothing the old primary acknowledges from now on is safe).
@@ -335,6 +395,11 @@ export class Inst {
     await this.send('applyReadOnly', this.dialect.noLockWait());
     let killed = 0;
     let attempts = 0;
+    const notApplied = () =>
+      new MysqlOperationError(
+        `read_only=ON did not apply on ${this.nodeId} within ${budgetMs} ms (${attempts} attempts, ${killed} sessions killed): a commit or lock kept it waiting`,
+        { nodeId: this.nodeId, operation: 'applyReadOnly', attempts, killed },
+      );
     for (;;) {
       attempts++;
       try {
@@ -343,23 +408,78 @@ export class Inst {
       } catch (err) {
         // The driver's classification reads "Lock wait timeout" as a timeout (NodeUnreachableError):
         // the code is what tells the server answered and refused to wait.
-        if (!(err instanceof FailoverError && err.details.code === 'ER_LOCK_WAIT_TIMEOUT')) throw err;
-        if (this.clock.now() - started >= budgetMs) {
-          throw new MysqlOperationError(
-            `read_only=ON did not apply on ${this.nodeId} within ${budgetMs} ms (${attempts} attempts, ${killed} sessions killed): a commit or lock kept it waiting`,
-            { nodeId: this.nodeId, operation: 'applyReadOnly', attempts, killed },
-          );
+        if (!isLockWait(err)) throw err;
+        if (this.clock.now() - started >= budgetMs) throw notApplied();
+      }
+      if (this.clock.now() < graceUntil) {
+        await this.clock.sleep(20);
+        continue;
+      }
+      const sibling = await this.session.openSibling?.().catch(() => undefined);
+      if (sibling) {
+        try {
+          attempts++;
+          const r = await this.readOnlyBehindDoor(sibling, started + budgetMs);
+          killed += r.killed;
+          if (r.applied) return { killed, attempts };
+          throw notApplied();
+        } finally {
+          await sibling.close();
         }
       }
-      if (this.clock.now() >= graceUntil) killed += (await this.killClientSessions()).killed;
-      else await this.clock.sleep(20);
+      killed += (await this.killClientSessions()).killed;
     }
   }
 
   /**
-   * Fences a node that must not take writes: {@link applyReadOnly} (never waits, kills client
-   * sessions while it cannot apply, bounded by `budgetMs`), then every remaining client session
-   * ended. Idempotent.
+   * The door of {@link applyReadOnly}: read_only=ON waiting on this connection until `deadline`,
+   * sessions killed from `sibling` meanwhile. Whether it applied, and how many were killed.
+   */
+  private async readOnlyBehindDoor(
+    sibling: SqlSession,
+    deadline: number,
+  ): Promise<{ applied: boolean; killed: number }> {
+    const doorId = await this.read('applyReadOnly', this.dialect.connectionId());
+    const waitMs = Math.max(1000, deadline - this.clock.now());
+    await this.send('applyReadOnly', this.dialect.lockWait(waitMs / 1000));
+    let settled = false;
+    const door = (async () => {
+      try {
+        for (const stmt of this.dialect.setReadOnly(true))
+          await this.send('applyReadOnly', { ...stmt, timeoutMs: waitMs + 1000 });
+        return { applied: true as const };
+      } catch (err) {
+        return { applied: false as const, err };
+      } finally {
+        settled = true;
+        // Back to never waiting: the rest of the fence on this connection must not block.
+        await this.send('applyReadOnly', this.dialect.noLockWait()).catch(() => undefined);
+      }
+    })();
+    const killer = new Inst(sibling, this.nodeId, this.dialect, this.quote, this.clock);
+    let killed = 0;
+    // Kill only once the door is shut: the read_only statement waits in the process list (or
+    // already applied); a write that started before it is a session in flight, killed below.
+    const shut = async () =>
+      (await killer.read('applyReadOnly', killer.dialect.listClientSessions())).some(
+        (s) => s.id === doorId && s.state !== '',
+      );
+    const gateUntil = Math.min(deadline, this.clock.now() + DOOR_GATE_MS);
+    while (!settled && this.clock.now() < gateUntil && !(await shut())) await this.clock.sleep(5);
+    while (!settled && this.clock.now() < deadline) {
+      killed += (await killer.killClientSessions({ except: [doorId] })).killed;
+      if (!settled) await this.clock.sleep(20);
+    }
+    const r = await door;
+    if (!r.applied && !isLockWait(r.err)) throw r.err;
+    return { applied: r.applied, killed };
+  }
+
+  /**
+   * Fences a node that must not take writes: {@link applyReadOnly} (new writes held back behind
+   * the waiting read_only, the sessions in flight killed until it applies, the commits waiting for
+   * a semi-sync ACK last; bounded by `budgetMs`), then every remaining client session ended.
+   * No commit held at the call is acknowledged. Idempotent.
    */
   async fencePrimary(opts: { graceMs?: number; budgetMs?: number } = {}): Promise<FenceResult> {
     const r = await this.applyReadOnly(opts);

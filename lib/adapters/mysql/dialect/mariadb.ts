@@ -210,6 +210,8 @@ class MariadbDialect implements Dialect {
   }
 
   noLockWait = noLockWaitStatement;
+  lockWait = lockWaitStatement;
+  connectionId = connectionIdRead;
 
   adoptOwnGtidHistory(): Statement[] {
     // A former primary's gtid_slave_pos is stale (its own writes are in gtid_binlog_pos only):
@@ -341,11 +343,26 @@ export function processlistRead(replicationCommands: readonly string[]): Read<Cl
   const marks = replicationCommands.map(() => '?').join(', ');
   return {
     sql:
-      'SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() ' +
+      'SELECT ID, USER, COMMAND, STATE FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() ' +
       `AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN (${marks})`,
     params: [...replicationCommands],
-    parse: (rows) => rows.map((r) => ({ id: num(r.ID), user: str(r.USER), command: str(r.COMMAND) })),
+    parse: (rows) =>
+      rows.map((r) => ({
+        id: num(r.ID),
+        user: str(r.USER),
+        command: str(r.COMMAND),
+        awaitingReplicaAck: /semi-sync ACK/i.test(str(r.STATE)),
+        state: str(r.STATE),
+      })),
   };
+}
+
+export function lockWaitStatement(seconds: number): Statement {
+  return s(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(seconds))}`);
+}
+
+export function connectionIdRead(): Read<number> {
+  return { sql: 'SELECT CONNECTION_ID() AS id', params: [], parse: (rows) => num(rows[0]?.id) };
 }
 
 export function noLockWaitStatement(): Statement {

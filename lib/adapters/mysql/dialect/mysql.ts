@@ -21,9 +21,11 @@ import { mysqlGtidAlgebra } from '../../../core/gtid-set.ts';
 import { UnsupportedServerError } from '../../../errors.ts';
 import {
   clockAndLongestTrxRead,
+  connectionIdRead,
   enableSemiSyncSourceStatements,
   grantsRead,
   killStatement,
+  lockWaitStatement,
   noLockWaitStatement,
   parseWaitResult,
   processlistRead,
@@ -324,6 +326,8 @@ class MysqlDialect implements Dialect {
   }
 
   noLockWait = noLockWaitStatement;
+  lockWait = lockWaitStatement;
+  connectionId = connectionIdRead;
 
   readServerSettings(): Read<ServerSettings> {
     // 8.0.26 renamed log_slave_updates and slave_net_timeout (Reference Manual 8.0, "Changes in MySQL 8.0.26").

@@ -191,6 +191,15 @@ export interface ClientSession {
   id: number;
   user: string;
   command: string;
+  /**
+   * The session's commit is waiting for a replica's semi-sync ACK (MariaDB "Waiting for semi-sync
+   * ACK from slave", MySQL "... from replica"). With binlog group commit it is the group's leader:
+   * when its wait ends, by an ACK, the timeout or a KILL, every commit of its group is
+   * acknowledged to its client.
+   */
+  awaitingReplicaAck: boolean;
+  /** The server's STATE of the session ('' when none). */
+  state: string;
 }
 
 /** One privilege the admin account needs, and why. */
@@ -264,6 +273,10 @@ export interface Dialect {
    * read_only statement blocked by a commit in flight fails instead of waiting for it.
    */
   noLockWait(): Statement;
+  /** This session's metadata-lock waits last at most `seconds` (lock_wait_timeout). */
+  lockWait(seconds: number): Statement;
+  /** This session's connection id (the id KILL and the process list use). */
+  connectionId(): Read<number>;
   /**
    * Before a node that was a primary follows a source: makes its replication start from what it
    * executed itself (MariaDB: gtid_slave_pos = gtid_current_pos). MySQL auto-positioning uses
