@@ -134,7 +134,7 @@ export function describeFailoverPlan(
       {
         state: 'FenceOldPrimary',
         action: primaryProbe?.reachable
-          ? `${primary} answers: ${pw.fenceOn} (never waiting: client sessions killed while it cannot apply), client sessions ended; then the survivors' IO threads stop`
+          ? `${primary} answers: ${pw.fenceOn} (new writes held back while the sessions in flight are killed, the semi-sync ACK waiters last); then the survivors' IO threads stop`
           : `${primary} does not answer: the VIP moves to ${cand} before anything is promoted, the survivors' IO threads stop meanwhile`,
       },
       {

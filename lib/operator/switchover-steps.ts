@@ -292,9 +292,9 @@ export async function blockWrites(rt: Runtime, ctx: SwitchoverContext): Promise<
     const vip = await waitVipOffOldPrimary(rt, ctx, c);
     const n = node(c, ctx.failedPrimary);
     const block = async (inst: Inst) => {
-      // The failover's fencing rule: read_only never waits behind a commit (one waiting for a
-      // semi-sync ACK that never comes would be acknowledged at the timeout); commits in flight
-      // get READ_ONLY_WAIT_MS to finish, then their sessions are killed until it applies.
+      // The failover's fencing rule (Inst.applyReadOnly): read_only=ON waits, so new writes are
+      // held back behind it; commits in flight get READ_ONLY_WAIT_MS to finish, then a second
+      // connection kills their sessions (the semi-sync ACK waiters last) until it applies.
       await assertClaim(rt, ctx, 'BlockWrites:read-only');
       const blockedAt = rt.now();
       const ro = await inst.applyReadOnly({ graceMs: READ_ONLY_WAIT_MS, budgetMs: READ_ONLY_WAIT_MS + 1000 });

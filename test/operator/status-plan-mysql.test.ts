@@ -281,7 +281,7 @@ describe('plan on MySQL-shaped nodes', () => {
     expect(p.why).toContain('NoProblem is not a state that fails over');
     expect(p.candidate).toBe('db2');
     const step = (name: string) => p.steps.find((s) => s.state === name)?.action;
-    expect(step('FenceOldPrimary')).toContain('db1 answers: super_read_only=ON (never waiting');
+    expect(step('FenceOldPrimary')).toContain('db1 answers: super_read_only=ON (new writes held back');
     expect(step('CatchUpCandidate')).toBe(
       `STOP SLAVE IO_THREAD on db2, WAIT_FOR_EXECUTED_GTID_SET up to ${P}:1-5 (0 transaction(s) to apply, at most 60 s)`,
     );
