@@ -1,4 +1,5 @@
 import { onInst } from '../adapters/mysql/admin.ts';
+import { ANY_DIALECT_WORDS, dialectWords } from '../adapters/mysql/dialect/vocabulary.ts';
 import type { ClusterConfig } from '../config/schema.ts';
 import { describeError, HookFailedError } from '../errors.ts';
 import type { FailoverRecord } from '../ports.ts';
@@ -159,7 +160,7 @@ export async function failoverFailed(
         blockedUntil: now + c.failover.blockPeriodSeconds * 1000,
         error,
       });
-      ending = ` Nothing was promoted: ${ctx.failedPrimary} is still the recorded primary.${io.restarted.length ? ` IO threads restarted on ${io.restarted.join(', ')}.` : ''}${io.failed.length ? ` Could NOT restart the IO thread on ${io.failed.map((f) => `${f.nodeId} (${f.error})`).join(', ')}: run START SLAVE IO_THREAD there.` : ''}`;
+      ending = ` Nothing was promoted: ${ctx.failedPrimary} is still the recorded primary.${io.restarted.length ? ` IO threads restarted on ${io.restarted.join(', ')}.` : ''}${io.failed.length ? ` Could NOT restart the IO thread on ${(await startIoAdvice(rt, ctx.cluster, io.failed)).join('; ')}.` : ''}`;
     }
   }
   await rt.notifier.notify({
@@ -317,6 +318,34 @@ export async function restartFrozenIo(
       .map((n) => n.nodeId),
     failed: r.nodes.flatMap((n) => (n.error ? [{ nodeId: n.nodeId, error: n.error }] : [])),
   };
+}
+
+/**
+ * "node (error): run START REPLICA IO_THREAD there" per node, in that node's dialect (MySQL 8.4
+ * rejects START SLAVE): read from the node's server when it answers, both forms when it does not.
+ */
+export async function startIoAdvice(
+  rt: Runtime,
+  cluster: string,
+  failed: ReadonlyArray<{ nodeId: string; error: string }>,
+): Promise<string[]> {
+  const c = rt.cluster(cluster);
+  const known = c.nodes.map((n) => n.id);
+  const logins = failed.some((f) => known.includes(f.nodeId))
+    ? await rt.logins(c).catch(() => undefined)
+    : undefined;
+  return Promise.all(
+    failed.map(async (f) => {
+      const n = c.nodes.find((x) => x.id === f.nodeId);
+      const words =
+        n && logins
+          ? await onInst(n.id, n, logins.admin, timeouts(c), 'RestartFrozenReplicas', async (inst) =>
+              dialectWords(inst.dialect),
+            ).catch(() => undefined)
+          : undefined;
+      return `${f.nodeId} (${f.error}): run ${words?.startIo ?? ANY_DIALECT_WORDS.startIo} there`;
+    }),
+  );
 }
 
 /** The survivors whose IO thread this execution stopped, as the freeze recorded them. */

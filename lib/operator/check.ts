@@ -1,13 +1,16 @@
+import { isClonePluginActive } from '../adapters/mysql/clone-node.ts';
 import { classifyError, type Login, type Timeouts, withSession } from '../adapters/mysql/connection.ts';
+import { CLONE_GRANTS, INSTALL_CLONE_PLUGIN } from '../adapters/mysql/dialect/clone.ts';
 import { checkFlavorMix } from '../adapters/mysql/dialect/flavor.ts';
 import type { Dialect, Flavor } from '../adapters/mysql/dialect/types.ts';
+import { ANY_DIALECT_WORDS } from '../adapters/mysql/dialect/vocabulary.ts';
 import { type Inst, openInst, type SqlSession } from '../adapters/mysql/operations.ts';
 import type { ClusterConfig, NodeConfig } from '../config/schema.ts';
 import type { ReplicationStatus } from '../core/types.ts';
 import type { ClusterState } from '../ports.ts';
 import type { Runtime } from '../runtime.ts';
 import { formatTable } from './common.ts';
-import { ADMIN_SCHEMA, missingGlobalGrants, parseGrants } from './grants.ts';
+import { ADMIN_SCHEMA, missingGlobalGrants, missingTableGrants, parseGrants } from './grants.ts';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -42,6 +45,11 @@ export interface NodeFacts {
   versionComment?: string;
   /** Everything it executed (MariaDB gtid_current_pos, MySQL gtid_executed), for the errant check. */
   gtidExecuted?: string;
+  /**
+   * The semi-sync timeout variable under the plugin it runs: rpl_semi_sync_master_timeout
+   * (MariaDB, MySQL master/slave plugins) or rpl_semi_sync_source_timeout (MySQL 8.0.26+ plugins).
+   */
+  semiSyncTimeoutVariable?: string;
 }
 
 /** Runs `fn` on a session to node `n` as `login`: a real connection in checkCluster, a scripted one in tests. */
@@ -105,7 +113,7 @@ export async function checkCluster(rt: Runtime, c: ClusterConfig): Promise<Check
       fix: `serverless invoke -f rejoin --data '{"cluster":"${c.name}","node":"${state.needsRejoin[0]}"}'`,
     });
   }
-  checkFencing(c, add, pass);
+  checkFencing(c, nodes, add, pass);
   if (state?.blockedUntil && state.blockedUntil > rt.now()) {
     add({
       severity: 'info',
@@ -382,7 +390,8 @@ async function checkNode(
   try {
     await withNode(n, logins.admin, async (s) => {
       facts.adminConnect = true;
-      await readAdminFacts(c, n, primaryId, await openInst(s, n.id), facts, logins, add, pass);
+      const clonePlugin = () => isClonePluginActive(s, n.id);
+      await readAdminFacts(c, n, primaryId, await openInst(s, n.id), facts, logins, add, pass, clonePlugin);
     });
   } catch (err) {
     if (!facts.adminConnect) {
@@ -445,6 +454,7 @@ async function readAdminFacts(
   logins: { admin: Login; replication: Login },
   add: (f: CheckFinding) => void,
   pass: (check: string) => void,
+  clonePlugin: () => Promise<boolean>,
 ): Promise<void> {
   const d = inst.dialect;
   const w = wordsOf(d);
@@ -481,10 +491,23 @@ async function readAdminFacts(
       fix: `GRANT ALL PRIVILEGES ON ${ADMIN_SCHEMA}.* TO '${logins.admin.user}'@'<functions' hosts>';`,
     });
   }
-  if (missing.length === 0) pass('admin grants');
+  const tableMissing = missingTableGrants(grants, d.tableGrants());
+  for (const g of tableMissing) {
+    const [schema, table] = g.table.split('.');
+    add({
+      severity: 'error',
+      check: 'admin-grants',
+      nodeId: n.id,
+      message: `${logins.admin.user} lacks ${g.privilege} on ${g.table}, needed for ${g.usedFor}`,
+      fix: `GRANT ${g.privilege} ON ${schema}.${table} TO '${logins.admin.user}'@'<functions' hosts>';`,
+    });
+  }
+  if (missing.length === 0 && tableMissing.length === 0) pass('admin grants');
+  if (d.rejoin.clone) await checkCloneReadiness(n, d, grants, logins.admin, clonePlugin, add, pass);
 
   const semi = await inst.readSemiSync();
   const semiNames = d.semiSyncNames(semi.family);
+  facts.semiSyncTimeoutVariable = semiNames.sourceTimeout;
   facts.readOnly = v.readOnly;
   facts.logBin = v.logBin;
   facts.logSlaveUpdates = v.logReplicaUpdates;
@@ -655,7 +678,9 @@ async function readAdminFacts(
       fix: `${w.stop}; ${w.change} ${w.autoPosition}; ${w.start};`,
     });
   } else pass('GTID replication');
-  checkHeartbeatPeriod(c, n, w, await inst.readHeartbeatPeriod(repl), v.replicaNetTimeout, add, pass);
+  // Without SELECT on performance_schema the period cannot be read (reported with the grants).
+  if (tableMissing.length === 0)
+    checkHeartbeatPeriod(c, n, w, await inst.readHeartbeatPeriod(repl), v.replicaNetTimeout, add, pass);
   const source = c.nodes.find((x) => x.host === repl.sourceHost && x.port === repl.sourcePort);
   const primary = c.nodes.find((x) => x.id === primaryId);
   if (!source) {
@@ -684,6 +709,50 @@ async function readAdminFacts(
       fix: `SET GLOBAL ${semiNames.replicaEnabled}=ON; ${w.stop} IO_THREAD; ${w.start} IO_THREAD; and add it to my.cnf.`,
     });
   }
+}
+
+/**
+ * Whether `rejoin` with `rebuild: true` can clone onto or from this node (MySQL 8.0.17+): the
+ * clone plugin active and BACKUP_ADMIN / CLONE_ADMIN for the admin account. Only the rebuild
+ * needs them, so a gap is information, not an error: rejoin refuses the rebuild until then.
+ */
+async function checkCloneReadiness(
+  n: NodeConfig,
+  d: Dialect,
+  grants: Map<string, Set<string>>,
+  admin: Login,
+  clonePlugin: () => Promise<boolean>,
+  add: (f: CheckFinding) => void,
+  pass: (check: string) => void,
+): Promise<void> {
+  const lacking = missingGlobalGrants(
+    grants,
+    CLONE_GRANTS.map((g) => g.privilege),
+  );
+  const active = await clonePlugin();
+  const gaps = [
+    ...(active ? [] : ['the clone plugin is not active']),
+    ...lacking.map(
+      (p) => `${admin.user} lacks ${p} (${CLONE_GRANTS.find((g) => g.privilege === p)?.usedFor})`,
+    ),
+  ];
+  if (gaps.length === 0) {
+    pass('rebuild by clone');
+    return;
+  }
+  const server = `MySQL ${d.version.major}.${d.version.minor}.${d.version.patch}`;
+  add({
+    severity: 'info',
+    check: 'rebuild-clone',
+    nodeId: n.id,
+    message: `rejoin with "rebuild": true (CLONE) is unavailable on ${n.id} (${server}) until this is fixed: ${gaps.join('; ')}. Failover, switchover and rejoin without rebuild do not need it`,
+    fix: [
+      ...(active ? [] : [`${INSTALL_CLONE_PLUGIN}; and plugin-load-add=mysql_clone.so in its my.cnf`]),
+      ...(lacking.length
+        ? [`GRANT ${lacking.join(', ')} ON *.* TO '${admin.user}'@'<functions' hosts>';`]
+        : []),
+    ].join('; '),
+  });
 }
 
 async function checkVip(
@@ -788,15 +857,28 @@ async function dryRunReplaceRoute(
  * health check fences it whenever it answers writable (also during a failover). Two gaps remain
  * that only STONITH or the servers' own configuration close; they are reported, not hidden.
  */
-function checkFencing(c: ClusterConfig, add: (f: CheckFinding) => void, pass: (check: string) => void): void {
+export function checkFencing(
+  c: ClusterConfig,
+  nodes: readonly Pick<NodeFacts, 'semiSyncTimeoutVariable' | 'flavor'>[],
+  add: (f: CheckFinding) => void,
+  pass: (check: string) => void,
+): void {
   // A resumed or restarted old primary is fenced by the health check within about one round.
   const refenceMs = c.detection.intervalMs + c.detection.connectTimeoutMs + 1000;
+  // The variable as the nodes' semi-sync plugins name it; both names while no node answered.
+  const names = [
+    ...new Set(nodes.flatMap((n) => (n.semiSyncTimeoutVariable ? [n.semiSyncTimeoutVariable] : []))),
+  ];
+  const timeoutVar = names.length > 0 ? names.join(' / ') : ANY_DIALECT_WORDS.semiSyncSourceTimeout;
+  // MySQL's fence is super_read_only (read_only alone lets SUPER / CONNECTION_ADMIN accounts write).
+  const fence = nodes.some((n) => n.flavor === 'mysql') ? 'super_read_only=ON' : 'read_only=ON';
+  const fenceOff = fence.replace('=ON', '=OFF');
   if (c.failover.semiSyncTimeoutMs <= refenceMs) {
     add({
       severity: 'error',
       check: 'fencing',
-      message: `failover.semiSyncTimeoutMs (${c.failover.semiSyncTimeoutMs} ms, rpl_semi_sync_master_timeout on the promoted primary) is not longer than the health check needs to fence an old primary that resumes (about ${refenceMs} ms): commits it held would fall back to async and be ACKNOWLEDGED before the fence, and be lost`,
-      fix: `Set failover.semiSyncTimeoutMs (and rpl_semi_sync_master_timeout on the primary) above ${refenceMs} ms; 10000 is the server default.`,
+      message: `failover.semiSyncTimeoutMs (${c.failover.semiSyncTimeoutMs} ms, ${timeoutVar} on the promoted primary) is not longer than the health check needs to fence an old primary that resumes (about ${refenceMs} ms): commits it held would fall back to async and be ACKNOWLEDGED before the fence, and be lost`,
+      fix: `Set failover.semiSyncTimeoutMs (and ${timeoutVar} on the primary) above ${refenceMs} ms; 10000 is the server default.`,
     });
   }
   if (c.failover.stonith.enabled) {
@@ -806,7 +888,7 @@ function checkFencing(c: ClusterConfig, add: (f: CheckFinding) => void, pass: (c
   add({
     severity: 'warning',
     check: 'fencing',
-    message: `without STONITH two cases stay open: (1) a primary frozen (SIGSTOP, a stall) longer than rpl_semi_sync_master_timeout (${c.failover.semiSyncTimeoutMs} ms) acknowledges the commits it held the moment it resumes, before any fence can reach it; (2) a crashed primary that mysqld_safe or systemd restarts with read_only=OFF takes writes from clients connected to it directly (never through the VIP: it leaves the old primary before any promotion) until the health check fences it, about ${refenceMs} ms`,
-    fix: "Enable failover.stonith (the old primary's instance is stopped before the promotion), and put read_only=ON in every node's my.cnf (the failover and the switchover set read_only=OFF at runtime on the node they promote), so that a restarted server comes back fenced.",
+    message: `without STONITH two cases stay open: (1) a primary frozen (SIGSTOP, a stall) longer than ${timeoutVar} (${c.failover.semiSyncTimeoutMs} ms) acknowledges the commits it held the moment it resumes, before any fence can reach it; (2) a crashed primary that mysqld_safe or systemd restarts with ${fenceOff} takes writes from clients connected to it directly (never through the VIP: it leaves the old primary before any promotion) until the health check fences it, about ${refenceMs} ms`,
+    fix: `Enable failover.stonith (the old primary's instance is stopped before the promotion), and put ${fence} in every node's my.cnf (the failover and the switchover set ${fenceOff} at runtime on the node they promote), so that a restarted server comes back fenced.`,
   });
 }

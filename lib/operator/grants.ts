@@ -73,3 +73,21 @@ export function missingGlobalGrants(grants: Map<string, Set<string>>, wanted: re
   // Both sides through the aliases: MySQL's REPLICATION CLIENT is MariaDB's BINLOG MONITOR.
   return wanted.filter((p) => !global.has(ALIASES[p] ?? p));
 }
+
+/**
+ * The table grants of `wanted` that `grants` lack. A grant of the privilege on `*.*`, on the
+ * table's schema (`schema.*`) or on the table itself covers it, as ALL PRIVILEGES there does.
+ */
+export function missingTableGrants<T extends { privilege: string; table: string }>(
+  grants: Map<string, Set<string>>,
+  wanted: readonly T[],
+): T[] {
+  return wanted.filter((w) => {
+    const schema = w.table.split('.')[0] ?? '';
+    const p = ALIASES[w.privilege] ?? w.privilege;
+    return ![w.table, `${schema}.*`, '*.*'].some((scope) => {
+      const set = grants.get(scope);
+      return set !== undefined && (set.has('ALL') || set.has(p));
+    });
+  });
+}

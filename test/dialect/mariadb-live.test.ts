@@ -8,6 +8,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MariaDbCluster, startCluster } from '../../infra/cluster/mariadb-cluster.ts';
 import { AdminSession } from '../../lib/adapters/mysql/connection.ts';
+import { dialectWords } from '../../lib/adapters/mysql/dialect/vocabulary.ts';
 import { Inst, openInst, translate } from '../../lib/adapters/mysql/operations.ts';
 import { InvalidSqlValueError, MissingPrivilegeError, ReplicationNotRunningError } from '../../lib/errors.ts';
 import { missingGlobalGrants, parseGrants } from '../../lib/operator/grants.ts';
@@ -319,6 +320,17 @@ describe('MariaDB dialect against a live cluster', () => {
     await db3.followPrimary(replSource('db1'), { semiSync: true });
     expect((await db3.waitReplicationRunning(10_000)).sourcePort).toBe(cluster.node('db1').port);
     expect(await db3.applyRelayLog(await binlogPos('db1'), 10)).toBe('reached');
+  });
+
+  it('words an operator message with the statement this server runs (START SLAVE IO_THREAD here)', async () => {
+    const db3 = await inst('db3');
+    const words = dialectWords(db3.dialect);
+    expect(words.startIo).toBe('START SLAVE IO_THREAD');
+    await db3.stopReplicationIo();
+    expect(await db3.readReplicaStatus()).toMatchObject({ ioState: 'No' });
+    // What the failover-failed alert tells the operator to run, run as an operator would.
+    await cluster.query('db3', words.startIo);
+    expect((await db3.waitReplicationRunning(10_000)).ioState).toBe('Yes');
   });
 
   it('ran everything with exactly the grants the MariaDB dialect lists', async () => {

@@ -12,6 +12,7 @@ describe('operationWords', () => {
       dialect: 'mariadb',
       server: 'MariaDB 10.11.6',
       stopIo: 'STOP SLAVE IO_THREAD',
+      startIo: 'START SLAVE IO_THREAD',
       stop: 'STOP SLAVE',
       resetAll: 'RESET SLAVE ALL',
       waitFunction: 'MASTER_GTID_WAIT',
@@ -21,6 +22,7 @@ describe('operationWords', () => {
       semiSyncSource: 'master',
       semiSyncReplica: 'slave',
       semiSyncSourceEnabled: 'rpl_semi_sync_master_enabled',
+      semiSyncSourceTimeout: 'rpl_semi_sync_master_timeout',
     });
   });
 
@@ -29,6 +31,7 @@ describe('operationWords', () => {
       dialect: 'mysql8',
       server: 'MySQL 8.4.3',
       stopIo: 'STOP REPLICA IO_THREAD',
+      startIo: 'START REPLICA IO_THREAD',
       resetAll: 'RESET REPLICA ALL',
       waitFunction: 'WAIT_FOR_EXECUTED_GTID_SET',
       fenceOn: 'super_read_only=ON',
@@ -36,6 +39,7 @@ describe('operationWords', () => {
       follow: 'CHANGE REPLICATION SOURCE TO ... SOURCE_AUTO_POSITION = 1',
       semiSyncSource: 'source',
       semiSyncSourceEnabled: 'rpl_semi_sync_source_enabled',
+      semiSyncSourceTimeout: 'rpl_semi_sync_source_timeout',
     });
   });
 
@@ -44,10 +48,12 @@ describe('operationWords', () => {
       expect(operationWords(v)).toMatchObject({
         dialect: 'mysql57',
         stopIo: 'STOP SLAVE IO_THREAD',
+        startIo: 'START SLAVE IO_THREAD',
         waitFunction: 'WAIT_FOR_EXECUTED_GTID_SET',
         fenceOn: 'super_read_only=ON',
         follow: 'CHANGE MASTER TO ... MASTER_AUTO_POSITION = 1',
         semiSyncSource: 'master',
+        semiSyncSourceTimeout: 'rpl_semi_sync_master_timeout',
       });
     }
   });

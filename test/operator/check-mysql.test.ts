@@ -7,12 +7,18 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ClusterSchema, type NodeConfig } from '../../lib/config/schema.ts';
-import { type CheckFinding, inspectNodes, type WithNodeSession } from '../../lib/operator/check.ts';
+import {
+  type CheckFinding,
+  checkFencing,
+  inspectNodes,
+  type WithNodeSession,
+} from '../../lib/operator/check.ts';
 import { SHOW_ALL_SLAVES_STATUS_MARIADB, SHOW_SLAVE_STATUS_57 } from '../dialect/fixtures/mysql-manual.ts';
 import {
   type FakeNode,
   GRANTS_84,
   mysql84,
+  PERFORMANCE_SCHEMA_GRANT_LINES,
   replica84,
   scriptedNode,
   settings,
@@ -148,7 +154,7 @@ describe('check on a MySQL 8.4 cluster (scripted rows)', () => {
 
   it('reports the admin grants the 8.4 dialect needs, by their MySQL names', async () => {
     const r = await inspect({
-      db1: mysql84(1, { adminGrants: [GRANTS_84[0]!, GRANTS_84[2]!] }),
+      db1: mysql84(1, { adminGrants: GRANTS_84.filter((_, i) => i !== 1) }),
       db2: replica84(2),
       db3: replica84(3),
     });
@@ -190,6 +196,7 @@ describe('check on MySQL 5.7 and 8.0 before 8.0.26 (scripted rows)', () => {
   const GRANTS_57 = [
     'GRANT RELOAD, PROCESS, SUPER, REPLICATION CLIENT ON *.* TO `failover_admin`@`%`',
     'GRANT ALL PRIVILEGES ON `failover_meta`.* TO `failover_admin`@`%`',
+    ...PERFORMANCE_SCHEMA_GRANT_LINES,
   ];
   const node57 = (serverId: number, over: Partial<FakeNode> = {}): FakeNode =>
     mysql84(serverId, {
@@ -222,7 +229,11 @@ describe('check on MySQL 5.7 and 8.0 before 8.0.26 (scripted rows)', () => {
       });
     const r = await inspect({
       db1: node57(1, {
-        adminGrants: [GRANTS_57[1]!, 'GRANT RELOAD, PROCESS ON *.* TO `failover_admin`@`%`'],
+        adminGrants: [
+          GRANTS_57[1]!,
+          'GRANT RELOAD, PROCESS ON *.* TO `failover_admin`@`%`',
+          ...PERFORMANCE_SCHEMA_GRANT_LINES,
+        ],
       }),
       db2: replica(2),
       db3: replica(3),
@@ -266,5 +277,138 @@ describe('check on MySQL 5.7 and 8.0 before 8.0.26 (scripted rows)', () => {
     expect(mode[1]?.fix).toBe('STOP SLAVE; CHANGE MASTER TO MASTER_AUTO_POSITION=1; START SLAVE;');
     // db3 does not answer: reported, not a crash.
     expect(only(r.findings, 'admin-connect', 'db3')[0]?.message).toContain('ECONNREFUSED');
+  });
+});
+
+describe('check on MySQL: performance_schema grants, rebuild by clone, fencing words (scripted rows)', () => {
+  it('reports a missing SELECT on the performance_schema replication tables as an error with its GRANT', async () => {
+    // MySQL 8.4 Reference Manual 29.12.11.5 / 29.12.11.13: the heartbeat period and received
+    // counter live in these tables, and performance_schema tables need SELECT (29.1).
+    const r = await inspect({
+      db1: mysql84(1),
+      db2: replica84(2, {
+        adminGrants: GRANTS_84.filter((g) => !PERFORMANCE_SCHEMA_GRANT_LINES.includes(g)),
+      }),
+      db3: replica84(3),
+    });
+    const f = only(r.findings, 'admin-grants', 'db2');
+    expect(f.map((x) => [x.severity, x.fix])).toEqual([
+      [
+        'error',
+        "GRANT SELECT ON performance_schema.replication_connection_configuration TO 'failover_admin'@'<functions' hosts>';",
+      ],
+      [
+        'error',
+        "GRANT SELECT ON performance_schema.replication_connection_status TO 'failover_admin'@'<functions' hosts>';",
+      ],
+    ]);
+    expect(f[1]?.message).toContain('received-heartbeat counter');
+    // The check itself skips the period it cannot read, rather than failing as admin-queries.
+    expect(only(r.findings, 'admin-queries')).toEqual([]);
+    expect(only(r.findings, 'admin-grants', 'db1')).toEqual([]);
+  });
+
+  it('takes SELECT on performance_schema.* or on *.* for the table grants', async () => {
+    const base = GRANTS_84.filter((g) => !PERFORMANCE_SCHEMA_GRANT_LINES.includes(g));
+    const r = await inspect({
+      db1: mysql84(1, {
+        adminGrants: [...base, 'GRANT SELECT ON `performance_schema`.* TO `failover_admin`@`%`'],
+      }),
+      db2: replica84(2, {
+        adminGrants: [
+          'GRANT SELECT, RELOAD, PROCESS, REPLICATION CLIENT ON *.* TO `failover_admin`@`%`',
+          ...base.slice(1),
+        ],
+      }),
+      db3: replica84(3),
+    });
+    expect(only(r.findings, 'admin-grants')).toEqual([]);
+    expect(r.passed).toContain('admin grants');
+  });
+
+  it('says rejoin --rebuild is unavailable (info, not an error) until the clone plugin and BACKUP_ADMIN/CLONE_ADMIN are there', async () => {
+    const r = await inspect({
+      db1: mysql84(1),
+      db2: replica84(2, {
+        clone: true,
+        adminGrants: [...GRANTS_84, 'GRANT BACKUP_ADMIN,CLONE_ADMIN ON *.* TO `failover_admin`@`%`'],
+      }),
+      db3: replica84(3, { clone: true }),
+    });
+    const f = only(r.findings, 'rebuild-clone');
+    expect(f.map((x) => [x.nodeId, x.severity])).toEqual([
+      ['db1', 'info'],
+      ['db3', 'info'],
+    ]);
+    expect(f[0]?.message).toBe(
+      'rejoin with "rebuild": true (CLONE) is unavailable on db1 (MySQL 8.4.3) until this is fixed: the clone plugin is not active; failover_admin lacks BACKUP_ADMIN (being the donor of a clone (rejoin with rebuild, on the primary)); failover_admin lacks CLONE_ADMIN (CLONE INSTANCE (rejoin with rebuild, on the rejoining node)). Failover, switchover and rejoin without rebuild do not need it',
+    );
+    expect(f[0]?.fix).toBe(
+      "INSTALL PLUGIN clone SONAME 'mysql_clone.so'; and plugin-load-add=mysql_clone.so in its my.cnf; GRANT BACKUP_ADMIN, CLONE_ADMIN ON *.* TO 'failover_admin'@'<functions' hosts>';",
+    );
+    // db3 has the plugin: only the grants are named.
+    expect(f[1]?.fix).toBe(
+      "GRANT BACKUP_ADMIN, CLONE_ADMIN ON *.* TO 'failover_admin'@'<functions' hosts>';",
+    );
+    expect(r.passed).toContain('rebuild by clone');
+    expect(r.findings.filter((x) => x.severity === 'error')).toEqual([]);
+  });
+
+  it('asks nothing about clone on MySQL 5.7 (no clone plugin before 8.0.17)', async () => {
+    const node57 = mysql84(1, {
+      version: '5.7.44-log',
+      adminGrants: [
+        'GRANT RELOAD, PROCESS, SUPER, REPLICATION CLIENT ON *.* TO `failover_admin`@`%`',
+        ...PERFORMANCE_SCHEMA_GRANT_LINES,
+      ],
+      settings: settings(1, { version: '5.7.44-log' }),
+    });
+    const r = await inspect({ db1: node57 });
+    expect(only(r.findings, 'rebuild-clone')).toEqual([]);
+    expect(r.passed).not.toContain('rebuild by clone');
+  });
+
+  it('names the semi-sync timeout and the fence as the nodes run them (8.4: source, super_read_only; 5.7: master)', async () => {
+    const c = ClusterSchema.parse({
+      name: 'my',
+      primary: 'db1',
+      nodes: [
+        { id: 'db1', host: '127.0.0.1', port: 13000 },
+        { id: 'db2', host: '127.0.0.2', port: 3306 },
+      ],
+      credentials: {
+        admin: { user: 'failover_admin', password: { env: 'X' } },
+        replication: { user: 'repl', password: { env: 'Y' } },
+      },
+      vip: { provider: 'none' },
+      failover: { semiSync: true, semiSyncTimeoutMs: 1000 },
+    });
+    const fencing = (nodes: Parameters<typeof checkFencing>[1]) => {
+      const out: CheckFinding[] = [];
+      checkFencing(
+        c,
+        nodes,
+        (f) => out.push(f),
+        () => {},
+      );
+      return out;
+    };
+    const r84 = await inspect({ db1: mysql84(1), db2: replica84(2), db3: replica84(3) });
+    const f84 = fencing(r84.nodes);
+    expect(f84.map((f) => f.severity)).toEqual(['error', 'warning']);
+    expect(f84[0]?.message).toContain('1000 ms, rpl_semi_sync_source_timeout on the promoted primary');
+    expect(f84[0]?.fix).toContain('(and rpl_semi_sync_source_timeout on the primary)');
+    expect(f84[1]?.message).toContain('longer than rpl_semi_sync_source_timeout (1000 ms)');
+    expect(f84[1]?.message).toContain('restarts with super_read_only=OFF');
+    expect(f84[1]?.fix).toContain("put super_read_only=ON in every node's my.cnf");
+    expect(f84.map((f) => `${f.message} ${f.fix}`).join(' ')).not.toContain('rpl_semi_sync_master');
+    // MySQL 8.0.26+ with the old plugin still installed runs the master names: the node's family counts.
+    expect(
+      fencing([{ flavor: 'mysql', semiSyncTimeoutVariable: 'rpl_semi_sync_master_timeout' }])[0]?.message,
+    ).toContain('rpl_semi_sync_master_timeout on the promoted primary');
+    // No node answered: both names.
+    expect(fencing([])[0]?.message).toContain(
+      'rpl_semi_sync_master_timeout (rpl_semi_sync_source_timeout with the MySQL 8.0.26+ rpl_semi_sync_source plugin) on the promoted primary',
+    );
   });
 });

@@ -59,6 +59,16 @@ describe('check and rejoin on a live cluster', () => {
     expect(healthy.errors, healthy.report).toBe(0);
     expect(healthy.ok).toBe(true);
     expect(healthy.vip.holder).toBe('db1');
+    // Fencing and rebuild words as MariaDB names them (read from the live servers' semi-sync):
+    // no MySQL-only names, and no clone finding (MariaDB rebuilds by logical copy).
+    const fencing = healthy.findings.filter((f) => f.check === 'fencing');
+    expect(fencing.length).toBeGreaterThan(0);
+    for (const f of fencing) {
+      expect(`${f.message} ${f.fix}`).not.toContain('rpl_semi_sync_source');
+      expect(`${f.message} ${f.fix}`).not.toContain('super_read_only');
+    }
+    expect(fencing.map((f) => f.message).join(' ')).toContain('rpl_semi_sync_master_timeout');
+    expect(healthy.findings.filter((f) => f.check === 'rebuild-clone')).toEqual([]);
 
     const admin = cluster!.credentials.admin.user;
     await local('db3', `REVOKE CONNECTION ADMIN ON *.* FROM '${admin}'@'127.0.0.1'`);

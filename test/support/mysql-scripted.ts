@@ -33,20 +33,30 @@ export interface FakeNode {
   heartbeat?: string;
   /** Age in seconds of the oldest open transaction (information_schema.innodb_trx); default 0. */
   longestTrx?: string;
+  /**
+   * The clone plugin ACTIVE (MySQL 8.4 Reference Manual 7.6.7.1 "Installing the Clone Plugin":
+   * information_schema.PLUGINS has a row for it only once installed). Default: not installed.
+   */
+  clone?: boolean;
 }
 
 export const UUID_A = '3e11fa47-71ca-11e1-9e33-c80aa9429562';
 export const UUID_B = '2174b383-5441-11e8-b90a-c80aa9429562';
 
 /**
- * MySQL 8.4 Reference Manual, "SHOW GRANTS Statement": static privileges on one GRANT line,
- * dynamic privileges on another, schema grants on their own line; the column is named
- * `Grants for user@host`.
+ * MySQL 8.4 Reference Manual, 15.7.7.22 "SHOW GRANTS Statement": static privileges on one GRANT
+ * line, dynamic privileges on another, schema and table grants on their own lines
+ * (`db`.`table`); the column is named `Grants for user@host`.
  */
+export const PERFORMANCE_SCHEMA_GRANT_LINES = [
+  'GRANT SELECT ON `performance_schema`.`replication_connection_configuration` TO `failover_admin`@`%`',
+  'GRANT SELECT ON `performance_schema`.`replication_connection_status` TO `failover_admin`@`%`',
+];
 export const GRANTS_84 = [
   'GRANT RELOAD, PROCESS, REPLICATION CLIENT ON *.* TO `failover_admin`@`%`',
   'GRANT CONNECTION_ADMIN,REPLICATION_SLAVE_ADMIN,SYSTEM_VARIABLES_ADMIN ON *.* TO `failover_admin`@`%`',
   'GRANT ALL PRIVILEGES ON `failover_meta`.* TO `failover_admin`@`%`',
+  ...PERFORMANCE_SCHEMA_GRANT_LINES,
 ];
 
 /** Variables as `SELECT @@server_id AS server_id, ...` returns them (text protocol: strings). */
@@ -113,6 +123,8 @@ export function scriptedNode(f: FakeNode, login: Login): SqlSession {
     if (/^SELECT @@server_id/.test(sql)) return [f.settings];
     if (/^SELECT UNIX_TIMESTAMP\(SYSDATE\(6\)\)/.test(sql))
       return [{ server_now: '1733050000.250000', longest_trx: f.longestTrx ?? '0' }];
+    if (/information_schema\.PLUGINS WHERE PLUGIN_NAME = 'clone'/.test(sql))
+      return f.clone ? [{ status: 'ACTIVE' }] : [];
     if (/information_schema\.PLUGINS/.test(sql)) return f.plugins;
     if (/^SELECT 1 AS builtin/.test(sql)) return [{ builtin: 1 }];
     if (/^SHOW GLOBAL VARIABLES WHERE/.test(sql)) return f.semiVariables;

@@ -89,3 +89,13 @@ export async function cloneNode(session: SqlSession, req: CloneRequest): Promise
   // that, which this statement never asks for). Treat as needing a restart by hand.
   return 'restart-by-hand';
 }
+
+/** Whether the clone plugin is ACTIVE on the node of `session` (check: rebuild readiness). */
+export async function isClonePluginActive(session: SqlSession, nodeId: string): Promise<boolean> {
+  const plugin = readClonePlugin();
+  try {
+    return plugin.parse(await session.query(plugin.sql, [...plugin.params]));
+  } catch (err) {
+    throw translate(err, nodeId, 'isClonePluginActive', []);
+  }
+}

@@ -20,7 +20,7 @@
  */
 import { atLeast, fmt } from './mysql.ts';
 import { checkHost, checkPort, checkUser, sqlStringLiteral } from './sql-text.ts';
-import type { QuoteMode, Read, ServerVersion, SourceSpec, Statement } from './types.ts';
+import type { GrantNeed, QuoteMode, Read, ServerVersion, SourceSpec, Statement } from './types.ts';
 
 /** MySQL error 3707: the clone finished, but the server cannot restart itself (no supervisor). */
 export const ER_CLONE_RESTART_NO_SUPERVISOR = 3707;
@@ -70,6 +70,16 @@ export function readClonePlugin(): Read<boolean> {
     parse: (rows) => rows.some((r) => String(r.status ?? '').toUpperCase() === 'ACTIVE'),
   };
 }
+
+/**
+ * What the admin account needs for a rebuild by clone (MySQL 8.4 Reference Manual 7.6.7.3
+ * "Cloning Remote Data"): any node may be the donor (the primary) or the recipient (a rejoining
+ * node), so every node needs both.
+ */
+export const CLONE_GRANTS: readonly GrantNeed[] = Object.freeze([
+  { privilege: 'BACKUP_ADMIN', usedFor: 'being the donor of a clone (rejoin with rebuild, on the primary)' },
+  { privilege: 'CLONE_ADMIN', usedFor: 'CLONE INSTANCE (rejoin with rebuild, on the rejoining node)' },
+]);
 
 /** What installs the plugin, for the refusal when it is missing (both nodes need it). */
 export const INSTALL_CLONE_PLUGIN = "INSTALL PLUGIN clone SONAME 'mysql_clone.so'";

@@ -291,6 +291,11 @@ class MariadbDialect implements Dialect {
     return Object.entries(ADMIN_GRANT_USES).map(([privilege, usedFor]) => ({ privilege, usedFor }));
   }
 
+  /** SHOW ALL SLAVES STATUS carries the heartbeat counter: no table grant needed. */
+  tableGrants() {
+    return [];
+  }
+
   replicationGrants() {
     return REPLICATION_GRANTS;
   }

@@ -52,6 +52,7 @@ import type {
   ServerVersion,
   SourceSpec,
   Statement,
+  TableGrantNeed,
   WaitOutcome,
 } from './types.ts';
 
@@ -159,6 +160,26 @@ const MYSQL8_GRANTS: readonly GrantNeed[] = Object.freeze([
   {
     privilege: 'RELOAD',
     usedFor: 'RESET REPLICA [ALL] (promotion, catch-up), RESET BINARY LOGS AND GTIDS (rebuild)',
+  },
+]);
+
+/**
+ * SHOW REPLICA STATUS has neither the heartbeat period nor the received-heartbeat counter; the
+ * prober and check read them from performance_schema, whose tables need SELECT (Reference Manual
+ * 8.4 29.12.11.5 and 29.12.11.13; 5.7 25.12.11.1 and 25.12.11.2). Without it the prober drops
+ * that statement and the counter stays empty: a quiet primary is then told from a dead one only
+ * by its GTIDs moving.
+ */
+const PERFORMANCE_SCHEMA_GRANTS: readonly TableGrantNeed[] = Object.freeze([
+  {
+    privilege: 'SELECT',
+    table: 'performance_schema.replication_connection_configuration',
+    usedFor: 'the replica heartbeat period (probes, check)',
+  },
+  {
+    privilege: 'SELECT',
+    table: 'performance_schema.replication_connection_status',
+    usedFor: 'the received-heartbeat counter that tells a quiet primary from a dead one (probes)',
   },
 ]);
 
@@ -432,6 +453,10 @@ class MysqlDialect implements Dialect {
 
   adminGrants(): readonly GrantNeed[] {
     return this.version.major >= 8 ? MYSQL8_GRANTS : MYSQL57_GRANTS;
+  }
+
+  tableGrants(): readonly TableGrantNeed[] {
+    return PERFORMANCE_SCHEMA_GRANTS;
   }
 
   replicationGrants(): readonly string[] {

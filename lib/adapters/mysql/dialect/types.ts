@@ -208,6 +208,14 @@ export interface GrantNeed {
   usedFor: string;
 }
 
+/** A privilege the admin account needs on one table (not globally), and why. */
+export interface TableGrantNeed {
+  privilege: string;
+  /** `schema.table`, as SHOW GRANTS scopes it (without backquotes). */
+  table: string;
+  usedFor: string;
+}
+
 /** What a rejoining node needs on this flavor: how to wipe its GTID history. */
 export interface RejoinVocabulary {
   /** The statement that empties binary logs and GTID history. */
@@ -312,6 +320,8 @@ export interface Dialect {
   // ---- accounts ----
   /** Global privileges of the failover admin account, least that works on this version. */
   adminGrants(): readonly GrantNeed[];
+  /** Table privileges of the failover admin account (a global grant of the privilege also covers them). */
+  tableGrants(): readonly TableGrantNeed[];
   /** Global privileges of the replication account. */
   replicationGrants(): readonly string[];
   readonly rejoin: RejoinVocabulary;

@@ -6,7 +6,7 @@
  */
 import { detectFlavor } from './flavor.ts';
 import { fmt } from './mysql.ts';
-import type { DialectName, Flavor } from './types.ts';
+import type { Dialect, DialectName, Flavor } from './types.ts';
 
 /** What `plan` and `status` print for one node's dialect. */
 export interface OperationWords {
@@ -16,6 +16,8 @@ export interface OperationWords {
   server: string;
   /** "STOP SLAVE IO_THREAD" / "STOP REPLICA IO_THREAD". */
   stopIo: string;
+  /** "START SLAVE IO_THREAD" / "START REPLICA IO_THREAD" (MySQL 8.4 rejects the SLAVE form). */
+  startIo: string;
   /** "STOP SLAVE" / "STOP REPLICA". */
   stop: string;
   /** "RESET SLAVE ALL" / "RESET REPLICA ALL". */
@@ -33,7 +35,19 @@ export interface OperationWords {
   semiSyncReplica: string;
   /** rpl_semi_sync_master_enabled / rpl_semi_sync_source_enabled. */
   semiSyncSourceEnabled: string;
+  /** rpl_semi_sync_master_timeout / rpl_semi_sync_source_timeout. */
+  semiSyncSourceTimeout: string;
 }
+
+/**
+ * What an operator message says for a node whose server is not known (it did not answer):
+ * both forms, so the words work on whichever server it runs.
+ */
+export const ANY_DIALECT_WORDS = {
+  startIo: 'START REPLICA IO_THREAD (START SLAVE IO_THREAD on MariaDB and on MySQL before 8.0.22)',
+  semiSyncSourceTimeout:
+    'rpl_semi_sync_master_timeout (rpl_semi_sync_source_timeout with the MySQL 8.0.26+ rpl_semi_sync_source plugin)',
+} as const;
 
 const SAMPLE_GTID: Record<Flavor, string> = {
   mariadb: '0-1-1',
@@ -52,13 +66,18 @@ export function operationWords(version: string | undefined, versionComment = '')
   } catch {
     return undefined;
   }
-  const d = detected.dialect;
+  return dialectWords(detected.dialect);
+}
+
+/** The operation words of a dialect already detected (an open `Inst`'s `dialect`). */
+export function dialectWords(d: Dialect): OperationWords {
+  const flavor = d.version.flavor;
   const text = (sql: string) => sql.replace(/\s+/g, ' ').trim();
   const assignment = (sql: string) =>
     text(sql)
       .replace(/^SET GLOBAL /i, '')
       .replace(/\s*=\s*/g, '=');
-  const wait = /^SELECT (\w+)\(/i.exec(text(d.waitForGtid(SAMPLE_GTID[detected.flavor], 1).sql));
+  const wait = /^SELECT (\w+)\(/i.exec(text(d.waitForGtid(SAMPLE_GTID[flavor], 1).sql));
   const change = text(
     d.followSource(
       { host: 'source.example', port: 3306, user: 'repl', password: 'x' },
@@ -71,10 +90,11 @@ export function operationWords(version: string | undefined, versionComment = '')
   const names = d.semiSyncNames(d.preferredSemiSync);
   const sourceSide = names.family === 'source-replica';
   return {
-    flavor: detected.flavor,
+    flavor,
     dialect: d.name,
-    server: `${detected.flavor === 'mariadb' ? 'MariaDB' : 'MySQL'} ${fmt(detected)}`,
+    server: `${flavor === 'mariadb' ? 'MariaDB' : 'MySQL'} ${fmt(d.version)}`,
     stopIo: text(d.stopReplicationIo().sql),
+    startIo: text(d.startReplicationIo().sql),
     stop: text(d.stopReplication().sql),
     resetAll: text(d.resetReplicaAll().sql),
     waitFunction: wait?.[1] ?? 'the GTID wait',
@@ -90,5 +110,6 @@ export function operationWords(version: string | undefined, versionComment = '')
     semiSyncSource: sourceSide ? 'source' : 'master',
     semiSyncReplica: sourceSide ? 'replica' : 'slave',
     semiSyncSourceEnabled: names.sourceEnabled,
+    semiSyncSourceTimeout: names.sourceTimeout,
   };
 }
