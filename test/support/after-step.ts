@@ -29,5 +29,15 @@ export async function afterStep(
 export function putVipBackOn(cloud: LocalCloud, nodeId: string): void {
   const eni = cloud.eniOf[nodeId];
   if (!eni) throw new Error(`no ENI for ${nodeId}`);
-  cloud.ec2.model.assign(eni, cloud.vipAddress);
+  // Visible at once (an operator's move that already propagated): through the API it would take
+  // the emulated propagation delay, and a MoveVip reading within it would still see the candidate
+  // holding the address and rightly have nothing to move.
+  const model = cloud.ec2.model;
+  const propagationMs = model.propagationMs;
+  model.propagationMs = 0;
+  try {
+    model.assign(eni, cloud.vipAddress);
+  } finally {
+    model.propagationMs = propagationMs;
+  }
 }
