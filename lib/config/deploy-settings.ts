@@ -47,11 +47,12 @@ export const DeploySettingsSchema = z
     healthCheckShards: z.number().int().min(1).max(MAX_SHARDS).default(1),
     /**
      * healthCheck's MemorySize, and so its CPU share (1769 MB = 1 vCPU). It runs all the time, so
-     * it is most of a small deployment's bill: 128 MB ($4.75 a month a shard) holds about 4
-     * clusters a shard within half its CPU, 256 MB about 10; the cost per cluster is about the same
-     * at any size (infra/bench/cost-model.ts), larger sizes only need fewer shards.
+     * it is most of a small deployment's bill ($4.75 a month a shard at 128 MB). Unset (the
+     * default): sized by the clusters of the busiest shard, 128 MB per
+     * {@link CLUSTERS_PER_SHARD_PER_128MB} clusters ({@link defaultHealthCheckMemoryMb}). The cost
+     * per cluster is about the same at any size (infra/bench/cost-model.ts).
      */
-    healthCheckMemoryMb: z.number().int().min(128).max(10_240).default(128),
+    healthCheckMemoryMb: z.number().int().min(128).max(10_240).optional(),
     /** X-Ray tracing of the functions and both state machines. */
     tracing: z.boolean().default(false),
   })
@@ -72,9 +73,12 @@ export interface ResolveOptions {
   configDir?: string;
 }
 
-export interface ResolvedSettings extends Omit<DeploySettings, 'healthCheckReservedConcurrency'> {
+export interface ResolvedSettings
+  extends Omit<DeploySettings, 'healthCheckReservedConcurrency' | 'healthCheckMemoryMb'> {
   /** The reserved concurrency, or null (serverless.yml leaves it unset). */
   healthCheckReservedConcurrency: number | null;
+  /** healthCheck's MemorySize as deployed: the setting, or sized by the busiest shard. */
+  healthCheckMemoryMb: number;
   clusterCount: number;
   clustersFile: string;
   deployFile: string;
@@ -138,10 +142,13 @@ export function resolveDeploySettings(opts: ResolveOptions): ResolvedSettings {
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(clustersRaw));
 
-  const { healthCheckReservedConcurrency, ...rest } = settings;
+  const { healthCheckReservedConcurrency, healthCheckMemoryMb, ...rest } = settings;
   return {
     ...rest,
     healthCheckReservedConcurrency: healthCheckReservedConcurrency ?? null,
+    healthCheckMemoryMb:
+      healthCheckMemoryMb ??
+      defaultHealthCheckMemoryMb(busiestShard(config.clusters, settings.healthCheckShards)),
     healthCheckEvents: healthCheckEvents(settings.healthCheckShards),
     clusterCount: config.clusters.length,
     clustersFile: rel(clusters.file),
@@ -160,23 +167,40 @@ export function resolveDeploySettings(opts: ResolveOptions): ResolvedSettings {
  */
 export const CLUSTERS_PER_SHARD_PER_128MB = 6;
 
+/** The most clusters one of `of` shards watches (lib/health/shards.ts assigns them). */
+export function busiestShard(clusters: readonly { name: string }[], of: number): number {
+  return Math.max(
+    0,
+    ...Array.from({ length: of }, (_, shard) => clustersOfShard(clusters, { shard, of }).length),
+  );
+}
+
 /**
- * A warning when the busiest shard holds more clusters than its size is measured to hold: its
- * rounds slow down (detection too) and it may run out of memory, which Lambda answers with a kill.
+ * healthCheck's MemorySize when the deploy settings leave it unset: 128 MB for each
+ * {@link CLUSTERS_PER_SHARD_PER_128MB} clusters of the busiest shard (128 MB up to 6, 256 MB up to
+ * 12, ...), so a shard is never deployed smaller than it is measured to hold. The cost model
+ * (infra/bench/cost-model.ts) prices the same size.
+ */
+export function defaultHealthCheckMemoryMb(clustersPerShard: number): number {
+  return Math.min(10_240, 128 * Math.max(1, Math.ceil(clustersPerShard / CLUSTERS_PER_SHARD_PER_128MB)));
+}
+
+/**
+ * A warning when the busiest shard holds more clusters than its size (set explicitly) is measured
+ * to hold: its rounds slow down (detection too) and it may run out of memory, which Lambda answers
+ * with a kill. Without the setting the size follows the clusters, so it warns only past Lambda's
+ * largest size (480 clusters a shard).
  */
 export function healthCheckSizingWarning(
   clusters: readonly { name: string }[],
   settings: Pick<DeploySettings, 'healthCheckShards' | 'healthCheckMemoryMb'>,
 ): string | undefined {
-  const of = settings.healthCheckShards;
-  const busiest = Math.max(
-    0,
-    ...Array.from({ length: of }, (_, shard) => clustersOfShard(clusters, { shard, of }).length),
-  );
-  const holds = Math.floor((CLUSTERS_PER_SHARD_PER_128MB * settings.healthCheckMemoryMb) / 128);
+  const busiest = busiestShard(clusters, settings.healthCheckShards);
+  const mb = settings.healthCheckMemoryMb ?? defaultHealthCheckMemoryMb(busiest);
+  const holds = Math.floor((CLUSTERS_PER_SHARD_PER_128MB * mb) / 128);
   if (busiest <= holds) return undefined;
   const shardsNeeded = Math.min(MAX_SHARDS, Math.ceil((clusters.length * 1.3) / holds));
-  return `healthCheck: a shard watches up to ${busiest} clusters, but ${settings.healthCheckMemoryMb} MB holds about ${holds} (${CLUSTERS_PER_SHARD_PER_128MB} per 128 MB). Its rounds slow down and it may run out of memory. Set "healthCheckShards" to about ${shardsNeeded} or "healthCheckMemoryMb" to ${128 * Math.ceil(busiest / CLUSTERS_PER_SHARD_PER_128MB)} in the deploy settings.`;
+  return `healthCheck: a shard watches up to ${busiest} clusters, but ${mb} MB holds about ${holds} (${CLUSTERS_PER_SHARD_PER_128MB} per 128 MB). Its rounds slow down and it may run out of memory. Set "healthCheckShards" to about ${shardsNeeded} or "healthCheckMemoryMb" to ${defaultHealthCheckMemoryMb(busiest)} in the deploy settings, or leave "healthCheckMemoryMb" out to size it by the clusters.`;
 }
 
 function healthCheckEvents(shards: number): ResolvedSettings['healthCheckEvents'] {

@@ -1,11 +1,16 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   firstAndAdditional,
   fitRounds,
   type InvocationProfile,
   monthlyCost,
+  pricedResources,
   shardsNeeded,
 } from '../../infra/bench/cost-model.ts';
+import { ensurePackagedTemplate, PROJECT_ROOT } from '../../infra/local-cloud/packaged-functions.ts';
+import { defaultHealthCheckMemoryMb } from '../../lib/config/deploy-settings.ts';
 
 const base: Omit<InvocationProfile, 'clusters' | 'shards'> = {
   memoryMb: 256,
@@ -73,5 +78,28 @@ describe('cost model', () => {
     expect(r.firstClusterUsd).toBe(first);
     expect(r.shards).toBe(3);
     expect(r.perAdditionalClusterUsd).toBeCloseTo((r.atClustersUsd - first) / 29, 2);
+  });
+
+  it('prices healthCheck at the size the deployment gets when healthCheckMemoryMb is unset', () => {
+    const r = firstAndAdditional({ ...base, memoryMb: 1 }, 30, () => 1, defaultHealthCheckMemoryMb);
+    // One cluster: 128 MB; 30 clusters on one shard: 5 x 128 = 640 MB.
+    expect(r.memoryMb).toBe(640);
+    const first = monthlyCost({ ...base, memoryMb: 128, clusters: 1, shards: 1 });
+    // 0.125 GB x 2,592,000 s x 1.1 x $0.0000133334
+    expect(first.lines.lambdaCompute).toBe(4.75);
+    expect(r.firstClusterUsd).toBe(first.totalUsd);
+    const at = monthlyCost({ ...base, memoryMb: 640, clusters: 30, shards: 1 });
+    expect(at.lines.lambdaCompute).toBe(23.76);
+    expect(r.atClustersUsd).toBe(at.totalUsd);
+  });
+
+  it('charges every alarm and dashboard the packaged template declares', { timeout: 240_000 }, async () => {
+    const template = JSON.parse(readFileSync(await ensurePackagedTemplate(), 'utf8'));
+    const yml = readFileSync(join(PROJECT_ROOT, 'serverless.yml'), 'utf8');
+    const count = (type: string) => yml.split('\n').filter((l) => l.trim() === `Type: ${type}`).length;
+    const priced = pricedResources(template);
+    expect(priced.alarms).toBe(count('AWS::CloudWatch::Alarm'));
+    expect(priced.alarms).toBeGreaterThan(0);
+    expect(priced.dashboards).toBe(count('AWS::CloudWatch::Dashboard'));
   });
 });
