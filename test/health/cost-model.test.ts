@@ -82,14 +82,14 @@ describe('cost model', () => {
 
   it('prices healthCheck at the size the deployment gets when healthCheckMemoryMb is unset', () => {
     const r = firstAndAdditional({ ...base, memoryMb: 1 }, 30, () => 1, defaultHealthCheckMemoryMb);
-    // One cluster: 128 MB; 30 clusters on one shard: 5 x 128 = 640 MB.
-    expect(r.memoryMb).toBe(640);
+    // One cluster: 128 MB; 30 clusters on one shard: 384 MB (6 + 12 + 12).
+    expect(r.memoryMb).toBe(384);
     const first = monthlyCost({ ...base, memoryMb: 128, clusters: 1, shards: 1 });
     // 0.125 GB x 2,592,000 s x 1.1 x $0.0000133334
     expect(first.lines.lambdaCompute).toBe(4.75);
     expect(r.firstClusterUsd).toBe(first.totalUsd);
-    const at = monthlyCost({ ...base, memoryMb: 640, clusters: 30, shards: 1 });
-    expect(at.lines.lambdaCompute).toBe(23.76);
+    const at = monthlyCost({ ...base, memoryMb: 384, clusters: 30, shards: 1 });
+    expect(at.lines.lambdaCompute).toBe(14.26);
     expect(r.atClustersUsd).toBe(at.totalUsd);
   });
 

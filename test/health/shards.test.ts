@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../infra/local-cloud/packaged-functions.ts';
 import {
   busiestShard,
+  clustersHeldBy,
   defaultHealthCheckMemoryMb,
   healthCheckSizingWarning,
   resolveDeploySettings,
@@ -26,7 +27,7 @@ describe('health-check shards', () => {
     expect(healthCheckSizingWarning(few, { healthCheckShards: 1, healthCheckMemoryMb: 128 })).toBeUndefined();
     const ten = clusters.slice(0, 10);
     const w = healthCheckSizingWarning(ten, { healthCheckShards: 1, healthCheckMemoryMb: 128 });
-    expect(w).toMatch(/up to 10 clusters, but 128 MB holds about 6/);
+    expect(w).toMatch(/up to 10 clusters, but 128 MB holds about 6\./);
     expect(w).toMatch(/"healthCheckShards" to about 3 or "healthCheckMemoryMb" to 256/);
     expect(healthCheckSizingWarning(ten, { healthCheckShards: 1, healthCheckMemoryMb: 256 })).toBeUndefined();
     expect(healthCheckSizingWarning(ten, { healthCheckShards: 3, healthCheckMemoryMb: 128 })).toBeUndefined();
@@ -38,14 +39,17 @@ describe('health-check shards', () => {
     expect(defaultHealthCheckMemoryMb(1)).toBe(128);
     expect(defaultHealthCheckMemoryMb(6)).toBe(128);
     expect(defaultHealthCheckMemoryMb(7)).toBe(256);
-    expect(defaultHealthCheckMemoryMb(12)).toBe(256);
-    expect(defaultHealthCheckMemoryMb(30)).toBe(640);
-    // Past Lambda's largest size (10,240 MB holds 480) only more shards help.
-    expect(healthCheckSizingWarning(clusters, { healthCheckShards: 1 })).toMatch(
-      /10240 MB holds about 480 .* "healthCheckShards" to about 2/,
+    expect(defaultHealthCheckMemoryMb(18)).toBe(256);
+    expect(defaultHealthCheckMemoryMb(19)).toBe(384);
+    expect(defaultHealthCheckMemoryMb(30)).toBe(384);
+    expect(clustersHeldBy(640)).toBe(54);
+    // Past Lambda's largest size (10,240 MB holds 954) only more shards help.
+    const thousand = Array.from({ length: 1000 }, (_, i) => ({ name: `orders-${i}` }));
+    expect(healthCheckSizingWarning(thousand, { healthCheckShards: 1 })).toMatch(
+      /10240 MB holds about 954\. .* "healthCheckShards" to about 2/,
     );
     // The size it picks is one the warning accepts, for any count and sharding.
-    for (const n of [1, 6, 7, 30, 100, 480])
+    for (const n of [1, 6, 7, 18, 19, 30, 100, 500])
       for (const of of [1, 2, 5])
         expect(
           healthCheckSizingWarning(clusters.slice(0, n), {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { DynamoStateStore } from '../../../lib/adapters/dynamodb-state-store.ts';
 import {
   busiestShard,
-  CLUSTERS_PER_SHARD_PER_128MB,
+  clustersHeldBy,
   defaultHealthCheckMemoryMb,
 } from '../../../lib/config/deploy-settings.ts';
 import { type MariaDbCluster, startCluster } from '../../cluster/mariadb-cluster.ts';
@@ -389,7 +389,7 @@ async function runScale(n: number, shards: number, log: (line: string) => void):
     try {
       const budget = limit * CPU_UTILISATION;
       // No more clusters a shard than the size measured holds (what the deploy settings warn about).
-      const maxPerShard = Math.floor((CLUSTERS_PER_SHARD_PER_128MB * memoryMb) / 128);
+      const maxPerShard = clustersHeldBy(memoryMb);
       const shardsFor = (c: number) => shardsNeeded(c, cpuFit, budget, maxPerShard);
       const at500 = firstAndAdditional(profileBase, 500, shardsFor, memoryFor);
       const perShard = Math.ceil(500 / at500.shards);
