@@ -13,7 +13,11 @@ import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../infra/local-cloud/packaged-functions.ts';
-import { busiestShard, defaultHealthCheckMemoryMb } from '../../lib/config/deploy-settings.ts';
+import {
+  busiestShard,
+  clustersHeldBy,
+  defaultHealthCheckMemoryMb,
+} from '../../lib/config/deploy-settings.ts';
 import { loadConfig } from '../../lib/config/load-config.ts';
 import { runCfnLint, runServerless } from './serverless-cli.ts';
 
@@ -199,8 +203,11 @@ describe('500 clusters in one deployment', () => {
   it('sizes healthCheck by the clusters of its busiest shard (healthCheckMemoryMb unset)', () => {
     const clusters = Array.from({ length: CLUSTERS }, (_, i) => generatedCluster(i));
     // deploy.features.json: 3 shards, no healthCheckMemoryMb. About 167 clusters a shard.
-    const mb = defaultHealthCheckMemoryMb(busiestShard(clusters, 3));
-    expect(mb).toBeGreaterThanOrEqual(128 * Math.ceil(CLUSTERS / 3 / 6));
+    const busiest = busiestShard(clusters, 3);
+    const mb = defaultHealthCheckMemoryMb(busiest);
+    // The smallest 128 MB step that holds the busiest shard.
+    expect(clustersHeldBy(mb)).toBeGreaterThanOrEqual(busiest);
+    expect(clustersHeldBy(mb - 128)).toBeLessThan(busiest);
     const health = lambdaFunctions(pkg.template).find(([id]) => id === 'HealthCheckLambdaFunction');
     expect(health?.[1].Properties.MemorySize).toBe(mb);
   });

@@ -102,4 +102,26 @@ describe('cost model', () => {
     expect(priced.alarms).toBeGreaterThan(0);
     expect(priced.dashboards).toBe(count('AWS::CloudWatch::Dashboard'));
   });
+
+  it('prices the measured 30-cluster profile at the deployed size (scale bench, 30 clusters, one shard)', () => {
+    // Measured 2026-12-01 (npm run bench -- --scenario scale --clusters 30, packaged runtime, 384 MB
+    // chosen by defaultHealthCheckMemoryMb): per cluster-second 1.092 read units (the epoch check's
+    // GetItem each round), 0.004 write units, 58 log bytes; the lease heartbeat 0.2 write units a
+    // shard-second; 6 alarm metrics; 11 alarms and 1 dashboard in the packaged template.
+    const measured = {
+      ...base,
+      memoryMb: 128,
+      readUnitsPerClusterSecond: 1.092,
+      writeUnitsPerClusterSecond: 0.004,
+      writeUnitsPerShardSecond: 0.2,
+      logBytesPerClusterSecond: 58,
+      customMetricsPerCluster: 0,
+      alarms: 11,
+    };
+    const r = firstAndAdditional(measured, 30, () => 1, defaultHealthCheckMemoryMb);
+    // What the bench printed for that run: first $11.42, each additional $0.76.
+    expect(r.firstClusterUsd).toBe(11.42);
+    expect(r.perAdditionalClusterUsd).toBe(0.76);
+    expect(r.memoryMb).toBe(384);
+  });
 });
