@@ -168,9 +168,9 @@ export function resolveDeploySettings(opts: ResolveOptions): ResolvedSettings {
 export const CLUSTERS_IN_FIRST_128MB = 6;
 /**
  * Clusters each further 128 MB holds. Most of a shard's memory and part of its CPU is the runtime
- * itself (about 90 MB RSS with one cluster), so a larger size holds more per 128 MB. Measured at
- * 30 clusters on one shard: at 640 MB 21 % of the CPU limit, round p99 77 ms, 176 MB RSS; at
- * 384 MB (this rule's size for 30) see {@link defaultHealthCheckMemoryMb}.
+ * itself (about 90 MB RSS with one cluster), so a larger size holds more per 128 MB. Measured with
+ * the scale bench on one shard, at this rule's sizes: 18 clusters at 256 MB used 38 % of the CPU
+ * limit (round p99 103 ms, 133 MB RSS); 30 at 384 MB used 33-39 % (p99 124-213 ms in 3 runs, 162-170 MB RSS).
  */
 export const CLUSTERS_PER_FURTHER_128MB = 12;
 
