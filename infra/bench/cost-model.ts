@@ -141,14 +141,46 @@ export function firstAndAdditional(
   base: Omit<InvocationProfile, 'clusters' | 'shards'>,
   clusters: number,
   shardsFor: (clusters: number) => number,
-): { firstClusterUsd: number; perAdditionalClusterUsd: number; atClustersUsd: number; shards: number } {
-  const first = monthlyCost({ ...base, clusters: 1, shards: shardsFor(1) }).totalUsd;
+  memoryFor?: (clustersPerShard: number) => number,
+): {
+  firstClusterUsd: number;
+  perAdditionalClusterUsd: number;
+  atClustersUsd: number;
+  shards: number;
+  memoryMb: number;
+} {
+  // The size the deployment would get (deploy-settings.ts defaultHealthCheckMemoryMb), else the base's.
+  const sized = (c: number, k: number) => ({
+    ...base,
+    clusters: c,
+    shards: k,
+    memoryMb: memoryFor ? memoryFor(Math.ceil(c / k)) : base.memoryMb,
+  });
+  const first = monthlyCost(sized(1, shardsFor(1))).totalUsd;
   const shards = shardsFor(clusters);
-  const at = monthlyCost({ ...base, clusters, shards }).totalUsd;
+  const atProfile = sized(clusters, shards);
+  const at = monthlyCost(atProfile).totalUsd;
   return {
     firstClusterUsd: first,
     perAdditionalClusterUsd: clusters > 1 ? round2((at - first) / (clusters - 1)) : 0,
     atClustersUsd: at,
     shards,
+    memoryMb: atProfile.memoryMb,
+  };
+}
+
+/**
+ * The priced resources a packaged CloudFormation template declares (serverless package's
+ * .serverless/cloudformation-template-update-stack.json), so the model charges the alarms and
+ * dashboards that are deployed, not a count written down once.
+ */
+export function pricedResources(template: { Resources?: Record<string, { Type?: string }> }): {
+  alarms: number;
+  dashboards: number;
+} {
+  const types = Object.values(template.Resources ?? {}).map((r) => r.Type);
+  return {
+    alarms: types.filter((t) => t === 'AWS::CloudWatch::Alarm').length,
+    dashboards: types.filter((t) => t === 'AWS::CloudWatch::Dashboard').length,
   };
 }

@@ -47,11 +47,12 @@ export const DeploySettingsSchema = z
     healthCheckShards: z.number().int().min(1).max(MAX_SHARDS).default(1),
     /**
      * healthCheck's MemorySize, and so its CPU share (1769 MB = 1 vCPU). It runs all the time, so
-     * it is most of a small deployment's bill: 128 MB ($4.75 a month a shard) holds about 4
-     * clusters a shard within half its CPU, 256 MB about 10; the cost per cluster is about the same
-     * at any size (infra/bench/cost-model.ts), larger sizes only need fewer shards.
+     * it is most of a small deployment's bill ($4.75 a month a shard at 128 MB). Unset (the
+     * default): sized by the clusters of the busiest shard ({@link defaultHealthCheckMemoryMb}:
+     * 128 MB up to 6, 256 MB up to 18, 384 MB up to 30, ...), priced the same way by
+     * infra/bench/cost-model.ts.
      */
-    healthCheckMemoryMb: z.number().int().min(128).max(10_240).default(128),
+    healthCheckMemoryMb: z.number().int().min(128).max(10_240).optional(),
     /** X-Ray tracing of the functions and both state machines. */
     tracing: z.boolean().default(false),
   })
@@ -72,9 +73,12 @@ export interface ResolveOptions {
   configDir?: string;
 }
 
-export interface ResolvedSettings extends Omit<DeploySettings, 'healthCheckReservedConcurrency'> {
+export interface ResolvedSettings
+  extends Omit<DeploySettings, 'healthCheckReservedConcurrency' | 'healthCheckMemoryMb'> {
   /** The reserved concurrency, or null (serverless.yml leaves it unset). */
   healthCheckReservedConcurrency: number | null;
+  /** healthCheck's MemorySize as deployed: the setting, or sized by the busiest shard. */
+  healthCheckMemoryMb: number;
   clusterCount: number;
   clustersFile: string;
   deployFile: string;
@@ -138,10 +142,13 @@ export function resolveDeploySettings(opts: ResolveOptions): ResolvedSettings {
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(clustersRaw));
 
-  const { healthCheckReservedConcurrency, ...rest } = settings;
+  const { healthCheckReservedConcurrency, healthCheckMemoryMb, ...rest } = settings;
   return {
     ...rest,
     healthCheckReservedConcurrency: healthCheckReservedConcurrency ?? null,
+    healthCheckMemoryMb:
+      healthCheckMemoryMb ??
+      defaultHealthCheckMemoryMb(busiestShard(config.clusters, settings.healthCheckShards)),
     healthCheckEvents: healthCheckEvents(settings.healthCheckShards),
     clusterCount: config.clusters.length,
     clustersFile: rel(clusters.file),
@@ -153,30 +160,63 @@ export function resolveDeploySettings(opts: ResolveOptions): ResolvedSettings {
 }
 
 /**
- * Clusters one health-check shard holds per 128 MB of healthCheckMemoryMb. Measured with the
- * scale bench at 128 MB: 10 clusters used 61 % of the CPU limit (round p99 488 ms) and 118 MB RSS
- * with Lambda's heap cap, too close to the 128 MB a sandbox may use before Lambda kills it; 6 keeps
- * the shard within about half its CPU and well inside its memory.
+ * Clusters the first 128 MB of healthCheckMemoryMb holds. Measured with the scale bench at 128 MB:
+ * 10 clusters used 61 % of the CPU limit (round p99 488 ms) and 118 MB RSS with Lambda's heap cap,
+ * too close to the 128 MB a sandbox may use before Lambda kills it; 6 keeps the shard within
+ * about half its CPU and well inside its memory.
  */
-export const CLUSTERS_PER_SHARD_PER_128MB = 6;
+export const CLUSTERS_IN_FIRST_128MB = 6;
+/**
+ * Clusters each further 128 MB holds. Most of a shard's memory and part of its CPU is the runtime
+ * itself (about 90 MB RSS with one cluster), so a larger size holds more per 128 MB. Measured with
+ * the scale bench on one shard, at this rule's sizes: 18 clusters at 256 MB used 38 % of the CPU
+ * limit (round p99 103 ms, 133 MB RSS); 30 at 384 MB used 33-39 % (p99 124-213 ms in 3 runs, 162-170 MB RSS).
+ */
+export const CLUSTERS_PER_FURTHER_128MB = 12;
+
+/** How many clusters a health-check shard of `memoryMb` is measured to hold. */
+export function clustersHeldBy(memoryMb: number): number {
+  return CLUSTERS_IN_FIRST_128MB + CLUSTERS_PER_FURTHER_128MB * Math.floor(Math.max(0, memoryMb - 128) / 128);
+}
+
+/** The most clusters one of `of` shards watches (lib/health/shards.ts assigns them). */
+export function busiestShard(clusters: readonly { name: string }[], of: number): number {
+  return Math.max(
+    0,
+    ...Array.from({ length: of }, (_, shard) => clustersOfShard(clusters, { shard, of }).length),
+  );
+}
 
 /**
- * A warning when the busiest shard holds more clusters than its size is measured to hold: its
- * rounds slow down (detection too) and it may run out of memory, which Lambda answers with a kill.
+ * healthCheck's MemorySize when the deploy settings leave it unset: the smallest multiple of
+ * 128 MB that holds the busiest shard's clusters ({@link clustersHeldBy}: 128 MB up to 6, 256 MB
+ * up to 18, 384 MB up to 30, ...), so a shard is never deployed smaller than it is measured to
+ * hold. The cost model (infra/bench/cost-model.ts) prices the same size.
+ */
+export function defaultHealthCheckMemoryMb(clustersPerShard: number): number {
+  const further = Math.max(
+    0,
+    Math.ceil((clustersPerShard - CLUSTERS_IN_FIRST_128MB) / CLUSTERS_PER_FURTHER_128MB),
+  );
+  return Math.min(10_240, 128 * (1 + further));
+}
+
+/**
+ * A warning when the busiest shard holds more clusters than its size (set explicitly) is measured
+ * to hold: its rounds slow down (detection too) and it may run out of memory, which Lambda answers
+ * with a kill. Without the setting the size follows the clusters, so it warns only past Lambda's
+ * largest size (954 clusters a shard).
  */
 export function healthCheckSizingWarning(
   clusters: readonly { name: string }[],
   settings: Pick<DeploySettings, 'healthCheckShards' | 'healthCheckMemoryMb'>,
 ): string | undefined {
-  const of = settings.healthCheckShards;
-  const busiest = Math.max(
-    0,
-    ...Array.from({ length: of }, (_, shard) => clustersOfShard(clusters, { shard, of }).length),
-  );
-  const holds = Math.floor((CLUSTERS_PER_SHARD_PER_128MB * settings.healthCheckMemoryMb) / 128);
+  const busiest = busiestShard(clusters, settings.healthCheckShards);
+  const mb = settings.healthCheckMemoryMb ?? defaultHealthCheckMemoryMb(busiest);
+  const holds = clustersHeldBy(mb);
   if (busiest <= holds) return undefined;
   const shardsNeeded = Math.min(MAX_SHARDS, Math.ceil((clusters.length * 1.3) / holds));
-  return `healthCheck: a shard watches up to ${busiest} clusters, but ${settings.healthCheckMemoryMb} MB holds about ${holds} (${CLUSTERS_PER_SHARD_PER_128MB} per 128 MB). Its rounds slow down and it may run out of memory. Set "healthCheckShards" to about ${shardsNeeded} or "healthCheckMemoryMb" to ${128 * Math.ceil(busiest / CLUSTERS_PER_SHARD_PER_128MB)} in the deploy settings.`;
+  return `healthCheck: a shard watches up to ${busiest} clusters, but ${mb} MB holds about ${holds}. Its rounds slow down and it may run out of memory. Set "healthCheckShards" to about ${shardsNeeded} or "healthCheckMemoryMb" to ${defaultHealthCheckMemoryMb(busiest)} in the deploy settings, or leave "healthCheckMemoryMb" out to size it by the clusters.`;
 }
 
 function healthCheckEvents(shards: number): ResolvedSettings['healthCheckEvents'] {

@@ -13,6 +13,11 @@ import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../infra/local-cloud/packaged-functions.ts';
+import {
+  busiestShard,
+  clustersHeldBy,
+  defaultHealthCheckMemoryMb,
+} from '../../lib/config/deploy-settings.ts';
 import { loadConfig } from '../../lib/config/load-config.ts';
 import { runCfnLint, runServerless } from './serverless-cli.ts';
 
@@ -31,6 +36,7 @@ interface Template {
       Type: string;
       Properties: {
         Handler?: string;
+        MemorySize?: number;
         Code?: { S3Key?: unknown };
         Environment?: { Variables?: Record<string, unknown> };
       };
@@ -193,6 +199,18 @@ describe('500 clusters in one deployment', () => {
       extracted.set(zip, out);
     }
   }, 300_000);
+
+  it('sizes healthCheck by the clusters of its busiest shard (healthCheckMemoryMb unset)', () => {
+    const clusters = Array.from({ length: CLUSTERS }, (_, i) => generatedCluster(i));
+    // deploy.features.json: 3 shards, no healthCheckMemoryMb. About 167 clusters a shard.
+    const busiest = busiestShard(clusters, 3);
+    const mb = defaultHealthCheckMemoryMb(busiest);
+    // The smallest 128 MB step that holds the busiest shard.
+    expect(clustersHeldBy(mb)).toBeGreaterThanOrEqual(busiest);
+    expect(clustersHeldBy(mb - 128)).toBeLessThan(busiest);
+    const health = lambdaFunctions(pkg.template).find(([id]) => id === 'HealthCheckLambdaFunction');
+    expect(health?.[1].Properties.MemorySize).toBe(mb);
+  });
 
   it("keeps every function's environment under Lambda's 4 KB", () => {
     const functions = lambdaFunctions(pkg.template);

@@ -1,11 +1,16 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   firstAndAdditional,
   fitRounds,
   type InvocationProfile,
   monthlyCost,
+  pricedResources,
   shardsNeeded,
 } from '../../infra/bench/cost-model.ts';
+import { ensurePackagedTemplate, PROJECT_ROOT } from '../../infra/local-cloud/packaged-functions.ts';
+import { defaultHealthCheckMemoryMb } from '../../lib/config/deploy-settings.ts';
 
 const base: Omit<InvocationProfile, 'clusters' | 'shards'> = {
   memoryMb: 256,
@@ -73,5 +78,50 @@ describe('cost model', () => {
     expect(r.firstClusterUsd).toBe(first);
     expect(r.shards).toBe(3);
     expect(r.perAdditionalClusterUsd).toBeCloseTo((r.atClustersUsd - first) / 29, 2);
+  });
+
+  it('prices healthCheck at the size the deployment gets when healthCheckMemoryMb is unset', () => {
+    const r = firstAndAdditional({ ...base, memoryMb: 1 }, 30, () => 1, defaultHealthCheckMemoryMb);
+    // One cluster: 128 MB; 30 clusters on one shard: 384 MB (6 + 12 + 12).
+    expect(r.memoryMb).toBe(384);
+    const first = monthlyCost({ ...base, memoryMb: 128, clusters: 1, shards: 1 });
+    // 0.125 GB x 2,592,000 s x 1.1 x $0.0000133334
+    expect(first.lines.lambdaCompute).toBe(4.75);
+    expect(r.firstClusterUsd).toBe(first.totalUsd);
+    const at = monthlyCost({ ...base, memoryMb: 384, clusters: 30, shards: 1 });
+    expect(at.lines.lambdaCompute).toBe(14.26);
+    expect(r.atClustersUsd).toBe(at.totalUsd);
+  });
+
+  it('charges every alarm and dashboard the packaged template declares', { timeout: 240_000 }, async () => {
+    const template = JSON.parse(readFileSync(await ensurePackagedTemplate(), 'utf8'));
+    const yml = readFileSync(join(PROJECT_ROOT, 'serverless.yml'), 'utf8');
+    const count = (type: string) => yml.split('\n').filter((l) => l.trim() === `Type: ${type}`).length;
+    const priced = pricedResources(template);
+    expect(priced.alarms).toBe(count('AWS::CloudWatch::Alarm'));
+    expect(priced.alarms).toBeGreaterThan(0);
+    expect(priced.dashboards).toBe(count('AWS::CloudWatch::Dashboard'));
+  });
+
+  it('prices the measured 30-cluster profile at the deployed size (scale bench, 30 clusters, one shard)', () => {
+    // Measured 2026-12-01 (npm run bench -- --scenario scale --clusters 30, packaged runtime, 384 MB
+    // chosen by defaultHealthCheckMemoryMb): per cluster-second 1.092 read units (the epoch check's
+    // GetItem each round), 0.004 write units, 58 log bytes; the lease heartbeat 0.2 write units a
+    // shard-second; 6 alarm metrics; 11 alarms and 1 dashboard in the packaged template.
+    const measured = {
+      ...base,
+      memoryMb: 128,
+      readUnitsPerClusterSecond: 1.092,
+      writeUnitsPerClusterSecond: 0.004,
+      writeUnitsPerShardSecond: 0.2,
+      logBytesPerClusterSecond: 58,
+      customMetricsPerCluster: 0,
+      alarms: 11,
+    };
+    const r = firstAndAdditional(measured, 30, () => 1, defaultHealthCheckMemoryMb);
+    // What the bench printed for that run: first $11.42, each additional $0.76.
+    expect(r.firstClusterUsd).toBe(11.42);
+    expect(r.perAdditionalClusterUsd).toBe(0.76);
+    expect(r.memoryMb).toBe(384);
   });
 });

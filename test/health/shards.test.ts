@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../infra/local-cloud/packaged-functions.ts';
-import { healthCheckSizingWarning, resolveDeploySettings } from '../../lib/config/deploy-settings.ts';
+import {
+  busiestShard,
+  clustersHeldBy,
+  defaultHealthCheckMemoryMb,
+  healthCheckSizingWarning,
+  resolveDeploySettings,
+} from '../../lib/config/deploy-settings.ts';
 import {
   clustersOfShard,
   MAX_SHARDS,
@@ -21,10 +27,36 @@ describe('health-check shards', () => {
     expect(healthCheckSizingWarning(few, { healthCheckShards: 1, healthCheckMemoryMb: 128 })).toBeUndefined();
     const ten = clusters.slice(0, 10);
     const w = healthCheckSizingWarning(ten, { healthCheckShards: 1, healthCheckMemoryMb: 128 });
-    expect(w).toMatch(/up to 10 clusters, but 128 MB holds about 6/);
+    expect(w).toMatch(/up to 10 clusters, but 128 MB holds about 6\./);
     expect(w).toMatch(/"healthCheckShards" to about 3 or "healthCheckMemoryMb" to 256/);
     expect(healthCheckSizingWarning(ten, { healthCheckShards: 1, healthCheckMemoryMb: 256 })).toBeUndefined();
     expect(healthCheckSizingWarning(ten, { healthCheckShards: 3, healthCheckMemoryMb: 128 })).toBeUndefined();
+  });
+
+  it('sizes healthCheck by the clusters of its busiest shard when the setting is left out', () => {
+    expect(healthCheckSizingWarning(clusters.slice(0, 30), { healthCheckShards: 1 })).toBeUndefined();
+    expect(defaultHealthCheckMemoryMb(0)).toBe(128);
+    expect(defaultHealthCheckMemoryMb(1)).toBe(128);
+    expect(defaultHealthCheckMemoryMb(6)).toBe(128);
+    expect(defaultHealthCheckMemoryMb(7)).toBe(256);
+    expect(defaultHealthCheckMemoryMb(18)).toBe(256);
+    expect(defaultHealthCheckMemoryMb(19)).toBe(384);
+    expect(defaultHealthCheckMemoryMb(30)).toBe(384);
+    expect(clustersHeldBy(640)).toBe(54);
+    // Past Lambda's largest size (10,240 MB holds 954) only more shards help.
+    const thousand = Array.from({ length: 1000 }, (_, i) => ({ name: `orders-${i}` }));
+    expect(healthCheckSizingWarning(thousand, { healthCheckShards: 1 })).toMatch(
+      /10240 MB holds about 954\. .* "healthCheckShards" to about 2/,
+    );
+    // The size it picks is one the warning accepts, for any count and sharding.
+    for (const n of [1, 6, 7, 18, 19, 30, 100, 500])
+      for (const of of [1, 2, 5])
+        expect(
+          healthCheckSizingWarning(clusters.slice(0, n), {
+            healthCheckShards: of,
+            healthCheckMemoryMb: defaultHealthCheckMemoryMb(busiestShard(clusters.slice(0, n), of)),
+          }),
+        ).toBeUndefined();
   });
 
   it('has every shard watched by exactly one other shard (a ring), and none when there is one', () => {
@@ -90,6 +122,13 @@ describe('the healthCheckShards deploy setting', () => {
     expect(resolve({ healthCheckShards: 3 }).healthCheckEvents).toEqual(
       [0, 1, 2].map((shard) => ({ schedule: { rate: 'rate(1 minute)', input: { shard, of: 3 } } })),
     );
+  });
+
+  it('deploys healthCheck at the size the clusters need unless healthCheckMemoryMb is set', () => {
+    // The example has one cluster: 128 MB.
+    expect(resolve({}).healthCheckMemoryMb).toBe(128);
+    expect(resolve({ healthCheckMemoryMb: 512 }).healthCheckMemoryMb).toBe(512);
+    expect(() => resolve({ healthCheckMemoryMb: 64 })).toThrow(/healthCheckMemoryMb/);
   });
 
   it('refuses a shard count that is not a whole number from 1 to 64, naming the key', () => {

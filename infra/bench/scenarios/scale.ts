@@ -2,8 +2,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoStateStore } from '../../../lib/adapters/dynamodb-state-store.ts';
+import {
+  busiestShard,
+  clustersHeldBy,
+  defaultHealthCheckMemoryMb,
+} from '../../../lib/config/deploy-settings.ts';
 import { type MariaDbCluster, startCluster } from '../../cluster/mariadb-cluster.ts';
-import { readPackagedFunctions } from '../../local-cloud/lambda-runtime/artifact.ts';
 import { MB_PER_VCPU } from '../../local-cloud/lambda-runtime/runtime.ts';
 import { type LocalCloud, startLocalCloud } from '../../local-cloud/local-cloud.ts';
 import { ensurePackagedTemplate } from '../../local-cloud/packaged-functions.ts';
@@ -13,6 +17,7 @@ import {
   type InvocationProfile,
   monthlyCost,
   PRICES,
+  pricedResources,
   shardsNeeded,
 } from '../cost-model.ts';
 import {
@@ -38,7 +43,6 @@ max_connections=40
 table_open_cache=64
 `;
 const HEALTH_ID = 'HealthCheckLambdaFunction';
-const DEFAULT_HEALTH_MB = 256;
 /** Where each run's measured point is kept, so the 500-cluster model fits every count measured. */
 /** The share of its CPU limit a shard is planned to use (the model's shards-needed rule). */
 const CPU_UTILISATION = 0.5;
@@ -203,11 +207,17 @@ function loadPoints(memoryMb: number): ScalePoint[] {
  */
 async function runScale(n: number, shards: number, log: (line: string) => void): Promise<Trial> {
   // SCALE_HEALTH_MB=128 npm run bench -- --scenario scale ...: the health check at another size;
-  // by default its packaged MemorySize (serverless.yml), as deployed.
-  const packaged = readPackagedFunctions(await ensurePackagedTemplate(log)).find((f) => f.id === HEALTH_ID);
-  const healthMb = Number(process.env.SCALE_HEALTH_MB) || packaged?.memoryMb || DEFAULT_HEALTH_MB;
-  Number(process.env.SCALE_HEALTH_MB) ||
-    (trialCloudDefaults().lambda?.memoryMb?.[HEALTH_ID] ?? DEFAULT_HEALTH_MB);
+  // by default the size a deployment of these n clusters on these shards gets with
+  // healthCheckMemoryMb unset (deploy-settings.ts defaultHealthCheckMemoryMb), as deployed.
+  const template = await ensurePackagedTemplate(log);
+  const priced = pricedResources(JSON.parse(readFileSync(template, 'utf8')));
+  const fixedMb = Number(process.env.SCALE_HEALTH_MB) || undefined;
+  const memoryFor = fixedMb ? undefined : defaultHealthCheckMemoryMb;
+  const busiest = busiestShard(
+    Array.from({ length: n }, (_, i) => ({ name: clusterName(i) })),
+    shards,
+  );
+  const healthMb = fixedMb ?? defaultHealthCheckMemoryMb(busiest);
   const startedAt = Date.now();
   const clusters = await startClusters(n, log);
   const startSeconds = Math.round((Date.now() - startedAt) / 1000);
@@ -341,8 +351,10 @@ async function runScale(n: number, shards: number, log: (line: string) => void):
       logBytesPerClusterSecond: logBytes / n / seconds,
       customMetricsPerCluster: metrics.withCluster / n,
       deploymentMetrics: metrics.dimensionless,
-      alarms: 7,
-      paidDashboards: 1,
+      // As packaged (serverless.yml): every alarm, and the dashboard charged as a paid one (it is
+      // free only while the account has no more than 3).
+      alarms: priced.alarms,
+      paidDashboards: priced.dashboards,
       secrets: 0,
       failoversPerMonth: 1,
       transitionsPerFailover: 20,
@@ -376,8 +388,10 @@ async function runScale(n: number, shards: number, log: (line: string) => void):
     let model500: Record<string, unknown>;
     try {
       const budget = limit * CPU_UTILISATION;
-      const shardsFor = (c: number) => shardsNeeded(c, cpuFit, budget);
-      const at500 = firstAndAdditional(profileBase, 500, shardsFor);
+      // No more clusters a shard than the size measured holds (what the deploy settings warn about).
+      const maxPerShard = clustersHeldBy(memoryMb);
+      const shardsFor = (c: number) => shardsNeeded(c, cpuFit, budget, maxPerShard);
+      const at500 = firstAndAdditional(profileBase, 500, shardsFor, memoryFor);
       const perShard = Math.ceil(500 / at500.shards);
       model500 = {
         fromPoints: points.map((p) => p.clusters),
@@ -390,14 +404,16 @@ async function runScale(n: number, shards: number, log: (line: string) => void):
         clustersPerShard: perShard,
         roundP50Ms: Math.round(p50Fit.fixedMs + p50Fit.perClusterMs * perShard),
         roundP99Ms: Math.round(p99Fit.fixedMs + p99Fit.perClusterMs * perShard),
+        memoryMb: at500.memoryMb,
         monthlyUsd: at500.atClustersUsd,
         perAdditionalClusterUsd: at500.perAdditionalClusterUsd,
-        lines: monthlyCost({ ...profileBase, clusters: 500, shards: at500.shards }).lines,
+        lines: monthlyCost({ ...profileBase, clusters: 500, shards: at500.shards, memoryMb: at500.memoryMb })
+          .lines,
       };
     } catch (err) {
       model500 = { error: (err as Error).message };
     }
-    const here = firstAndAdditional(profileBase, Math.max(n, 2), (c) => (c === 1 ? 1 : shards));
+    const here = firstAndAdditional(profileBase, Math.max(n, 2), (c) => (c === 1 ? 1 : shards), memoryFor);
     const detectMs = ownStart ? Number(ownStart.detectedAt) - killedAt : null;
     return {
       detectMs,
@@ -442,7 +458,15 @@ async function runScale(n: number, shards: number, log: (line: string) => void):
       falseFailovers,
       costFirstClusterUsd: here.firstClusterUsd,
       costPerAdditionalClusterUsd: here.perAdditionalClusterUsd,
-      costLinesFirstCluster: monthlyCost({ ...profileBase, clusters: 1, shards: 1 }).lines,
+      healthCheckMemoryMb: memoryMb,
+      pricedResources: priced,
+      costLinesFirstCluster: monthlyCost({
+        ...profileBase,
+        clusters: 1,
+        shards: 1,
+        memoryMb: memoryFor ? memoryFor(1) : memoryMb,
+      }).lines,
+      costLinesAtClusters: monthlyCost({ ...profileBase, clusters: n, shards }).lines,
       prices: PRICES.source,
       model500,
     };
