@@ -45,11 +45,32 @@ function command() {
 function stackShape() {
   const yaml = require('js-yaml');
   const doc = yaml.load(fs.readFileSync(path.join(root, 'serverless.yml'), 'utf8'));
-  const resources = doc.resources?.Resources ?? {};
+  // `resources` is a list of parts serverless merges (the dashboard's own part is a variable).
+  const parts = [doc.resources ?? []].flat().filter((p) => p && typeof p === 'object');
+  const resources = Object.assign({}, ...parts.map((p) => p.Resources ?? {}));
   return {
     functions: Object.keys(doc.functions ?? {}),
     alarms: Object.keys(resources).filter((id) => resources[id].Type === 'AWS::CloudWatch::Alarm'),
     stateMachines: Object.values(doc.stepFunctions?.stateMachines ?? {}).map((m) => m.id),
+  };
+}
+
+// The resources part of the dashboard (deploy setting `dashboard`): the dashboard and its output,
+// or nothing, so a stack without it has no AWS::CloudWatch::Dashboard to pay for.
+function dashboardResources(enabled, buildDashboard, service, stage) {
+  if (!enabled) return {};
+  const name = `${service}-${stage}`;
+  return {
+    Resources: {
+      Dashboard: {
+        Type: 'AWS::CloudWatch::Dashboard',
+        Properties: {
+          DashboardName: name,
+          DashboardBody: buildDashboard({ prefix: name, ...stackShape() }),
+        },
+      },
+    },
+    Outputs: { DashboardName: { Value: { Ref: 'Dashboard' } } },
   };
 }
 
@@ -71,7 +92,10 @@ module.exports = async ({ resolveVariable }) => {
     });
     if (!warned) for (const w of settings.warnings) console.warn(`WARNING: ${w}`);
     warned = true;
-    return { ...settings, dashboardBody: buildDashboard({ prefix: `${service}-${stage}`, ...stackShape() }) };
+    return {
+      ...settings,
+      dashboardResources: dashboardResources(settings.dashboard, buildDashboard, service, stage),
+    };
   } catch (err) {
     // Serverless prints the message; the name tells ConfigError from a bug.
     throw new Error(`${err.name}: ${err.message}`);

@@ -23,7 +23,7 @@ export const PRICES = {
   customMetric: 0.3,
   /** CloudWatch standard-resolution alarm, per alarm-month. */
   alarm: 0.1,
-  /** CloudWatch dashboard, per month beyond the free three. */
+  /** CloudWatch dashboard, per month beyond the free three of an account ({@link FREE_DASHBOARDS}). */
   dashboard: 3.0,
   /** CloudWatch Logs ingestion, per GB. */
   logsIngestGb: 0.5,
@@ -34,6 +34,9 @@ export const PRICES = {
 } as const;
 
 export const SECONDS_PER_MONTH = 30 * 24 * 3600;
+
+/** Dashboards an account has free each month (CloudWatch free tier), whoever created them. */
+export const FREE_DASHBOARDS = 3;
 
 /** What one deployment does, per second unless named otherwise. */
 export interface InvocationProfile {
@@ -59,7 +62,10 @@ export interface InvocationProfile {
   /** Dimensionless custom metrics (the alarms watch these), per deployment. */
   deploymentMetrics: number;
   alarms: number;
-  /** Dashboards beyond the free three. */
+  /**
+   * Dashboards priced as paid: those the deployment has (deploy setting `dashboard`, 0 or 1). The
+   * model cannot know the account's other dashboards, so it never counts one as free.
+   */
   paidDashboards: number;
   /** Secrets Manager secrets the deployment reads (one secret may hold every login, by key). */
   secrets: number;
@@ -182,5 +188,20 @@ export function pricedResources(template: { Resources?: Record<string, { Type?: 
   return {
     alarms: types.filter((t) => t === 'AWS::CloudWatch::Alarm').length,
     dashboards: types.filter((t) => t === 'AWS::CloudWatch::Dashboard').length,
+  };
+}
+
+/**
+ * What the deploy setting `dashboard` costs, for the bench's output: the dashboards the template
+ * has, what they add to each month at list price, and the free tier that may make them $0.
+ */
+export function dashboardCost(dashboards: number): { dashboards: number; monthlyUsd: number; note: string } {
+  return {
+    dashboards,
+    monthlyUsd: round2(dashboards * PRICES.dashboard),
+    note:
+      dashboards === 0
+        ? `no dashboard (deploy setting "dashboard": false); "dashboard": true adds $${PRICES.dashboard.toFixed(2)} a month, $0 while the account has at most ${FREE_DASHBOARDS} dashboards`
+        : `priced as paid; $0 while the account has at most ${FREE_DASHBOARDS} dashboards (CloudWatch free tier)`,
   };
 }

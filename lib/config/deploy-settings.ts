@@ -55,6 +55,14 @@ export const DeploySettingsSchema = z
     healthCheckMemoryMb: z.number().int().min(128).max(10_240).optional(),
     /** X-Ray tracing of the functions and both state machines. */
     tracing: z.boolean().default(false),
+    /**
+     * The CloudWatch dashboard (lib/config/dashboard.ts): $3.00 a month, free while the account
+     * has at most 3 dashboards. Off (the default): the template has no dashboard; the alarms,
+     * metrics, logs and `serverless invoke -f status` are the same either way.
+     */
+    dashboard: z
+      .boolean({ error: 'true (deploy the dashboard, $3.00 a month) or false (none), without quotes' })
+      .default(false),
   })
   .strict();
 

@@ -97,6 +97,18 @@ describe('serverless package', () => {
     expect(r.output).toContain('Invalid failover configuration in');
     expect(r.output).toContain('clusters[1].nodes[0].port:');
   });
+
+  it('fails on a dashboard setting that is not a boolean, naming the key and the values it takes', async () => {
+    const settings = { ...readFixture('deploy.features.json'), dashboard: 'yes' };
+    const pkg = mkdtempSync(join(tmpdir(), 'deploy-pkg-'));
+    dirs.push(pkg);
+    const r = await runServerless(['package', '--stage', 'prod', '--package', pkg], {
+      FAILOVER_CONFIG_DIR: configDir({ ...good(), 'deploy.prod.json': settings }),
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.output).toContain('Invalid deploy settings in');
+    expect(r.output).toMatch(/dashboard: true \(deploy the dashboard, \$3\.00 a month\) or false \(none\)/);
+  });
 });
 
 describe('resolveDeploySettings', () => {
@@ -114,6 +126,8 @@ describe('resolveDeploySettings', () => {
     expect(s.clusterCount).toBe(1);
     expect(s.healthCheckReservedConcurrency).toBeNull();
     expect(s.eventBusName).toBe('default');
+    // No dashboard unless asked for ($3.00 a month).
+    expect(s.dashboard).toBe(false);
   });
 
   it('uses the stage files for deploy and builds the config-dependent IAM', () => {
@@ -121,6 +135,7 @@ describe('resolveDeploySettings', () => {
     expect(s.usingExamples).toBe(false);
     expect(s.clusterCount).toBe(3);
     expect(s.healthCheckReservedConcurrency).toBe(2);
+    expect(s.dashboard).toBe(true);
     const text = JSON.stringify(s.iam.failover);
     expect(text).toContain('route-table/rtb-07e1c0de00000001');
     expect(text).toContain('event-bus/dba-events');
@@ -152,6 +167,15 @@ describe('resolveDeploySettings', () => {
     expect(() => resolve({ ...good(), 'deploy.prod.json': settings })).toThrow(
       /clusters\[1\]\.credentials\.admin\.password\.secretsManager: arn:aws:secretsmanager:eu-west-1:444455556666:secret:failover\/billing/,
     );
+  });
+
+  it('rejects a dashboard setting that is not a boolean, naming the key', () => {
+    for (const dashboard of ['true', 1, null]) {
+      const settings = { ...readFixture('deploy.features.json'), dashboard };
+      expect(() => resolve({ ...good(), 'deploy.prod.json': settings }), String(dashboard)).toThrow(
+        /deploy\.prod\.json:\ndashboard: true \(deploy the dashboard, \$3\.00 a month\) or false \(none\), without quotes/,
+      );
+    }
   });
 
   it('rejects unknown deploy settings keys', () => {

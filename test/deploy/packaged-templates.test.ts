@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dashboardCost, pricedResources } from '../../infra/bench/cost-model.ts';
 import { PROJECT_ROOT } from '../../infra/local-cloud/packaged-functions.ts';
 import {
   busiestShard,
@@ -42,6 +43,7 @@ interface Template {
       };
     }
   >;
+  Outputs?: Record<string, unknown>;
 }
 
 const work: string[] = [];
@@ -139,6 +141,20 @@ describe('the packaged templates', () => {
       'dba-events',
     );
     expect(JSON.stringify(r.StateTable)).toContain('"DeletionPolicy":"Retain"');
+    // Deploy setting "dashboard" (default false, $3.00 a month): none in the default stage, not
+    // even a conditional one, and no output naming it.
+    const dashboards = (t: Template) =>
+      Object.entries(t.Resources).filter(([, res]) => res.Type === 'AWS::CloudWatch::Dashboard');
+    expect(dashboards(plain.template)).toEqual([]);
+    expect(plain.template.Outputs).not.toHaveProperty('DashboardName');
+    expect(plain.template.Outputs).toHaveProperty('AlertTopicArn');
+    // "dashboard": true (the features stage): exactly one, named after the stage, with its output.
+    expect(dashboards(features.template).map(([id]) => id)).toEqual(['Dashboard']);
+    expect(JSON.stringify(r.Dashboard)).toContain('"DashboardName":"mysql-failover-features"');
+    expect(features.template.Outputs?.DashboardName).toEqual({ Value: { Ref: 'Dashboard' } });
+    // The cost model prices what each template deploys: $0 without, $3.00 with.
+    expect(dashboardCost(pricedResources(plain.template).dashboards).monthlyUsd).toBe(0);
+    expect(dashboardCost(pricedResources(features.template).dashboards).monthlyUsd).toBe(3);
     // The dashboard: per-cluster health and probe round time, every alarm, every function's logs.
     const body = String(
       (r.Dashboard!.Properties as { DashboardBody?: { 'Fn::Sub'?: string } }).DashboardBody?.['Fn::Sub'],

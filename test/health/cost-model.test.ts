@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  dashboardCost,
+  FREE_DASHBOARDS,
   firstAndAdditional,
   fitRounds,
   type InvocationProfile,
@@ -100,14 +102,28 @@ describe('cost model', () => {
     const priced = pricedResources(template);
     expect(priced.alarms).toBe(count('AWS::CloudWatch::Alarm'));
     expect(priced.alarms).toBeGreaterThan(0);
-    expect(priced.dashboards).toBe(count('AWS::CloudWatch::Dashboard'));
+    // The example's deploy settings leave "dashboard" unset (false): none deployed, none priced.
+    // (The "dashboard": true template has one: test/deploy/packaged-templates.test.ts.)
+    expect(priced.dashboards).toBe(0);
+    expect(
+      monthlyCost({ ...base, paidDashboards: priced.dashboards, clusters: 1, shards: 1 }).lines.dashboards,
+    ).toBe(0);
+  });
+
+  it('prices the dashboard only when deployed, and says the first 3 of an account are free', () => {
+    expect(dashboardCost(0).monthlyUsd).toBe(0);
+    expect(dashboardCost(0).note).toContain('"dashboard": true adds $3.00 a month');
+    expect(dashboardCost(1).monthlyUsd).toBe(3);
+    for (const n of [0, 1]) expect(dashboardCost(n).note).toContain(`at most ${FREE_DASHBOARDS} dashboards`);
+    expect(FREE_DASHBOARDS).toBe(3);
   });
 
   it('prices the measured 30-cluster profile at the deployed size (scale bench, 30 clusters, one shard)', () => {
     // Measured 2026-12-01 (npm run bench -- --scenario scale --clusters 30, packaged runtime, 384 MB
     // chosen by defaultHealthCheckMemoryMb): per cluster-second 1.092 read units (the epoch check's
     // GetItem each round), 0.004 write units, 58 log bytes; the lease heartbeat 0.2 write units a
-    // shard-second; 6 alarm metrics; 11 alarms and 1 dashboard in the packaged template.
+    // shard-second; 6 alarm metrics; 11 alarms and 1 dashboard in the packaged template (before the
+    // deploy setting "dashboard" made it opt-in).
     const measured = {
       ...base,
       memoryMb: 128,
@@ -123,5 +139,15 @@ describe('cost model', () => {
     expect(r.firstClusterUsd).toBe(11.42);
     expect(r.perAdditionalClusterUsd).toBe(0.76);
     expect(r.memoryMb).toBe(384);
+    // The same profile without the dashboard (deploy setting "dashboard" false, the default): the
+    // first cluster-month is $3.00 less, under the $10 target; each additional is unchanged.
+    const lean = firstAndAdditional(
+      { ...measured, paidDashboards: 0 },
+      30,
+      () => 1,
+      defaultHealthCheckMemoryMb,
+    );
+    expect(lean.firstClusterUsd).toBe(8.42);
+    expect(lean.perAdditionalClusterUsd).toBe(0.76);
   });
 });

@@ -12,6 +12,7 @@ import { MB_PER_VCPU } from '../../local-cloud/lambda-runtime/runtime.ts';
 import { type LocalCloud, startLocalCloud } from '../../local-cloud/local-cloud.ts';
 import { ensurePackagedTemplate } from '../../local-cloud/packaged-functions.ts';
 import {
+  dashboardCost,
   firstAndAdditional,
   fitRounds,
   type InvocationProfile,
@@ -351,8 +352,9 @@ async function runScale(n: number, shards: number, log: (line: string) => void):
       logBytesPerClusterSecond: logBytes / n / seconds,
       customMetricsPerCluster: metrics.withCluster / n,
       deploymentMetrics: metrics.dimensionless,
-      // As packaged (serverless.yml): every alarm, and the dashboard charged as a paid one (it is
-      // free only while the account has no more than 3).
+      // As packaged (serverless.yml): every alarm, and the dashboard when the deploy settings have
+      // one ("dashboard": true; the default example has none), charged as a paid one (it is free
+      // only while the account has no more than 3).
       alarms: priced.alarms,
       paidDashboards: priced.dashboards,
       secrets: 0,
@@ -460,6 +462,7 @@ async function runScale(n: number, shards: number, log: (line: string) => void):
       costPerAdditionalClusterUsd: here.perAdditionalClusterUsd,
       healthCheckMemoryMb: memoryMb,
       pricedResources: priced,
+      dashboard: dashboardCost(priced.dashboards),
       costLinesFirstCluster: monthlyCost({
         ...profileBase,
         clusters: 1,
@@ -504,6 +507,7 @@ export const scale: BenchScenario = {
       roundBreakdownP99Ms: last?.roundBreakdownP99Ms ?? null,
       costFirstClusterUsd: last?.costFirstClusterUsd ?? null,
       costPerAdditionalClusterUsd: last?.costPerAdditionalClusterUsd ?? null,
+      dashboard: last?.dashboard ?? null,
       model500: last?.model500 ?? null,
     };
   },
