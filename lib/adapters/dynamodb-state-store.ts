@@ -26,6 +26,10 @@ const failoverSk = (epoch: number) => `FAILOVER#${String(epoch).padStart(8, '0')
  *   CLUSTER#c / FAILOVER#<epoch> one audit record per failover, steps appended
  *   CLUSTER#c / EVENT#<ts>#<n>   state changes, expiring through the `expiresAt` TTL attribute
  */
+/** Bound of one DynamoDB request attempt, request and response (DynamoDB answers in milliseconds). */
+export const STORE_REQUEST_TIMEOUT_MS = 2000;
+const STORE_CONNECT_TIMEOUT_MS = 1000;
+
 export class DynamoStateStore implements StateStore {
   private readonly doc: DynamoDBDocumentClient;
 
@@ -33,7 +37,23 @@ export class DynamoStateStore implements StateStore {
     private readonly tableName: string,
     options: { client?: DynamoDBClient } = {},
   ) {
-    const client = options.client ?? new DynamoDBClient({});
+    const client =
+      options.client ??
+      new DynamoDBClient({
+        // No request may hang: a loop stuck on one (a dead keep-alive socket) would hold its whole
+        // health-check invocation's lease heartbeat (ShardHeartbeat stops renewing while any loop
+        // is stuck, so that loop's cluster lapses and is taken over) and delay the detection of
+        // the invocation's other clusters. Bounded here: a socket idle for STORE_REQUEST_TIMEOUT_MS
+        // fails the attempt; the retries (maxAttempts) end well inside the 10 s that counts as stuck.
+        // Without throwOnRequestTimeout the SDK (smithy node-http-handler 4.x) only logs a warning
+        // when requestTimeout passes and keeps waiting: measured, a hung request then never ends.
+        requestHandler: {
+          requestTimeout: STORE_REQUEST_TIMEOUT_MS,
+          throwOnRequestTimeout: true,
+          connectionTimeout: STORE_CONNECT_TIMEOUT_MS,
+        },
+        maxAttempts: 3,
+      });
     this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   }
 
