@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { FailoverBlockedError, StaleEpochError, StateStoreUnavailableError } from '../errors.ts';
 import type { ClusterEvent, ClusterState, FailoverRecord, FailoverStep, StateStore } from '../ports.ts';
+import { boundedRequests } from './sdk/bounded.ts';
 
 const pk = (cluster: string) => `CLUSTER#${cluster}`;
 /** An invocation's heartbeat item (one per health-check invocation, for all the leases it holds). */
@@ -28,7 +29,6 @@ const failoverSk = (epoch: number) => `FAILOVER#${String(epoch).padStart(8, '0')
  */
 /** Bound of one DynamoDB request attempt, request and response (DynamoDB answers in milliseconds). */
 export const STORE_REQUEST_TIMEOUT_MS = 2000;
-const STORE_CONNECT_TIMEOUT_MS = 1000;
 
 export class DynamoStateStore implements StateStore {
   private readonly doc: DynamoDBDocumentClient;
@@ -39,21 +39,8 @@ export class DynamoStateStore implements StateStore {
   ) {
     const client =
       options.client ??
-      new DynamoDBClient({
-        // No request may hang: a loop stuck on one (a dead keep-alive socket) would hold its whole
-        // health-check invocation's lease heartbeat (ShardHeartbeat stops renewing while any loop
-        // is stuck, so that loop's cluster lapses and is taken over) and delay the detection of
-        // the invocation's other clusters. Bounded here: a socket idle for STORE_REQUEST_TIMEOUT_MS
-        // fails the attempt; the retries (maxAttempts) end well inside the 10 s that counts as stuck.
-        // Without throwOnRequestTimeout the SDK (smithy node-http-handler 4.x) only logs a warning
-        // when requestTimeout passes and keeps waiting: measured, a hung request then never ends.
-        requestHandler: {
-          requestTimeout: STORE_REQUEST_TIMEOUT_MS,
-          throwOnRequestTimeout: true,
-          connectionTimeout: STORE_CONNECT_TIMEOUT_MS,
-        },
-        maxAttempts: 3,
-      });
+      // No request may hang: see boundedRequests (a stuck loop would lapse the whole invocation).
+      new DynamoDBClient(boundedRequests(STORE_REQUEST_TIMEOUT_MS));
     this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   }
 

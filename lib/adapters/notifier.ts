@@ -1,4 +1,5 @@
 import type { SNSClient } from '@aws-sdk/client-sns';
+import { boundedRequests } from './sdk/bounded.ts';
 
 export interface Notification {
   cluster: string;
@@ -32,7 +33,7 @@ export class SnsNotifier implements Notifier {
     try {
       // The SDK is loaded on the first notification, not at import (cold start).
       const sdk = await import('./sdk/sns.ts');
-      this.client ??= new sdk.SNSClient({});
+      this.client ??= new sdk.SNSClient(boundedRequests());
       await this.client.send(
         new sdk.PublishCommand({
           TopicArn: this.topicArn,

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SecretRef } from '../config/schema.ts';
 import { SecretNotFoundError } from '../errors.ts';
+import { boundedRequests } from './sdk/bounded.ts';
 
 /** How long a resolved secret is used before it is read again (SECRETS_TTL_MS overrides). */
 export const SECRET_TTL_MS = 5 * 60_000;
@@ -119,7 +120,7 @@ export class SecretResolver {
     // Loaded on first use: env and file references (and the functions that never read a secret)
     // do not pay for the Secrets Manager client at import (cold start).
     const sdk = await import('./sdk/secrets-manager.ts');
-    this.client ??= new sdk.SecretsManagerClient({});
+    this.client ??= new sdk.SecretsManagerClient(boundedRequests());
     let text: string | undefined;
     try {
       const r = await this.client.send(new sdk.GetSecretValueCommand({ SecretId: ref.secretsManager }));

@@ -1,4 +1,5 @@
 import type { SFNClient } from '@aws-sdk/client-sfn';
+import { boundedRequests } from './sdk/bounded.ts';
 
 type Sdk = typeof import('./sdk/sfn-start.ts');
 
@@ -44,7 +45,7 @@ export class SfnFailoverStarter implements FailoverStarter {
   /** The SDK is loaded on the first start, not at import: the health check's cold start. */
   private async sdk(): Promise<{ sdk: Sdk; client: SFNClient }> {
     const sdk = await import('./sdk/sfn-start.ts');
-    this.client ??= new sdk.SFNClient({});
+    this.client ??= new sdk.SFNClient(boundedRequests());
     return { sdk, client: this.client };
   }
 
