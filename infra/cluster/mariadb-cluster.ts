@@ -22,6 +22,7 @@ import {
   mkdtempSync,
   openSync,
   readdirSync,
+  readFileSync,
   statSync,
 } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
@@ -563,6 +564,12 @@ export class MariaDbCluster {
     const rt = this.runtime(id);
     if (rt.node.pid === undefined) throw new Error(`Cannot hang ${id}: not running`);
     process.kill(rt.node.pid, 'SIGSTOP');
+    // The stop is asynchronous: kill() returns once the signal is queued, and each thread stops
+    // when it next returns to user mode. On a loaded machine a thread may still answer a request
+    // sent right after this call (seen once in CI: a probe answered 4 ms after the SIGSTOP). Wait
+    // until every thread is stopped, so that "hung" means hung from here on.
+    if (!waitAllThreadsStopped(rt.node.pid, 500))
+      this.log(`${id}: SIGSTOP sent, not every thread seen stopped within 500 ms`);
     rt.state = 'hung';
     this.log(`${id}: hung (SIGSTOP)`);
   }
@@ -857,5 +864,30 @@ export async function startCluster(opts: ClusterHarnessOptions = {}): Promise<Ma
       await rm(dir, { recursive: true, force: true });
     }
     throw err;
+  }
+}
+
+/** True once every thread of `pid` is in the stopped state (`T`) per /proc; false after `withinMs`. */
+function waitAllThreadsStopped(pid: number, withinMs: number): boolean {
+  const until = Date.now() + withinMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    let all = true;
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        // Field 3, after the parenthesised command name (which may contain spaces).
+        const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        if (state !== 'T' && state !== 't') {
+          all = false;
+          break;
+        }
+      }
+    } catch {
+      return false; // gone, or no /proc: nothing to wait for
+    }
+    if (all) return true;
+    if (Date.now() > until) return false;
+    Atomics.wait(pause, 0, 0, 1);
   }
 }
