@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -54,8 +55,19 @@ export async function ensurePackagedTemplate(log: (line: string) => void = () =>
   return PACKAGED_TEMPLATE;
 }
 
+/**
+ * A private TMPDIR for one `serverless package` run, removed by `cleanup()`. serverless-esbuild
+ * zips each function from a directory in os.tmpdir() and never removes it (its release calls a
+ * non-recursive remove on a non-empty directory): 10 directories left behind per run otherwise.
+ */
+export function packagingTmpDir(): { env: { TMPDIR: string }; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'smf-package-'));
+  return { env: { TMPDIR: dir }, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
 export function runServerlessPackage(): Promise<void> {
-  return new Promise((resolve, reject) => {
+  const tmp = packagingTmpDir();
+  return new Promise<void>((resolve, reject) => {
     const child = spawn(join(PROJECT_ROOT, 'node_modules', '.bin', 'serverless'), ['package'], {
       cwd: PROJECT_ROOT,
       env: {
@@ -63,6 +75,7 @@ export function runServerlessPackage(): Promise<void> {
         SLS_TELEMETRY_DISABLED: '1',
         SLS_NOTIFICATIONS_MODE: 'off',
         AWS_REGION: process.env.AWS_REGION ?? 'us-east-1',
+        ...tmp.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -75,7 +88,7 @@ export function runServerlessPackage(): Promise<void> {
         ? resolve()
         : reject(new Error(`serverless package failed (exit ${code}):\n${out.slice(-3000)}`)),
     );
-  });
+  }).finally(tmp.cleanup);
 }
 
 /** One scheduled rule of a function: its rate and the constant input it sends (if any). */

@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { PROJECT_ROOT } from '../../infra/local-cloud/packaged-functions.ts';
+import { PROJECT_ROOT, packagingTmpDir } from '../../infra/local-cloud/packaged-functions.ts';
 
 export interface CliResult {
   code: number | null;
@@ -12,7 +12,8 @@ export interface CliResult {
  * command that reached AWS would fail on credentials rather than deploy anything.
  */
 export function runServerless(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
+  const tmp = packagingTmpDir();
+  return new Promise<CliResult>((resolve, reject) => {
     const child = spawn(join(PROJECT_ROOT, 'node_modules', '.bin', 'serverless'), args, {
       cwd: PROJECT_ROOT,
       env: {
@@ -22,6 +23,7 @@ export function runServerless(args: string[], env: Record<string, string> = {}):
         SLS_NOTIFICATIONS_MODE: 'off',
         AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
         AWS_CONFIG_FILE: '/nonexistent',
+        ...tmp.env,
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -31,7 +33,7 @@ export function runServerless(args: string[], env: Record<string, string> = {}):
     child.stderr.on('data', (d) => (output += d));
     child.on('error', reject);
     child.on('exit', (code) => resolve({ code, output }));
-  });
+  }).finally(tmp.cleanup);
 }
 
 /** Runs cfn-lint on a template; resolves with its exit code and output (never throws on findings). */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MariaDbCluster, startCluster } from '../../infra/cluster/mariadb-cluster.ts';
 import { type LocalCloud, startLocalCloud } from '../../infra/local-cloud/local-cloud.ts';
-import { PROJECT_ROOT, readSchedule } from '../../infra/local-cloud/packaged-functions.ts';
+import { PROJECT_ROOT, packagingTmpDir, readSchedule } from '../../infra/local-cloud/packaged-functions.ts';
 import { shardOf } from '../../lib/health/shards.ts';
 
 /**
@@ -23,15 +23,17 @@ describe('health-check schedules fanned out to shards', () => {
     copyFileSync(join(PROJECT_ROOT, 'config/clusters.example.json'), join(configDir, 'clusters.shards.json'));
     const deploy = JSON.parse(readFileSync(join(PROJECT_ROOT, 'config/deploy.example.json'), 'utf8'));
     writeFileSync(join(configDir, 'deploy.shards.json'), JSON.stringify({ ...deploy, healthCheckShards: 3 }));
+    const tmp = packagingTmpDir();
     const r = spawnSync(
       join(PROJECT_ROOT, 'node_modules/.bin/serverless'),
       ['package', '--stage', 'shards', '--package', outDir],
       {
         cwd: PROJECT_ROOT,
         encoding: 'utf8',
-        env: { ...process.env, SLS_TELEMETRY_DISABLED: '1', FAILOVER_CONFIG_DIR: configDir },
+        env: { ...process.env, SLS_TELEMETRY_DISABLED: '1', FAILOVER_CONFIG_DIR: configDir, ...tmp.env },
       },
     );
+    tmp.cleanup();
     if (r.status !== 0) throw new Error(`serverless package failed:\n${r.stdout}\n${r.stderr}`);
   }, 240_000);
 
