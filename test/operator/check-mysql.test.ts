@@ -18,6 +18,7 @@ import {
   type FakeNode,
   GRANTS_84,
   mysql84,
+  mysqlClusterConfig,
   PERFORMANCE_SCHEMA_GRANT_LINES,
   replica84,
   scriptedNode,
@@ -31,31 +32,13 @@ const LOGINS = {
   replication: { user: 'repl', password: 'r-pass' },
 };
 
-function cluster(semiSync = true) {
-  return ClusterSchema.parse({
-    name: 'my',
-    primary: 'db1',
-    nodes: [
-      { id: 'db1', host: '127.0.0.1', port: 13000 },
-      { id: 'db2', host: '127.0.0.2', port: 3306 },
-      { id: 'db3', host: '127.0.0.3', port: 3306 },
-    ],
-    credentials: {
-      admin: { user: 'failover_admin', password: { env: 'X' } },
-      replication: { user: 'repl', password: { env: 'Y' } },
-    },
-    vip: { provider: 'none' },
-    failover: { semiSync },
-  });
-}
-
 async function inspect(nodes: Record<string, FakeNode>, semiSync = true) {
   const withNode: WithNodeSession = async (n: NodeConfig, login, fn) => {
     const f = nodes[n.id];
     if (!f) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
     return fn(scriptedNode(f, login));
   };
-  return inspectNodes(cluster(semiSync), 'db1', LOGINS, withNode);
+  return inspectNodes(mysqlClusterConfig(semiSync), 'db1', LOGINS, withNode);
 }
 
 const only = (fs: CheckFinding[], check: string, nodeId?: string) =>

@@ -7,7 +7,6 @@
  * planFailover run on live MariaDB clusters (test/timelines/lagging-survivors.test.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { ClusterSchema } from '../../lib/config/schema.ts';
 import type { NodeProbe } from '../../lib/core/types.ts';
 import { initialState } from '../../lib/health/round.ts';
 import { describeFailoverPlan } from '../../lib/operator/plan.ts';
@@ -17,7 +16,14 @@ import {
   SHOW_REPLICA_STATUS_84_CONNECTING,
   SHOW_SLAVE_STATUS_57,
 } from '../dialect/fixtures/mysql-manual.ts';
-import { type FakeNode, mysql84, probeScripted, replica84, settings } from '../support/mysql-scripted.ts';
+import {
+  type FakeNode,
+  mysql84,
+  mysqlClusterConfig,
+  probeScripted,
+  replica84,
+  settings,
+} from '../support/mysql-scripted.ts';
 
 /** The source UUID of the manual's SHOW REPLICA STATUS example: the primary db1. */
 const P = '73f86016-978b-11ee-ade5-8d2a2a562feb';
@@ -29,24 +35,6 @@ const R3 = 'b4d1c2e0-9f1a-11ee-8c90-0242ac120003';
 
 const NOW = 1_763_769_600_000;
 const ADMIN = { user: 'failover_admin', password: 'a-pass' };
-
-function config(semiSync = true) {
-  return ClusterSchema.parse({
-    name: 'my',
-    primary: 'db1',
-    nodes: [
-      { id: 'db1', host: '127.0.0.1', port: 13000 },
-      { id: 'db2', host: '127.0.0.2', port: 3306 },
-      { id: 'db3', host: '127.0.0.3', port: 3306 },
-    ],
-    credentials: {
-      admin: { user: 'failover_admin', password: { env: 'X' } },
-      replication: { user: 'repl', password: { env: 'Y' } },
-    },
-    vip: { provider: 'none' },
-    failover: { semiSync },
-  });
-}
 
 /** An 8.4 replica of db1 whose SHOW REPLICA STATUS row carries its own GTID sets (server form). */
 function replicaOf(
@@ -72,7 +60,7 @@ describe('status on MySQL-shaped nodes', () => {
       db2: replicaOf(2, { executed, retrieved: `${P}:1-100` }),
       db3: replicaOf(3, { executed, retrieved: `${P}:1-100` }),
     });
-    const s = describeClusterStatus(config(), {
+    const s = describeClusterStatus(mysqlClusterConfig(), {
       state: undefined,
       snapshot: { cluster: 'my', takenAt: NOW, primaryId: 'db1', nodes },
       holder: undefined,
@@ -124,7 +112,7 @@ describe('status on MySQL-shaped nodes', () => {
         SHOW_REPLICA_STATUS_84_CONNECTING,
       ),
     });
-    const s = describeClusterStatus(config(), {
+    const s = describeClusterStatus(mysqlClusterConfig(), {
       state: undefined,
       snapshot: { cluster: 'my', takenAt: NOW, primaryId: 'db1', nodes },
       holder: undefined,
@@ -171,7 +159,7 @@ describe('status on MySQL-shaped nodes', () => {
         heartbeat: '1.000',
       }),
     });
-    const s = describeClusterStatus(config(), {
+    const s = describeClusterStatus(mysqlClusterConfig(), {
       state: undefined,
       snapshot: { cluster: 'my', takenAt: NOW, primaryId: 'db1', nodes },
       holder: undefined,
@@ -188,7 +176,7 @@ describe('status on MySQL-shaped nodes', () => {
 describe('plan on MySQL-shaped nodes', () => {
   /** db1 dead, last seen by the health check at P:1-100; db2 received most; db3 wrote locally. */
   async function deadPrimary84(db3Executed: string) {
-    const c = config();
+    const c = mysqlClusterConfig();
     const nodes = await probeAll({
       db2: replicaOf(
         2,
@@ -248,7 +236,7 @@ describe('plan on MySQL-shaped nodes', () => {
   });
 
   it('plans a live 5.7 cluster in SLAVE/MASTER words, fencing with super_read_only, and would not fail over', async () => {
-    const c = config();
+    const c = mysqlClusterConfig();
     const node57 = (id: number, over: Partial<FakeNode> = {}) =>
       mysql84(id, {
         version: '5.7.44-log',

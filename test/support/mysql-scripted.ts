@@ -7,6 +7,7 @@
  */
 import type { Login } from '../../lib/adapters/mysql/connection.ts';
 import { openInst, type SqlSession } from '../../lib/adapters/mysql/operations.ts';
+import { ClusterSchema } from '../../lib/config/schema.ts';
 import type { NodeProbe } from '../../lib/core/types.ts';
 import {
   SEMISYNC_SOURCE_STATUS_84,
@@ -14,6 +15,25 @@ import {
   SHOW_BINARY_LOG_STATUS_84,
   SHOW_REPLICA_STATUS_84,
 } from '../dialect/fixtures/mysql-manual.ts';
+
+/** The 3-node cluster config the MySQL-shaped operator tests read (db1 primary, no VIP). */
+export function mysqlClusterConfig(semiSync = true) {
+  return ClusterSchema.parse({
+    name: 'my',
+    primary: 'db1',
+    nodes: [
+      { id: 'db1', host: '127.0.0.1', port: 13000 },
+      { id: 'db2', host: '127.0.0.2', port: 3306 },
+      { id: 'db3', host: '127.0.0.3', port: 3306 },
+    ],
+    credentials: {
+      admin: { user: 'failover_admin', password: { env: 'X' } },
+      replication: { user: 'repl', password: { env: 'Y' } },
+    },
+    vip: { provider: 'none' },
+    failover: { semiSync },
+  });
+}
 
 export type Row = Record<string, unknown>;
 
